@@ -1,0 +1,172 @@
+"""The assertions of a scenario, computed from evidence: codex events, provider audit, filesystem."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from pytest_interllm.errors import ScenarioFailure
+from pytest_interllm.expectations import Expectations
+from pytest_interllm.outcome import ScenarioOutcome
+
+_EMPTY_MODEL = re.compile(r"model is not supported|model[^\n]{0,40}(?:empty|missing|required)", re.IGNORECASE)
+_NOT_FOUND = re.compile(r"No such file or directory|command not found|os error 2", re.IGNORECASE)
+_DENIED = re.compile(
+    r"Read-only file system|Permission denied|Operation not permitted|os error 13|os error 30", re.IGNORECASE
+)
+
+
+def _clock(when: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(when)) if when else "?"
+
+
+def _tail(text: str, limit: int = 600) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def _request_lines(outcome: ScenarioOutcome) -> list[str]:
+    return [
+        f"provider request {n} at {_clock(r.time)}: POST {r.path} model={r.model!r} status={r.status}"
+        for n, r in enumerate(outcome.requests, 1)
+    ]
+
+
+def _session_line(outcome: ScenarioOutcome) -> list[str]:
+    if outcome.session_model is None:
+        return ["no session_configured event from codex"]
+    return [f"session_configured at {_clock(outcome.session_time)}: model={outcome.session_model!r}"]
+
+
+def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
+    """The session model and every audited request model must equal the expected model."""
+    expected = outcome.expected_model
+    evidence = _session_line(outcome) + _request_lines(outcome)
+    session = outcome.session_model
+    if session == "" or any(m == "" for m in outcome.provider_models):
+        return ScenarioFailure(
+            "empty-model",
+            f"expected {expected}, codex ran with an empty model "
+            f"(session_configured at {_clock(outcome.session_time)})",
+            evidence,
+        )
+    if session is not None and session != expected:
+        return ScenarioFailure(
+            "model-mismatch",
+            f"expected {expected}, codex session ran {session} (session_configured at {_clock(outcome.session_time)})",
+            evidence,
+        )
+    others = sorted({str(m) for m in outcome.provider_models if m != expected})
+    if others:
+        return ScenarioFailure(
+            "model-mismatch", f"expected {expected}, the provider was asked for {', '.join(others)}", evidence
+        )
+    return None
+
+
+def _tool_evidence(outcome: ScenarioOutcome) -> list[str]:
+    return [
+        f"tool call {c.call_id}: exit {c.exit_code} `{c.command.splitlines()[0][:120] if c.command else ''}`"
+        + (f" → {_tail(c.output, 200)}" if c.output.strip() else "")
+        for c in outcome.tool_calls
+    ]
+
+
+def _call_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
+    """Failures of the MCP call itself: timeout, crash, protocol."""
+    stderr = [f"codex stderr: {_tail(outcome.codex_stderr)}"] if outcome.codex_stderr.strip() else []
+    if outcome.timed_out:
+        return ScenarioFailure(
+            "timeout",
+            outcome.error or "codex did not answer in time",
+            _session_line(outcome) + _request_lines(outcome) + stderr,
+        )
+    if outcome.crashed:
+        return ScenarioFailure(
+            "codex-crashed", f"the codex server died during the call ({outcome.error})", _session_line(outcome) + stderr
+        )
+    if outcome.error:
+        return ScenarioFailure("mcp-protocol", f"the codex tool call failed: {outcome.error}", stderr)
+    return None
+
+
+def _provider_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
+    """codex answered with isError: the provider (or codex) refused the turn."""
+    stderr = [f"codex stderr: {_tail(outcome.codex_stderr)}"] if outcome.codex_stderr.strip() else []
+    if outcome.is_error:
+        bad = [r for r in outcome.requests if r.status >= 400]
+        text = outcome.final_output.strip().splitlines()[0][:200] if outcome.final_output.strip() else "no text"
+        if _EMPTY_MODEL.search(outcome.final_output):
+            return ScenarioFailure(
+                "empty-model",
+                f"the provider rejected the model: {text}",
+                _session_line(outcome) + _request_lines(outcome),
+            )
+        status = f"HTTP {bad[-1].status}" if bad else "an error"
+        return ScenarioFailure("provider-error", f"codex returned {status}: {text}", _request_lines(outcome) + stderr)
+    return None
+
+
+def _file_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
+    if outcome.output_exists and outcome.output_size > 0:
+        return None
+    evidence = _tool_evidence(outcome)
+    failed = [c for c in outcome.tool_calls if c.exit_code not in (0, None)]
+    for call in failed:
+        if _DENIED.search(call.output):
+            return ScenarioFailure(
+                "sandbox-denied",
+                f"{outcome.output_path} not written: the sandbox refused the write (exit {call.exit_code})",
+                evidence,
+            )
+    for call in failed:
+        if call.exit_code == 127 or _NOT_FOUND.search(call.output):
+            return ScenarioFailure(
+                "exec-not-found",
+                f"{outcome.output_path} not written: codex ran a command that does not exist (exit {call.exit_code})",
+                evidence,
+            )
+    if _NOT_FOUND.search(outcome.codex_stderr) and "exec" in outcome.codex_stderr:
+        return ScenarioFailure(
+            "exec-not-found",
+            f"{outcome.output_path} not written: codex could not start the command",
+            [*evidence, f"codex stderr: {_tail(outcome.codex_stderr)}"],
+        )
+    state = "is empty" if outcome.output_exists else "was not created"
+    reply = outcome.final_output.strip().replace("\n", " ")
+    return ScenarioFailure(
+        "no-output-file",
+        f"{outcome.output_path} {state}; the agent replied: {reply[:160] or '(nothing)'}",
+        evidence or ["codex ran no tool call"],
+    )
+
+
+def _expectation_failure(outcome: ScenarioOutcome, expect: Expectations) -> ScenarioFailure | None:
+    text = outcome.output_text
+    missing = [s for s in expect.must_contain if s.lower() not in text.lower()]
+    where = f" ({expect.source}:{expect.line})" if expect.source else ""
+    if missing:
+        return ScenarioFailure(
+            "expectation-failed",
+            f"{outcome.output_path} lacks {', '.join(map(repr, missing))}{where}",
+            [f"output starts: {text[:300]!r}"],
+        )
+    words = len(text.split())
+    if expect.min_words is not None and words < expect.min_words:
+        return ScenarioFailure(
+            "expectation-failed",
+            f"{outcome.output_path} has {words} words, expected at least {expect.min_words}{where}",
+            [f"output starts: {text[:300]!r}"],
+        )
+    return None
+
+
+def check_outcome(outcome: ScenarioOutcome, expect: Expectations | None = None) -> ScenarioFailure | None:
+    """All checks in order of cause: the call, the model, the output file, the expectations."""
+    return (
+        _call_failure(outcome)
+        or check_model(outcome)
+        or _provider_failure(outcome)
+        or _file_failure(outcome)
+        or (_expectation_failure(outcome, expect) if expect is not None else None)
+    )

@@ -1,0 +1,1 @@
+"""Driving the real `codex mcp-server` over MCP stdio."""

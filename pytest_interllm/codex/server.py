@@ -1,0 +1,118 @@
+"""One `codex mcp-server` child process and its MCP client session."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from pytest_interllm.codex.events import CallResult, CodexEvent, CodexEventParams
+
+
+class CodexServerError(RuntimeError):
+    """The codex MCP server could not be started or talked to."""
+
+
+class CodexServer:
+    """A running `codex mcp-server`; `call` sends one `codex` tool call and collects its events."""
+
+    def __init__(self, command: str, env: dict[str, str], cwd: Path, stderr_path: Path) -> None:
+        self.command = command
+        self.env = env
+        self.cwd = cwd
+        self.stderr_path = stderr_path
+        self.server_info: dict[str, Any] = {}
+        self._session: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._current: list[CodexEvent] | None = None
+        self._stderr: TextIO | None = None
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Spawn codex and complete the MCP handshake."""
+        self._stderr = self.stderr_path.open("a", encoding="utf-8")
+        self._task = asyncio.create_task(self._serve())
+        ready = asyncio.create_task(self._ready.wait())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            if self._task in done and self._task.exception() is not None:
+                raise CodexServerError(
+                    f"codex mcp-server failed to start: {self._task.exception()!r}; stderr: {self.stderr_tail()}"
+                )
+            await self.stop()
+            raise CodexServerError(f"codex mcp-server did not answer the MCP handshake within {timeout:.0f}s")
+
+    async def _serve(self) -> None:
+        from mcp.client.extension import NotificationBinding
+        from mcp.client.session import ClientSession
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        params = StdioServerParameters(command=self.command, args=["mcp-server"], env=self.env, cwd=self.cwd)
+        assert self._stderr is not None
+        async with stdio_client(params, errlog=self._stderr) as (read, write):
+            binding = NotificationBinding(method="codex/event", params_type=CodexEventParams, handler=self._on_event)
+            async with ClientSession(read, write, notification_bindings=[binding]) as session:
+                init = await session.initialize()
+                info = getattr(init, "server_info", None)
+                self.server_info = info.model_dump() if info is not None else {}
+                self._session = session
+                self._ready.set()
+                await self._stop.wait()
+
+    async def _on_event(self, params: CodexEventParams) -> None:
+        if self._current is not None:
+            self._current.append(CodexEvent.from_params(time.time(), params.model_dump()))
+
+    @property
+    def alive(self) -> bool:
+        """Whether the server task is still running."""
+        return self._task is not None and not self._task.done()
+
+    async def call(self, arguments: dict[str, Any], timeout: float) -> CallResult:
+        """One `codex` tool call; events are collected until it returns, fails or times out."""
+        async with self._lock:
+            result = CallResult()
+            self._current = result.events
+            try:
+                if not self.alive or self._session is None:
+                    raise CodexServerError("the codex MCP server is not running")
+                response = await asyncio.wait_for(self._session.call_tool("codex", arguments), timeout)
+                result.is_error = bool(getattr(response, "is_error", False))
+                result.structured = getattr(response, "structured_content", None)
+                result.text = "\n".join(
+                    str(getattr(part, "text", "")) for part in getattr(response, "content", None) or []
+                )
+            except TimeoutError:
+                result.timed_out = True
+                result.error = f"no answer from codex within {timeout:g}s"
+            except Exception as exc:  # the evidence is kept; classification happens later
+                result.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                await asyncio.sleep(0.05)  # let notifications already on the wire arrive
+                self._current = None
+            return result
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        """The last lines codex wrote to stderr."""
+        try:
+            text = self.stderr_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Close the MCP session and end the codex process."""
+        self._stop.set()
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except (TimeoutError, Exception):
+                self._task.cancel()
+        self._session = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None

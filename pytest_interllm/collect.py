@@ -1,0 +1,150 @@
+"""Collection: a markdown list is a pytest File, each scenario a pytest Item."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+from pytest_interllm.errors import ScenarioFailure
+from pytest_interllm.expectations import Expectations, load_expectations
+from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
+from pytest_interllm.scenarios import Scenario, ScenarioFormatError, parse_scenarios
+from pytest_interllm.settings import Settings
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
+EXECUTOR_KEY = pytest.StashKey[Any]()
+
+
+def expectations_path(settings: Settings, list_path: Path) -> Path:
+    """`scenarios/<list-stem>.yaml` under the rootdir."""
+    return settings.rootdir / "scenarios" / f"{list_path.stem}.yaml"
+
+
+def _front(path: Path, front: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = front.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise ScenarioFormatError(path, 2, f"front matter {key!r} must be {what}, got {value!r}")
+    return value
+
+
+class InterllmFile(pytest.File):
+    """A markdown scenario list."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        settings = self.config.stash[SETTINGS_KEY]
+        try:
+            parsed = parse_scenarios(self.path)
+            front = parsed.front_matter
+            model = _front(self.path, front, "model", str, "a model name")
+            timeout = _front(self.path, front, "timeout", (int, float), "a number of seconds")
+            template_name = _front(self.path, front, "template", str, "a path")
+            scenarios = parsed.scenarios[: settings.max_scenarios] if settings.max_scenarios else parsed.scenarios
+            expectations = load_expectations(expectations_path(settings, self.path), parsed.scenarios)
+            template = PromptTemplate.load(find_template(self.path, settings.template, template_name))
+        except (ScenarioFormatError, TemplateError) as exc:
+            raise self.CollectError(str(exc)) from None
+        problems = {p.line: p for p in parsed.problems}
+        for scenario in scenarios:
+            expect = expectations.for_scenario(scenario)
+            item = ScenarioItem.from_parent(
+                self,
+                name=scenario.name,
+                scenario=scenario,
+                expectations=expect,
+                template=template,
+                model=expect.model or (settings.model if settings.model_explicit else model or settings.model),
+                timeout=expect.timeout
+                or (settings.timeout if settings.timeout_explicit or not timeout else float(timeout)),
+                problem=problems.get(scenario.line),
+            )
+            item.add_marker(pytest.mark.interllm)
+            if expect.skip:
+                item.add_marker(pytest.mark.skip(reason=expect.skip))
+            if expect.xfail:
+                item.add_marker(pytest.mark.xfail(reason=expect.xfail))
+            for marker in expect.markers:
+                item.add_marker(marker)
+            yield item
+
+
+class ScenarioItem(pytest.Item):
+    """One scenario: render the prompt, run it through codex, check model, file and expectations."""
+
+    def __init__(
+        self,
+        *,
+        scenario: Scenario,
+        expectations: Expectations,
+        template: PromptTemplate,
+        model: str,
+        timeout: float,
+        problem: ScenarioFormatError | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.expectations = expectations
+        self.template = template
+        self.model = model
+        self.timeout = timeout
+        self.problem = problem
+
+    @property
+    def output_file(self) -> Path:
+        """Where the agent must write this scenario's file."""
+        settings = self.config.stash[SETTINGS_KEY]
+        if self.expectations.output_file:
+            return settings.rootdir / self.expectations.output_file
+        return settings.output_path(self.scenario.label)
+
+    def settings_for_run(self) -> tuple[str, float]:
+        """Model and timeout after the `interllm` marker (set by hand or by a conftest) is applied."""
+        marker = self.get_closest_marker("interllm")
+        model = str(marker.kwargs.get("model") or self.model) if marker else self.model
+        timeout = float(marker.kwargs.get("timeout") or self.timeout) if marker else self.timeout
+        return model, timeout
+
+    def prompt(self) -> str:
+        """The rendered prompt of this scenario."""
+        settings = self.config.stash[SETTINGS_KEY]
+        model, _ = self.settings_for_run()
+        return self.template.render(
+            index=self.scenario.index,
+            title=self.scenario.title,
+            body=self.scenario.body,
+            section=self.scenario.section,
+            output_path=settings.relative(self.output_file),
+            model=model,
+        )
+
+    def runtest(self) -> None:
+        if self.problem is not None:
+            raise self.problem
+        executor = self.config.stash[EXECUTOR_KEY]()
+        model, timeout = self.settings_for_run()
+        outcome = executor.run(
+            self.prompt(), output_file=self.output_file, model=model, expected_model=model, timeout=timeout
+        )
+        self.stash[OUTCOME_KEY] = outcome
+        executor.check(outcome, self.expectations)
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+        if isinstance(excinfo.value, ScenarioFailure):
+            text = excinfo.value.render()
+            outcome = self.stash.get(OUTCOME_KEY, None)
+            if outcome is not None:
+                final = outcome.final_output.strip() or "(empty)"
+                text += "\nfinal_output:\n" + "\n".join(f"  {line}" for line in final.splitlines()[:20])
+            return text
+        if isinstance(excinfo.value, ScenarioFormatError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.scenario.line - 1, f"scenario {self.scenario.index}: {self.scenario.title}"

@@ -1,0 +1,45 @@
+"""Failure classes: what went wrong, the evidence, and what to check next."""
+
+from __future__ import annotations
+
+HINTS: dict[str, str] = {
+    "model-mismatch": "check the model passed in the codex call, `model`/profiles in CODEX_HOME/config.toml "
+    "and OPENAI_DEFAULT_MODEL",
+    "empty-model": "the model reached codex as an empty string: check INTERLLM_MODEL in .env and the environment",
+    "provider-error": "the model provider refused the request: check the HTTP status, the API key and the base URL",
+    "exec-not-found": "codex ran a command or working directory that does not exist: see the tool calls",
+    "sandbox-denied": "the sandbox blocked a write: check --interllm-sandbox and that the output path is inside "
+    "the rootdir",
+    "mcp-protocol": "codex answered the MCP call with something the client could not use: see the raw error",
+    "no-output-file": "the agent did not create the output file: read final_output, it may have answered in the "
+    "conversation instead",
+    "expectation-failed": "the output file does not meet the scenario's expectations in scenarios/<list>.yaml",
+    "timeout": "no answer within the scenario timeout: raise --interllm-timeout or check the provider",
+    "codex-crashed": "the codex server process died during the call: see codex's stderr below",
+    "codex-missing": "install openai-codex-cli-bin==0.153.4 or point --interllm-codex at a codex that has mcp-server",
+}
+FAILURE_CLASSES = tuple(HINTS)
+
+
+class ScenarioFailure(Exception):
+    """A scenario that ran and failed: one class, a one-line cause, the evidence and a hint."""
+
+    def __init__(self, failure_class: str, headline: str, evidence: list[str] | None = None) -> None:
+        assert failure_class in HINTS, failure_class
+        super().__init__(f"[{failure_class}] {headline}")
+        self.failure_class = failure_class
+        self.headline = headline
+        self.evidence = evidence or []
+
+    @property
+    def hint(self) -> str:
+        return HINTS[self.failure_class]
+
+    def render(self) -> str:
+        """The long representation: cause, evidence lines, what to check next."""
+        lines = [str(self)]
+        if self.evidence:
+            lines.append("evidence:")
+            lines += [f"  {line}" for line in self.evidence]
+        lines.append(f"check next: {self.hint}")
+        return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""How a scenario reaches codex."""

@@ -1,0 +1,229 @@
+"""The `codex` executor: one reused `codex mcp-server` per worker, one `codex` tool call per scenario."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_interllm.checks import check_outcome
+from pytest_interllm.codex.events import CallResult
+from pytest_interllm.codex.locate import CodexBinary
+from pytest_interllm.codex.server import CodexServer
+from pytest_interllm.errors import ScenarioFailure
+from pytest_interllm.expectations import Expectations
+from pytest_interllm.outcome import ScenarioOutcome, tool_calls
+from pytest_interllm.providers.scripted import ScriptedModel
+from pytest_interllm.runtime import LoopRunner
+from pytest_interllm.settings import Settings
+
+PROVIDER_ID = "interllm"
+KEY_ENV = "INTERLLM_PROVIDER_KEY"
+
+
+def provider_config(base_url: str) -> dict[str, Any]:
+    """The model provider table codex gets, in its own config and in every call's `config`."""
+    return {
+        "name": PROVIDER_ID,
+        "base_url": base_url,
+        "env_key": KEY_ENV,
+        "wire_api": "responses",
+        "request_max_retries": 0,
+        "stream_max_retries": 0,
+    }
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def config_toml(base_url: str) -> str:
+    """`config.toml` for an isolated CODEX_HOME: our provider, no analytics."""
+    table = "\n".join(f"{k} = {_toml(v)}" for k, v in provider_config(base_url).items())
+    return (
+        f'model_provider = "{PROVIDER_ID}"\n\n[model_providers.{PROVIDER_ID}]\n{table}\n\n'
+        "[analytics]\nenabled = false\n"
+    )
+
+
+class CodexExecutor:
+    """One worker's agent: the scripted model, an isolated CODEX_HOME and one reused codex MCP server.
+
+    This is the object behind the `interllm_codex` fixture: `run()` sends a prompt through the real codex
+    and returns a `ScenarioOutcome`; `check()` raises `ScenarioFailure` when the outcome is wrong.
+    """
+
+    def __init__(self, settings: Settings, codex: CodexBinary, label: str = "main") -> None:
+        self.settings = settings
+        self.codex = codex
+        self.label = label
+        self.runner: LoopRunner | None = None
+        self.model: ScriptedModel | None = None
+        self.server: CodexServer | None = None
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"interllm-{label}-"))
+        self.home = self.workdir / "home"
+        self.codex_home = settings.codex_home or self.workdir / "codex-home"
+        self.stderr_path = self.workdir / "codex-stderr.log"
+        self.restarts = 0
+
+    def start(self) -> None:
+        """Start the scripted model and the codex server (idempotent)."""
+        if self.runner is None:
+            self.runner = LoopRunner()
+        if self.model is None:
+            model = ScriptedModel()
+            self.runner.run(model.start(), 30)
+            self.model = model
+        if self.settings.codex_home is None:
+            self.codex_home.mkdir(parents=True, exist_ok=True)
+            (self.codex_home / "config.toml").write_text(config_toml(self.model.url), encoding="utf-8")
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.server is None or not self.server.alive:
+            self._start_server()
+
+    def _start_server(self) -> None:
+        assert self.runner is not None and self.model is not None
+        env = {
+            "HOME": str(self.home),
+            "CODEX_HOME": str(self.codex_home),
+            KEY_ENV: self.model.token,
+            "PATH": os.environ.get("PATH", os.defpath),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+        }
+        server = CodexServer(self.codex.path, env, self.settings.rootdir, self.stderr_path)
+        self.runner.run(server.start(), 60)
+        self.server = server
+
+    def restart(self) -> None:
+        """Replace the codex server (after a timeout or a crash)."""
+        if self.server is not None and self.runner is not None:
+            self.runner.run(self.server.stop(5), 15)
+        self.server = None
+        self.restarts += 1
+        self._start_server()
+
+    def arguments(self, prompt: str, model: str | None) -> dict[str, Any]:
+        """The `codex` tool call arguments: explicit model, cwd, sandbox and approval policy."""
+        assert self.model is not None
+        args: dict[str, Any] = {
+            "prompt": prompt,
+            "cwd": str(self.settings.rootdir),
+            "sandbox": self.settings.sandbox,
+            "approval-policy": "never",
+            "config": {
+                "model_provider": PROVIDER_ID,
+                "model_providers": {PROVIDER_ID: provider_config(self.model.url)},
+            },
+        }
+        if model is not None:
+            args["model"] = model
+        return args
+
+    def run(
+        self,
+        prompt: str,
+        *,
+        output_file: Path | str,
+        model: str | None = None,
+        expected_model: str | None = None,
+        timeout: float | None = None,
+    ) -> ScenarioOutcome:
+        """Send `prompt` through codex; `model=None` leaves the model to codex's own configuration."""
+        self.start()
+        assert self.runner is not None and self.model is not None and self.server is not None
+        target = Path(output_file)
+        target = target if target.is_absolute() else self.settings.rootdir / target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)  # a file left from an earlier attempt must not count as written
+        limit = timeout or self.settings.timeout
+        expected = expected_model or model or self.settings.model
+        arguments = self.arguments(prompt, model if model is not None else None)
+        outcome = ScenarioOutcome(
+            prompt=prompt,
+            expected_model=expected,
+            output_path=self.settings.relative(target),
+            arguments={k: v for k, v in arguments.items() if k not in ("prompt", "config")},
+        )
+        seen = len(self.model.audit)
+        stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
+        start = time.monotonic()
+        try:
+            result = self.runner.run(self.server.call(arguments, limit), limit + 30)
+        except BaseException:
+            self.restart()
+            raise
+        outcome.duration = time.monotonic() - start
+        outcome.crashed = not self.server.alive and not result.timed_out
+        self._fill(outcome, result, seen, stderr_seen, target)
+        if result.timed_out or outcome.crashed:
+            self.restart()
+        return outcome
+
+    def _fill(self, outcome: ScenarioOutcome, result: CallResult, seen: int, stderr_seen: int, target: Path) -> None:
+        assert self.model is not None
+        outcome.events = result.events
+        outcome.final_output = result.text
+        outcome.is_error = result.is_error
+        outcome.error = result.error
+        outcome.timed_out = result.timed_out
+        outcome.thread_id = result.thread_id
+        configured = result.of_type("session_configured")
+        if configured:
+            value = configured[0].msg.get("model")
+            outcome.session_model = value if isinstance(value, str) else None
+            outcome.session_time = configured[0].time
+        if not outcome.final_output:
+            done = result.of_type("task_complete")
+            if done and isinstance(done[-1].msg.get("last_agent_message"), str):
+                outcome.final_output = str(done[-1].msg["last_agent_message"])
+        outcome.requests = [r for r in self.model.audit[seen:] if r.user_agent.startswith("codex")] or list(
+            self.model.audit[seen:]
+        )
+        outcome.provider_models = [r.model for r in outcome.requests]
+        outcome.tool_calls = tool_calls(result.events)
+        counts = result.of_type("token_count")
+        usage = (counts[-1].msg.get("info") or {}).get("total_token_usage") if counts else None
+        if isinstance(usage, dict):
+            outcome.tokens_in = int(usage.get("input_tokens", 0))
+            outcome.tokens_out = int(usage.get("output_tokens", 0))
+        else:
+            outcome.tokens_in = sum(r.input_tokens for r in outcome.requests)
+            outcome.tokens_out = sum(r.output_tokens for r in outcome.requests)
+        try:
+            with self.stderr_path.open("rb") as fh:
+                fh.seek(stderr_seen)
+                outcome.codex_stderr = fh.read().decode("utf-8", "replace")
+        except OSError:
+            outcome.codex_stderr = ""
+        if target.is_file():
+            outcome.output_exists = True
+            outcome.output_size = target.stat().st_size
+            outcome.output_text = target.read_text(encoding="utf-8", errors="replace")
+
+    def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None:
+        """Raise `ScenarioFailure` unless the model, the output file and the expectations hold."""
+        failure: ScenarioFailure | None = check_outcome(outcome, expectations)
+        outcome.failure_class = failure.failure_class if failure else None
+        outcome.failure = str(failure) if failure else None
+        if failure is not None:
+            raise failure
+
+    def close(self) -> None:
+        """Stop codex and the scripted model, end the loop and remove the temporary home."""
+        if self.runner is not None:
+            if self.server is not None:
+                self.runner.run(self.server.stop(5), 15)
+            if self.model is not None:
+                self.runner.run(self.model.stop(), 15)
+            self.runner.close()
+        self.server = None
+        self.model = None
+        self.runner = None
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,212 @@
+"""pytest-interllm: options, hooks and fixtures. It wires; the modules compute."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_interllm.codex.locate import CodexBinary, CodexMissing, locate
+from pytest_interllm.collect import EXECUTOR_KEY, OUTCOME_KEY, SETTINGS_KEY, InterllmFile, ScenarioItem
+from pytest_interllm.executors.codex import CodexExecutor
+from pytest_interllm.report.status import StatusLines
+from pytest_interllm.settings import Settings, add_options, resolve
+
+PLUGIN_NAME = "interllm-session"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _load_dotenv(rootdir: Path) -> None:
+    from dotenv import load_dotenv
+
+    env_file = rootdir / ".env"
+    if env_file.is_file():
+        load_dotenv(env_file, override=False)
+
+
+def clear_outputs(settings: Settings) -> None:
+    """Empty the output directory at the start of a run (keeping `.gitkeep`)."""
+    out = settings.output_dir
+    if not out.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        return
+    inside = out.is_relative_to(settings.rootdir) and out != settings.rootdir
+    for child in out.iterdir():
+        if child.name == ".gitkeep" or (not inside and not child.name.startswith("scenario_")):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _add_list_args(config: pytest.Config, settings: Settings) -> None:
+    """Make pytest collect the lists: they replace the default args, or join explicit ones."""
+    missing = [p for p in settings.lists if not p.is_file()]
+    if missing:
+        raise pytest.UsageError(f"--interllm: {missing[0]}: no such file")
+    lists = [str(p) for p in settings.lists]
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = lists
+        return
+    present = {str(Path(a.split("::")[0]).resolve()) for a in config.args}
+    config.args = list(config.args) + [p for p in lists if p not in present]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "interllm(model=None, timeout=None): expected model and timeout of an interllm scenario item."
+    )
+    _load_dotenv(Path(config.rootpath))
+    settings = resolve(config)
+    config.stash[SETTINGS_KEY] = settings
+    if not settings.lists:
+        return
+    _add_list_args(config, settings)
+    codex: CodexBinary | None = None
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and "interllm_codex" in workerinput:
+        codex = CodexBinary(*workerinput["interllm_codex"])
+    elif not config.option.collectonly and not config.option.help:
+        try:
+            codex = locate(settings.codex)
+        except CodexMissing as exc:
+            raise pytest.UsageError(f"pytest-interllm: {exc}") from None
+    if not _is_worker(config) and not config.option.collectonly:
+        clear_outputs(settings)
+    session = InterllmSession(config, settings, codex)
+    config.pluginmanager.register(session, PLUGIN_NAME)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(session), f"{PLUGIN_NAME}-xdist")
+
+
+class XdistHooks:
+    """Hands the checked codex binary to every worker so it is checked once per run."""
+
+    def __init__(self, session: InterllmSession) -> None:
+        self.session = session
+
+    def pytest_configure_node(self, node: Any) -> None:
+        codex = self.session.codex
+        if codex is not None:
+            node.workerinput["interllm_codex"] = (codex.path, codex.version)
+
+
+class InterllmSession:
+    """State of one run in one process: the lazily started executor and the status lines."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, codex: CodexBinary | None) -> None:
+        self.config = config
+        self.settings = settings
+        self.codex = codex
+        self.executor: CodexExecutor | None = None
+        self.status = StatusLines(settings.lists, settings.rootdir)
+        config.stash[EXECUTOR_KEY] = self.get_executor
+
+    def get_executor(self) -> CodexExecutor:
+        """The worker's executor, started on first use."""
+        if self.executor is None:
+            if self.codex is None:
+                self.codex = locate(self.settings.codex)
+            label = getattr(self.config, "workerinput", {}).get("workerid", "main")
+            self.executor = CodexExecutor(self.settings, self.codex, label)
+        return self.executor
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        if file_path.resolve() in self.settings.lists:
+            return InterllmFile.from_parent(parent, path=file_path)
+        return None
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        s = self.settings
+        codex = f"{self.codex.path} ({self.codex.version})" if self.codex else "not checked (collect only)"
+        home = str(s.codex_home) if s.codex_home else "isolated temporary CODEX_HOME"
+        return [
+            f"interllm: provider {s.provider} (built-in scripted model on 127.0.0.1, not a real LLM), "
+            f"expected model {s.model}, executor {s.executor}",
+            f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
+            f"interllm: outputs {s.relative(s.output_dir)}/, timeout {s.timeout:g}s per scenario",
+        ]
+
+    def _reporter(self) -> pytest.TerminalReporter | None:
+        if self.config.get_verbosity() <= -2:
+            return None
+        reporter: pytest.TerminalReporter | None = self.config.pluginmanager.get_plugin("terminalreporter")
+        return reporter
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
+        # The END line shows the result; a progress letter after it would only add noise.
+        if self._reporter() is None or self.config.get_verbosity() > 0 or not self.status.owns(report.nodeid):
+            return None
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            category = (
+                "xfailed"
+                if hasattr(report, "wasxfail") and report.skipped
+                else ("xpassed" if hasattr(report, "wasxfail") else report.outcome)
+            )
+            return category, "", category.upper()
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        reporter = self._reporter()
+        if reporter is not None:
+            self.status.start(reporter, nodeid)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        reporter = self._reporter()
+        if reporter is not None:
+            self.status.end(reporter, report)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if isinstance(item, ScenarioItem) and call.when == "call":
+            outcome = item.stash.get(OUTCOME_KEY, None)
+            report.user_properties.append(("interllm_index", item.scenario.index))
+            report.user_properties.append(("interllm_expected_model", item.model))
+            if outcome is not None:
+                report.user_properties.append(("interllm_session_model", outcome.session_model or ""))
+                report.user_properties.append(("interllm_output", outcome.output_path))
+                report.user_properties.append(("interllm_failure_class", outcome.failure_class or ""))
+                report.sections.append(("interllm final_output", outcome.final_output or "(empty)"))
+        return report
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.executor is not None:
+            self.executor.close()
+            self.executor = None
+
+
+@pytest.fixture(scope="session")
+def interllm_codex(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]:
+    """The real codex behind MCP, on the run's provider: `run(prompt, output_file=...)`, then `check(outcome)`."""
+    session: InterllmSession | None = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if session is not None:
+        yield session.get_executor()
+        return
+    settings = request.config.stash[SETTINGS_KEY]
+    try:
+        codex = locate(settings.codex)
+    except CodexMissing as exc:
+        pytest.fail(f"pytest-interllm: {exc}", pytrace=False)
+    label = getattr(request.config, "workerinput", {}).get("workerid", "main")
+    executor = CodexExecutor(settings, codex, label)
+    try:
+        yield executor
+    finally:
+        executor.close()

@@ -1,0 +1,1 @@
+"""Model providers codex talks to: the built-in scripted model."""

@@ -1,0 +1,1 @@
+"""What a run shows: terminal status lines, report extras, run logs."""

@@ -1,0 +1,86 @@
+"""One start and one end line per scenario, written by the process that owns the terminal."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios
+
+
+def _clock() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _write(reporter: pytest.TerminalReporter, nodeid: str, line: str, **markup: bool) -> None:
+    """Write a whole line, then tell pytest its progress line for this file is current (no reprinted path)."""
+    fspath = reporter.config.rootpath / nodeid.split("::")[0]
+    if reporter.currentfspath == fspath:
+        reporter.currentfspath = None
+    reporter.write_line(line, **markup)
+    if reporter.verbosity <= 0:
+        reporter.currentfspath = fspath
+
+
+@dataclass
+class StatusLines:
+    """Writes `START`/`END` lines for scenario items; titles come from the lists (also under xdist)."""
+
+    lists: tuple[Path, ...]
+    rootdir: Path
+    titles: dict[str, tuple[int, int, str]] | None = None
+    started: dict[str, float] = field(default_factory=dict)
+
+    def _lookup(self, nodeid: str) -> tuple[int, int, str] | None:
+        if "::scenario_" not in nodeid:
+            return None
+        if self.titles is None:
+            self.titles = {}
+            for path in self.lists:
+                try:
+                    parsed = parse_scenarios(path)
+                except ScenarioFormatError:
+                    continue
+                prefix = path.relative_to(self.rootdir).as_posix() if path.is_relative_to(self.rootdir) else ""
+                total = len(parsed.scenarios)
+                for s in parsed.scenarios:
+                    self.titles[f"{prefix}::{s.name}"] = (s.index, total, s.title)
+        return self.titles.get(nodeid)
+
+    def owns(self, nodeid: str) -> bool:
+        """Whether `nodeid` is a scenario whose result these lines show."""
+        return self._lookup(nodeid) is not None
+
+    def start(self, reporter: pytest.TerminalReporter, nodeid: str) -> None:
+        found = self._lookup(nodeid)
+        if found is None:
+            return
+        index, total, title = found
+        self.started[nodeid] = time.monotonic()
+        _write(reporter, nodeid, f"[{_clock()}] START scenario {index}/{total}: {title}")
+
+    def end(self, reporter: pytest.TerminalReporter, report: pytest.TestReport) -> None:
+        found = self._lookup(report.nodeid)
+        if found is None or report.nodeid not in self.started:
+            return
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
+        index, total, title = found
+        elapsed = time.monotonic() - self.started.pop(report.nodeid)
+        result = (
+            "xfailed"
+            if hasattr(report, "wasxfail") and report.skipped
+            else ("xpassed" if hasattr(report, "wasxfail") else report.outcome)
+        )
+        failure = dict(report.user_properties).get("interllm_failure_class")
+        reason = f" [{failure}]" if failure else ""
+        markup = {"green": True} if result == "passed" else {"red": True} if result == "failed" else {"yellow": True}
+        _write(
+            reporter,
+            report.nodeid,
+            f"[{_clock()}] END   scenario {index}/{total}: {title} — {result.upper()}{reason} in {elapsed:.1f}s",
+            **markup,
+        )

@@ -1,0 +1,253 @@
+"""Options → one frozen `Settings` (precedence: CLI > environment > ini > list front matter > default)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_MODEL = "gpt-5-codex"
+DEFAULT_TIMEOUT = 300.0
+PROVIDERS = ("offline", "openai", "record", "replay")
+AVAILABLE_PROVIDERS = ("offline",)
+EXECUTORS = ("codex", "agents")
+AVAILABLE_EXECUTORS = ("codex",)
+SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its CLI flag, ini key, environment variable, help and default."""
+
+    dest: str
+    flag: str
+    help: str
+    default: str | None = None
+    env: str | None = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def ini(self) -> str:
+        return self.dest
+
+
+OPTIONS = (
+    Option(
+        "interllm_model",
+        "--interllm-model",
+        f"model the agent must run (default {DEFAULT_MODEL}).",
+        DEFAULT_MODEL,
+        "INTERLLM_MODEL",
+        "MODEL",
+    ),
+    Option(
+        "interllm_provider",
+        "--interllm-provider",
+        "model provider: offline = the built-in scripted model on 127.0.0.1 (default).",
+        "offline",
+        "INTERLLM_PROVIDER",
+        "NAME",
+        PROVIDERS,
+    ),
+    Option(
+        "interllm_executor",
+        "--interllm-executor",
+        "how scenarios reach codex: codex = one MCP call each.",
+        "codex",
+        "INTERLLM_EXECUTOR",
+        "NAME",
+        EXECUTORS,
+    ),
+    Option(
+        "interllm_timeout",
+        "--interllm-timeout",
+        f"seconds per scenario (default {DEFAULT_TIMEOUT:g}).",
+        str(DEFAULT_TIMEOUT),
+        "INTERLLM_TIMEOUT",
+        "SECONDS",
+    ),
+    Option(
+        "interllm_max_scenarios",
+        "--interllm-max-scenarios",
+        "collect only the first N scenarios of each list.",
+        None,
+        "INTERLLM_MAX_SCENARIOS",
+        "N",
+    ),
+    Option(
+        "interllm_codex",
+        "--interllm-codex",
+        "codex binary (default: the bundled openai-codex-cli-bin, then PATH).",
+        None,
+        "INTERLLM_CODEX",
+        "PATH",
+    ),
+    Option(
+        "interllm_codex_home",
+        "--interllm-codex-home",
+        "use this CODEX_HOME instead of an isolated temporary one.",
+        None,
+        "INTERLLM_CODEX_HOME",
+        "PATH",
+    ),
+    Option(
+        "interllm_sandbox",
+        "--interllm-sandbox",
+        "codex sandbox mode (default workspace-write).",
+        "workspace-write",
+        "INTERLLM_SANDBOX",
+        "MODE",
+        SANDBOXES,
+    ),
+    Option(
+        "interllm_template",
+        "--interllm-template",
+        "prompt template (default: prompt_template.txt beside the list, else the packaged one).",
+        None,
+        "INTERLLM_TEMPLATE",
+        "PATH",
+    ),
+    Option(
+        "interllm_output_dir",
+        "--interllm-output-dir",
+        "where scenarios write their files (default outputs).",
+        "outputs",
+        "INTERLLM_OUTPUT_DIR",
+        "DIR",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one run."""
+
+    rootdir: Path
+    lists: tuple[Path, ...]
+    model: str
+    model_explicit: bool
+    provider: str
+    executor: str
+    timeout: float
+    timeout_explicit: bool
+    max_scenarios: int | None
+    codex: str | None
+    codex_home: Path | None
+    sandbox: str
+    template: Path | None
+    output_dir: Path
+
+    def output_path(self, label: str) -> Path:
+        """Absolute path of a scenario's output file."""
+        return self.output_dir / f"{label}.md"
+
+    def relative(self, path: Path) -> str:
+        """`path` relative to the rootdir when inside it, as codex and the prompt see it."""
+        try:
+            return path.relative_to(self.rootdir).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the `interllm` option group and the ini twins."""
+    group = parser.getgroup("interllm", "pytest-interllm: markdown scenarios through the real codex agent")
+    group.addoption(
+        "--interllm",
+        action="append",
+        dest="interllm",
+        default=[],
+        metavar="LIST.md",
+        help="run each scenario of this markdown list as a test (repeatable).",
+    )
+    parser.addini("interllm_lists", "markdown scenario lists to collect, like --interllm.", type="paths", default=[])
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "metavar": opt.metavar}
+        env = f" Env {opt.env}." if opt.env else ""
+        group.addoption(opt.flag, help=f"{opt.help}{env} Ini {opt.ini}.", **kwargs)
+        parser.addini(opt.ini, opt.help, default=opt.default)
+
+
+def _pick(config: pytest.Config, opt: Option, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """Value and where it came from: cli, env, ini or default."""
+    cli = config.getoption(opt.dest)
+    if cli is not None:
+        return str(cli), opt.flag
+    if opt.env and environ.get(opt.env):
+        return environ[opt.env], opt.env
+    ini = config.getini(opt.ini)
+    if ini is not None and ini != opt.default and str(ini) != "":
+        return str(ini), f"ini {opt.ini}"
+    return opt.default, "default"
+
+
+def _convert(value: str, source: str, kind: Callable[[str], Any], what: str) -> Any:
+    try:
+        result = kind(value)
+    except ValueError:
+        raise pytest.UsageError(f"{source}: {value!r} is not {what}") from None
+    if result <= 0:
+        raise pytest.UsageError(f"{source}: {value!r} must be greater than 0")
+    return result
+
+
+def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every option once; invalid values raise `pytest.UsageError` naming the flag and value."""
+    env = os.environ if environ is None else environ
+    root = Path(config.rootpath)
+    picked = {opt.dest: _pick(config, opt, env) for opt in OPTIONS}
+    for opt in OPTIONS:
+        value, source = picked[opt.dest]
+        if opt.choices and value not in opt.choices:
+            raise pytest.UsageError(f"{source}: unknown value {value!r} (choose from {', '.join(opt.choices)})")
+    provider, source = picked["interllm_provider"]
+    if provider not in AVAILABLE_PROVIDERS:
+        raise pytest.UsageError(
+            f"{source}: provider {provider!r} is not available in this version "
+            f"(available: {', '.join(AVAILABLE_PROVIDERS)})"
+        )
+    executor, source = picked["interllm_executor"]
+    if executor not in AVAILABLE_EXECUTORS:
+        raise pytest.UsageError(
+            f"{source}: executor {executor!r} is not available in this version "
+            f"(available: {', '.join(AVAILABLE_EXECUTORS)})"
+        )
+    model, model_source = picked["interllm_model"]
+    if not model or not model.strip():
+        raise pytest.UsageError(f"{model_source}: the expected model is empty")
+    timeout_value, timeout_source = picked["interllm_timeout"]
+    timeout = _convert(str(timeout_value), timeout_source, float, "a number of seconds")
+    max_value, max_source = picked["interllm_max_scenarios"]
+    max_scenarios = None if max_value is None else _convert(max_value, max_source, int, "a whole number")
+
+    def path_of(dest: str) -> Path | None:
+        value = picked[dest][0]
+        return None if not value else (root / os.path.expanduser(value)).resolve()
+
+    invoked = Path(config.invocation_params.dir)
+    lists = [(invoked / p).resolve() for p in config.getoption("interllm") or []]
+    if not lists:
+        lists = [Path(p).resolve() for p in config.getini("interllm_lists")]
+    output_dir = path_of("interllm_output_dir")
+    assert output_dir is not None
+    return Settings(
+        rootdir=root,
+        lists=tuple(dict.fromkeys(lists)),
+        model=model.strip(),
+        model_explicit=model_source != "default",
+        provider=str(provider),
+        executor=str(executor),
+        timeout=float(timeout),
+        timeout_explicit=timeout_source != "default",
+        max_scenarios=max_scenarios,
+        codex=picked["interllm_codex"][0],
+        codex_home=path_of("interllm_codex_home"),
+        sandbox=str(picked["interllm_sandbox"][0]),
+        template=path_of("interllm_template"),
+        output_dir=output_dir,
+    )
