@@ -1,4 +1,7 @@
-"""pytest-interllm: markdown scenarios as pytest items, run through the real OpenAI Codex agent."""
+"""pytest-interllm: markdown scenarios as pytest items, run through the real OpenAI Codex agent.
+
+PYTEST_DONT_REWRITE: the plugin asserts through its own failure classes, not through rewritten asserts.
+"""
 
 from __future__ import annotations
 

@@ -64,10 +64,16 @@ def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     return None
 
 
+def _excerpt(output: str) -> str:
+    """The command's own output on one line (codex prefixes it with chunk and timing lines)."""
+    text = output.split("Output:\n", 1)[-1] if "Output:\n" in output else output
+    return _tail(" ⏎ ".join(line.strip() for line in text.splitlines() if line.strip()), 240)
+
+
 def _tool_evidence(outcome: ScenarioOutcome) -> list[str]:
     return [
         f"tool call {c.call_id}: exit {c.exit_code} `{c.command.splitlines()[0][:120] if c.command else ''}`"
-        + (f" → {_tail(c.output, 200)}" if c.output.strip() else "")
+        + (f" → {_excerpt(c.output)}" if c.output.strip() else "")
         for c in outcome.tool_calls
     ]
 

@@ -64,6 +64,8 @@ class InterllmFile(pytest.File):
                 problem=problems.get(scenario.line),
             )
             item.add_marker(pytest.mark.interllm)
+            if scenario.section:
+                item.extra_keyword_matches.add(scenario.section)
             if expect.skip:
                 item.add_marker(pytest.mark.skip(reason=expect.skip))
             if expect.xfail:

@@ -84,7 +84,7 @@ def read_scenario(prompt: str) -> ScenarioRequest:
     steps = []
     for line in prompt.splitlines():
         step = _STEP.match(line)
-        if step and path not in step.group(1):
+        if step and (path is None or path not in step.group(1)):
             steps.append(step.group(1).strip())
     return ScenarioRequest(index=index, title=title, steps=tuple(steps), output_path=path)
 
@@ -178,7 +178,12 @@ class ScriptedModel(LocalServer):
             self._record(request, start, None, 400, 0, 0)
             return JSONResponse({"error": {"message": "request body is not JSON"}}, status_code=400)
         model = body.get("model")
-        items = self._answer(body)
+        try:
+            items = self._answer(body)
+        except Exception as exc:  # a bug here must reach the test as evidence, not as a dropped connection
+            self._record(request, start, model if isinstance(model, str) else None, 500, 0, 0)
+            message = f"scripted model error: {type(exc).__name__}: {exc}"
+            return JSONResponse({"error": {"message": message}}, status_code=500)
         tin = _approx_tokens(json.dumps(body.get("input", "")))
         tout = sum(_approx_tokens(json.dumps(item)) for item in items)
         self._record(request, start, model if isinstance(model, str) else None, 200, tin, tout)

@@ -1,0 +1,153 @@
+"""Collection through pytest: ids, -k, sections, max-scenarios, expectations and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import write
+
+
+def test_collects_each_top_level_item_with_its_id(project: pytest.Pytester) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q")
+    result.assert_outcomes()
+    assert result.ret == 0
+    ids = [line for line in result.outlines if "::" in line]
+    assert ids == [
+        "input/list.md::scenario_001-copy-the-orders-table-to-the-warehouse",
+        "input/list.md::scenario_002-stream-cdc-events-to-kafka",
+        "input/list.md::scenario_003-pick-up-csv-drops-from-sftp",
+    ]
+
+
+def test_other_files_are_not_collected_without_the_flag(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unrelated="def test_x():\n    pass\n")
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q")
+    assert "test_unrelated.py::test_x" not in result.stdout.str()
+    result = project.runpytest("--collect-only", "-q")
+    assert "scenario_001" not in result.stdout.str()
+    assert "test_unrelated.py::test_x" in result.stdout.str()
+
+
+def test_explicit_test_paths_are_collected_alongside_the_list(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unrelated="def test_x():\n    pass\n")
+    result = project.runpytest("test_unrelated.py", "--interllm", "input/list.md", "--collect-only", "-q")
+    assert "test_unrelated.py::test_x" in result.stdout.str()
+    assert "input/list.md::scenario_003-pick-up-csv-drops-from-sftp" in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("expr", "selected"),
+    [
+        ("scenario_002", ["scenario_002-stream-cdc-events-to-kafka"]),
+        ("Files", ["scenario_003-pick-up-csv-drops-from-sftp"]),
+        ("Replication and not kafka", ["scenario_001-copy-the-orders-table-to-the-warehouse"]),
+    ],
+)
+def test_k_selects_by_id_and_section(project: pytest.Pytester, expr: str, selected: list[str]) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q", "-k", expr)
+    assert [line.split("::")[1] for line in result.outlines if "::" in line] == selected
+
+
+def test_max_scenarios_takes_the_first_n(project: pytest.Pytester) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q", "--interllm-max-scenarios", "2")
+    assert len([line for line in result.outlines if "::" in line]) == 2
+    assert "scenario_003" not in result.stdout.str()
+
+
+def test_the_ini_names_the_lists_too(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ninterllm_lists = input/list.md\n")
+    write(pytester.path / "input" / "list.md", "- Only one\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert "input/list.md::scenario_001-only-one" in result.stdout.str()
+
+
+def test_item_reports_its_markdown_line(project: pytest.Pytester) -> None:
+    project.makeconftest(
+        "def pytest_collection_modifyitems(items):\n"
+        "    for item in items:\n"
+        "        path, line, label = item.reportinfo()\n"
+        "        print('INFO', path.name, line + 1, label, item.scenario.section)\n"
+    )
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q", "-s")
+    result.stdout.fnmatch_lines(
+        [
+            "INFO list.md 3 scenario 1: Copy the orders table to the warehouse Replication",
+            "INFO list.md 5 scenario 2: Stream CDC events to Kafka Replication",
+            "INFO list.md 9 scenario 3: Pick up CSV drops from SFTP Files",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"input/list.md": "# Nothing\n\nprose only\n"}, "*input/list.md:1: no scenarios found*"),
+        ({"input/list.md": "---\nmodel: [x\n---\n- a\n"}, "*input/list.md:3: invalid YAML in front matter*"),
+        ({"input/list.md": "---\ntimeout: soon\n---\n- a\n"}, "*input/list.md:2: front matter 'timeout' must be*"),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  must_contian: [x]\n"},
+            "*scenarios/list.yaml:1: unknown expectation key 'must_contian'*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1: {}\n7:\n  skip: true\n"},
+            "*scenarios/list.yaml:2: there is no scenario 7*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  timeout: [1\n"},
+            "*scenarios/list.yaml:3: invalid YAML*",
+        ),
+        (
+            {"input/list.md": "- a\n", "input/prompt_template.txt": "Do {title}\nthen {titel}\n"},
+            "*input/prompt_template.txt:2: unknown placeholder {titel}*",
+        ),
+        (
+            {"input/list.md": "- a\n", "input/prompt_template.txt": "Do {title!r}\n"},
+            "*prompt_template.txt:1: unknown placeholder {title!r}*",
+        ),
+    ],
+)
+def test_bad_input_is_a_collection_error_naming_file_and_line(
+    pytester: pytest.Pytester, files: dict[str, str], expected: str
+) -> None:
+    pytester.makeini("[pytest]\n")
+    for name, text in files.items():
+        write(pytester.path / name, text)
+    result = pytester.runpytest("--interllm", "input/list.md", "--collect-only")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting input/list.md*", expected])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_binary_list_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "list.md").write_bytes(b"\x00\x01\x02PK\x03\x04")
+    result = pytester.runpytest("--interllm", "list.md", "--collect-only")
+    result.stdout.fnmatch_lines(["*list.md:1: this is a binary file, not a markdown scenario list*"])
+
+
+def test_missing_list_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest("--interllm", "input/nope.md")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--interllm: */input/nope.md: no such file*"])
+
+
+def test_expectations_add_skip_xfail_and_markers(project: pytest.Pytester) -> None:
+    write(
+        project.path / "scenarios" / "list.yaml",
+        "defaults:\n  min_words: 5\n2:\n  skip: not today\nscenario_003:\n  xfail: known issue\n",
+    )
+    project.makeconftest(
+        "def pytest_collection_modifyitems(items):\n"
+        "    for item in items:\n"
+        "        print('MARKS', item.scenario.index, sorted(m.name for m in item.iter_markers()),"
+        " item.expectations.min_words)\n"
+    )
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q", "-s")
+    result.stdout.fnmatch_lines(
+        [
+            "MARKS 1 ['interllm'] 5",
+            "MARKS 2 ['interllm', 'skip'] 5",
+            "MARKS 3 ['interllm', 'xfail'] 5",
+        ]
+    )

@@ -1,0 +1,56 @@
+"""The `interllm_codex` fixture in hand-written tests, and the model assertion both ways."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import outputs, run, write
+
+HAND_WRITTEN = """
+import pytest
+from pytest_interllm.errors import ScenarioFailure
+
+PROMPT = "Scenario 1: Copy logs\\n\\n- gzip them\\n\\nWrite the complete document to the file `outputs/hand.md`."
+
+
+def test_expected_model_runs(interllm_codex):
+    outcome = interllm_codex.run(PROMPT, output_file="outputs/hand.md", model="gpt-5-codex")
+    interllm_codex.check(outcome)
+    assert outcome.session_model == "gpt-5-codex"
+    assert outcome.provider_models == ["gpt-5-codex", "gpt-5-codex"]
+    [call] = outcome.tool_calls
+    assert call.exit_code == 0 and call.command.startswith("mkdir -p outputs && cat > outputs/hand.md")
+    assert outcome.output_text.startswith("# Scenario 1: Copy logs")
+    assert outcome.tokens_in > 0 and outcome.tokens_out > 0
+
+
+def test_model_left_to_codex_config_is_a_mismatch(interllm_codex):
+    outcome = interllm_codex.run(PROMPT, output_file="outputs/hand.md", model=None, expected_model="gpt-5-codex")
+    with pytest.raises(ScenarioFailure) as info:
+        interllm_codex.check(outcome)
+    assert info.value.failure_class == "model-mismatch"
+    assert str(info.value).startswith("[model-mismatch] expected gpt-5-codex, codex session ran gpt-4o")
+    assert outcome.session_model == "gpt-4o"
+    assert set(outcome.provider_models) == {"gpt-4o"}
+    assert "final_output" not in outcome.final_output and outcome.final_output.startswith("Wrote the plan")
+"""
+
+
+@pytest.fixture
+def codex_home(project: pytest.Pytester) -> str:
+    """A CODEX_HOME whose config.toml defaults to gpt-4o, like the field report's machine."""
+    write(project.path / "codex-home" / "config.toml", 'model = "gpt-4o"\n')
+    project.makepyfile(test_hand=HAND_WRITTEN)
+    return str(project.path / "codex-home")
+
+
+def test_model_assertion_passes_and_fails_for_real(project: pytest.Pytester, codex_home: str) -> None:
+    result = run(project, "test_hand.py", "--interllm-codex-home", codex_home, "-v")
+    result.assert_outcomes(passed=2)
+    assert outputs(project) == ["hand.md"]
+
+
+def test_explicit_model_beats_a_codex_config_default(project: pytest.Pytester, codex_home: str) -> None:
+    # Scenario items always pass `model`, so codex's own default cannot take over.
+    result = run(project, "--interllm", "input/list.md", "--interllm-codex-home", codex_home, "-k", "scenario_001")
+    result.assert_outcomes(passed=1, deselected=2)

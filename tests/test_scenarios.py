@@ -1,0 +1,149 @@
+"""Markdown → Scenario: formats, titles, sections, lines, ids and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios, scenario_name, slugify
+from tests.conftest import write
+
+MIXED = """\
+---
+model: gpt-5-codex
+---
+# Intro
+
+Free text, not a scenario.
+
+## Databases
+
+1. **Replicate** `orders` from [Postgres](https://example.com) to BigQuery
+   - nested step a
+   - nested step b
+     1. deeper
+2. [x] Checkbox item done
+   continued title paragraph
+
+> - quoted item is not a scenario
+
+```
+- fenced item is not a scenario
+```
+
+    - indented code is not a scenario
+
+<!--
+- commented item is not a scenario
+-->
+
+## Fichiers et partenaires
+
+- Ünïcödé 🚀 transfert de données
+- 🚀🚀
+* Braces {output_path} and {unknown} stay text
+"""
+
+
+def test_top_level_items_only_with_sections_and_lines(tmp_path: Path) -> None:
+    parsed = parse_scenarios(write(tmp_path / "list.md", MIXED))
+    got = [(s.index, s.line, s.title, s.section) for s in parsed.scenarios]
+    assert got == [
+        (1, 10, "Replicate orders from Postgres to BigQuery", "Databases"),
+        (2, 14, "Checkbox item done", "Databases"),
+        (3, 31, "Ünïcödé 🚀 transfert de données", "Fichiers et partenaires"),
+        (4, 32, "🚀🚀", "Fichiers et partenaires"),
+        (5, 33, "Braces {output_path} and {unknown} stay text", "Fichiers et partenaires"),
+    ]
+    assert parsed.front_matter == {"model": "gpt-5-codex"}
+    assert parsed.problems == ()
+
+
+def test_body_keeps_nested_items_as_markdown(tmp_path: Path) -> None:
+    first = parse_scenarios(write(tmp_path / "list.md", MIXED)).scenarios[0]
+    assert first.body.splitlines() == [
+        "**Replicate** `orders` from [Postgres](https://example.com) to BigQuery",
+        "- nested step a",
+        "- nested step b",
+        "  1. deeper",
+    ]
+
+
+def test_names_are_deterministic_unique_and_safe(tmp_path: Path) -> None:
+    names = [s.name for s in parse_scenarios(write(tmp_path / "list.md", MIXED)).scenarios]
+    assert names == [
+        "scenario_001-replicate-orders-from-postgres-to-bigque",
+        "scenario_002-checkbox-item-done",
+        "scenario_003-unicode-transfert-de-donnees",
+        "scenario_004",
+        "scenario_005-braces-output-path-and-unknown-stay-text",
+    ]
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        ("../../etc/passwd", "etc-passwd"),
+        ("a/b\\c", "a-b-c"),
+        ("x" * 60, "x" * 40),
+        ("Ärger über Öl", "arger-uber-ol"),
+        ("   ", ""),
+    ],
+)
+def test_slug_never_leaves_the_safe_alphabet(title: str, slug: str) -> None:
+    assert slugify(title) == slug
+
+
+def test_index_padding_grows_with_the_list() -> None:
+    assert scenario_name(7, "Copy", width=3) == "scenario_007-copy"
+    assert scenario_name(1234, "Copy", width=4) == "scenario_1234-copy"
+
+
+def test_duplicate_titles_get_distinct_names(tmp_path: Path) -> None:
+    parsed = parse_scenarios(write(tmp_path / "list.md", "- Same\n- Same\n"))
+    assert [s.name for s in parsed.scenarios] == ["scenario_001-same", "scenario_002-same"]
+
+
+def test_empty_title_is_an_item_problem_at_its_line(tmp_path: Path) -> None:
+    parsed = parse_scenarios(write(tmp_path / "list.md", "- Good one\n-\n- Another\n"))
+    assert [s.index for s in parsed.scenarios] == [1, 2, 3]
+    assert [(p.line, p.message) for p in parsed.problems] == [(2, "scenario 2 has an empty title")]
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        (b"# Only a heading\n\nSome prose.\n", 1, "no scenarios found"),
+        (b"", 1, "no scenarios found"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", 1, "binary file"),
+        (b"- ok\n- caf\xe9\n", 2, "not valid UTF-8"),
+        (b"---\nmodel: [unclosed\n---\n- a\n", 3, "invalid YAML in front matter"),
+        (b"---\n- a list\n---\n- a\n", 2, "front matter must be a YAML mapping"),
+        (b"---\nmodle: x\n---\n- a\n", 2, "unknown front matter key 'modle'"),
+        (b"---\nmodel: x\n- a\n", 1, "never closed"),
+    ],
+)
+def test_bad_input_names_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:
+    path = tmp_path / "list.md"
+    path.write_bytes(content)
+    with pytest.raises(ScenarioFormatError) as info:
+        parse_scenarios(path)
+    assert info.value.line == line
+    assert message in info.value.message
+    assert str(info.value).startswith(f"{path}:{line}: ")
+
+
+def test_unreadable_file_is_a_format_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioFormatError, match="cannot read"):
+        parse_scenarios(tmp_path / "missing.md")
+
+
+def test_five_megabyte_list_parses(tmp_path: Path) -> None:
+    item = "- Copy bucket {n} to the archive with a long description " + "x" * 200 + "\n"
+    text = "".join(item.replace("{n}", str(n)) for n in range(20_000))
+    assert len(text) > 5_000_000
+    parsed = parse_scenarios(write(tmp_path / "big.md", text))
+    assert len(parsed.scenarios) == 20_000
+    assert parsed.scenarios[-1].name.startswith("scenario_20000-copy-bucket-19999")

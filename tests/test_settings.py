@@ -1,0 +1,108 @@
+"""Settings: precedence CLI > environment > ini > front matter > default, .env, invalid values."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import write
+
+SHOW = (
+    "def pytest_collection_modifyitems(items):\n"
+    "    for item in items:\n"
+    "        print('RESOLVED', item.name.split('-')[0], item.model, item.timeout)\n"
+)
+
+
+@pytest.fixture
+def shown(project: pytest.Pytester) -> pytest.Pytester:
+    project.makeconftest(SHOW)
+    write(project.path / "input" / "list.md", "---\nmodel: from-front-matter\ntimeout: 42\n---\n- One\n")
+    return project
+
+
+def resolved(pytester: pytest.Pytester, *args: str) -> str:
+    result = pytester.runpytest("--interllm", "input/list.md", "--collect-only", "-q", "-s", *args)
+    lines = [line for line in result.outlines if line.startswith("RESOLVED")]
+    assert lines, result.stdout.str()
+    return lines[0]
+
+
+def test_default_model_without_front_matter(project: pytest.Pytester) -> None:
+    project.makeconftest(SHOW)
+    assert resolved(project) == "RESOLVED scenario_001 gpt-5-codex 300.0"
+
+
+def test_front_matter_over_default(shown: pytest.Pytester) -> None:
+    assert resolved(shown) == "RESOLVED scenario_001 from-front-matter 42.0"
+
+
+def test_ini_over_front_matter(shown: pytest.Pytester) -> None:
+    shown.makeini("[pytest]\naddopts = -p no:cacheprovider\ninterllm_model = from-ini\ninterllm_timeout = 7\n")
+    assert resolved(shown) == "RESOLVED scenario_001 from-ini 7.0"
+
+
+def test_env_over_ini(shown: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown.makeini("[pytest]\naddopts = -p no:cacheprovider\ninterllm_model = from-ini\n")
+    monkeypatch.setenv("INTERLLM_MODEL", "from-env")
+    assert resolved(shown) == "RESOLVED scenario_001 from-env 42.0"
+
+
+def test_cli_over_env(shown: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERLLM_MODEL", "from-env")
+    assert resolved(shown, "--interllm-model", "from-cli", "--interllm-timeout", "9") == (
+        "RESOLVED scenario_001 from-cli 9.0"
+    )
+
+
+def test_yaml_expectation_is_most_specific(shown: pytest.Pytester) -> None:
+    write(shown.path / "scenarios" / "list.yaml", "1:\n  model: per-scenario\n  timeout: 3\n")
+    assert resolved(shown, "--interllm-model", "from-cli") == "RESOLVED scenario_001 per-scenario 3.0"
+
+
+def test_dotenv_is_loaded_without_overriding_the_environment(
+    shown: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(shown.path / ".env", "INTERLLM_MODEL=from-dotenv\nINTERLLM_TIMEOUT=11\n")
+    assert resolved(shown) == "RESOLVED scenario_001 from-dotenv 11.0"
+    monkeypatch.setenv("INTERLLM_MODEL", "from-real-env")
+    assert resolved(shown) == "RESOLVED scenario_001 from-real-env 11.0"
+
+
+def test_header_names_provider_model_and_codex(project: pytest.Pytester) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "--interllm-model", "gpt-5.2-codex")
+    result.stdout.fnmatch_lines(
+        [
+            "interllm: provider offline (built-in scripted model on 127.0.0.1, not a real LLM), "
+            "expected model gpt-5.2-codex, executor codex",
+            "interllm: codex *",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interllm-timeout", "soon"], "--interllm-timeout: 'soon' is not a number of seconds"),
+        (["--interllm-timeout", "-1"], "--interllm-timeout: '-1' must be greater than 0"),
+        (["--interllm-max-scenarios", "two"], "--interllm-max-scenarios: 'two' is not a whole number"),
+        (
+            ["--interllm-provider", "bogus"],
+            "--interllm-provider: unknown value 'bogus' (choose from offline, openai, record, replay)",
+        ),
+        (["--interllm-provider", "openai"], "--interllm-provider: provider 'openai' is not available in this version*"),
+        (["--interllm-executor", "agents"], "--interllm-executor: executor 'agents' is not available*"),
+        (["--interllm-sandbox", "yolo"], "--interllm-sandbox: unknown value 'yolo'*"),
+        (["--interllm-model", " "], "--interllm-model: the expected model is empty"),
+    ],
+)
+def test_invalid_values_are_usage_errors(project: pytest.Pytester, args: list[str], message: str) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def test_invalid_env_value_names_the_variable(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERLLM_PROVIDER", "cloud")
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: INTERLLM_PROVIDER: unknown value 'cloud'*"])
