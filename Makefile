@@ -20,7 +20,7 @@ run: setup
 	$(BIN)/pytest --interllm $(LIST) --html=reports/interllm.html --self-contained-html
 
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest --cov=pytest_interllm --cov-report=term
 
 lint: setup
 	$(BIN)/ruff check .
