@@ -93,6 +93,14 @@ def _call_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
         )
     if outcome.error:
         return ScenarioFailure("mcp-protocol", f"the codex tool call failed: {outcome.error}", stderr)
+    if outcome.is_error and outcome.structured is None and outcome.session_model is None:
+        raw = outcome.final_output.strip()
+        return ScenarioFailure(
+            "mcp-protocol",
+            "codex answered the tool call with an error result without structuredContent (no threadId, no "
+            "session): a client validating the output schema fails here ('CallToolResult content Field required')",
+            [f"raw result text: {raw[:500]!r}", f"call arguments: {outcome.arguments}"],
+        )
     return None
 
 
@@ -108,8 +116,14 @@ def _provider_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
                 f"the provider rejected the model: {text}",
                 _session_line(outcome) + _request_lines(outcome),
             )
+        if re.search(r"idle timeout|timed out", outcome.final_output, re.IGNORECASE):
+            return ScenarioFailure("timeout", f"the provider stream stalled: {text}", _request_lines(outcome))
         status = f"HTTP {bad[-1].status}" if bad else "an error"
-        return ScenarioFailure("provider-error", f"codex returned {status}: {text}", _request_lines(outcome) + stderr)
+        retried = f" after {outcome.provider_retries} retries" if outcome.provider_retries else ""
+        earlier = [f"earlier attempt: {e}" for e in outcome.retry_errors]
+        return ScenarioFailure(
+            "provider-error", f"codex returned {status}{retried}: {text}", _request_lines(outcome) + earlier + stderr
+        )
     return None
 
 

@@ -128,13 +128,32 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         if self.problem is not None:
             raise self.problem
+        settings = self.config.stash[SETTINGS_KEY]
         executor = self.config.stash[EXECUTOR_KEY]()
         model, timeout = self.settings_for_run()
-        outcome = executor.run(
-            self.prompt(), output_file=self.output_file, model=model, expected_model=model, timeout=timeout
-        )
-        self.stash[OUTCOME_KEY] = outcome
-        executor.check(outcome, self.expectations)
+        earlier: list[str] = []
+        for attempt in range(1, settings.retries + 2):
+            outcome = executor.run(
+                self.prompt(),
+                output_file=self.output_file,
+                model=model,
+                expected_model=model,
+                timeout=timeout,
+                fault=self.expectations.fault or settings.fault,
+                fault_requests=self.expectations.fault_requests,
+                label=self.scenario.label,
+            )
+            outcome.attempts = attempt
+            outcome.earlier_failures = earlier
+            self.stash[OUTCOME_KEY] = outcome
+            try:
+                executor.check(outcome, self.expectations)
+            except ScenarioFailure as failure:
+                if attempt > settings.retries:
+                    raise
+                earlier.append(str(failure))
+            else:
+                return
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, ScenarioFailure):

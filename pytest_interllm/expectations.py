@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from pytest_interllm.faults import FAULTS
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError
 
 
@@ -24,6 +25,8 @@ class Expectations:
     skip: str | None = None
     xfail: str | None = None
     markers: tuple[str, ...] = ()
+    fault: str | None = None
+    fault_requests: int | None = None
     line: int = 0
     source: Path | None = None
 
@@ -64,7 +67,11 @@ def _build(path: Path, line: int, data: Any, base: Expectations) -> Expectations
             if value <= 0:
                 raise ScenarioFormatError(path, line, f"'timeout' must be positive, got {value!r}")
             values[key] = float(value)
-        elif key == "min_words":
+        elif key == "fault":
+            if value not in FAULTS:
+                raise ScenarioFormatError(path, line, f"unknown fault {value!r} (known: {', '.join(FAULTS)})")
+            values[key] = value
+        elif key in ("min_words", "fault_requests"):
             _check(path, line, key, value, int, "a whole number")
             values[key] = value
         elif key == "output_file":

@@ -52,6 +52,13 @@ class ScenarioOutcome:
     failure_class: str | None = None
     failure: str | None = None
     arguments: dict[str, Any] = field(default_factory=dict)
+    structured: dict[str, Any] | None = None
+    fault: str | None = None
+    codex_pid: int | None = None
+    provider_retries: int = 0
+    retry_errors: list[str] = field(default_factory=list)
+    attempts: int = 1
+    earlier_failures: list[str] = field(default_factory=list)
 
 
 def command_text(command: Any) -> str:

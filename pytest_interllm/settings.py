@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from pytest_interllm.faults import FAULTS
+
 DEFAULT_MODEL = "gpt-5-codex"
 DEFAULT_TIMEOUT = 300.0
 PROVIDERS = ("offline", "openai", "record", "replay")
@@ -113,6 +115,31 @@ OPTIONS = (
         "PATH",
     ),
     Option(
+        "interllm_retries",
+        "--interllm-retries",
+        "rerun a failed scenario up to N times; a pass on a rerun is reported as flaky (default 0).",
+        "0",
+        "INTERLLM_RETRIES",
+        "N",
+    ),
+    Option(
+        "interllm_provider_retries",
+        "--interllm-provider-retries",
+        "retries of a codex call after a transient provider error (429, 5xx, stall), with backoff (default 2).",
+        "2",
+        "INTERLLM_PROVIDER_RETRIES",
+        "N",
+    ),
+    Option(
+        "interllm_fault",
+        "--interllm-fault",
+        "inject this fault into every scenario (offline provider only; see the README's fault table).",
+        None,
+        "INTERLLM_FAULT",
+        "NAME",
+        FAULTS,
+    ),
+    Option(
         "interllm_output_dir",
         "--interllm-output-dir",
         "where scenarios write their files (default outputs).",
@@ -141,6 +168,9 @@ class Settings:
     sandbox: str
     template: Path | None
     output_dir: Path
+    retries: int = 0
+    provider_retries: int = 2
+    fault: str | None = None
 
     def output_path(self, label: str) -> Path:
         """Absolute path of a scenario's output file."""
@@ -186,13 +216,14 @@ def _pick(config: pytest.Config, opt: Option, environ: Mapping[str, str]) -> tup
     return opt.default, "default"
 
 
-def _convert(value: str, source: str, kind: Callable[[str], Any], what: str) -> Any:
+def _convert(value: str, source: str, kind: Callable[[str], Any], what: str, minimum: int = 1) -> Any:
     try:
         result = kind(value)
     except ValueError:
         raise pytest.UsageError(f"{source}: {value!r} is not {what}") from None
-    if result <= 0:
-        raise pytest.UsageError(f"{source}: {value!r} must be greater than 0")
+    if result < minimum or (minimum == 1 and result <= 0):
+        bound = "greater than 0" if minimum == 1 else f"at least {minimum}"
+        raise pytest.UsageError(f"{source}: {value!r} must be {bound}")
     return result
 
 
@@ -203,7 +234,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     picked = {opt.dest: _pick(config, opt, env) for opt in OPTIONS}
     for opt in OPTIONS:
         value, source = picked[opt.dest]
-        if opt.choices and value not in opt.choices:
+        if opt.choices and value is not None and value not in opt.choices:
             raise pytest.UsageError(f"{source}: unknown value {value!r} (choose from {', '.join(opt.choices)})")
     provider, source = picked["interllm_provider"]
     if provider not in AVAILABLE_PROVIDERS:
@@ -224,6 +255,11 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     timeout = _convert(str(timeout_value), timeout_source, float, "a number of seconds")
     max_value, max_source = picked["interllm_max_scenarios"]
     max_scenarios = None if max_value is None else _convert(max_value, max_source, int, "a whole number")
+
+    retries_value, retries_source = picked["interllm_retries"]
+    retries = _convert(str(retries_value), retries_source, int, "a whole number", minimum=0)
+    provider_value, provider_source = picked["interllm_provider_retries"]
+    provider_retries = _convert(str(provider_value), provider_source, int, "a whole number", minimum=0)
 
     def path_of(dest: str) -> Path | None:
         value = picked[dest][0]
@@ -250,4 +286,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         sandbox=str(picked["interllm_sandbox"][0]),
         template=path_of("interllm_template"),
         output_dir=output_dir,
+        retries=retries,
+        provider_retries=provider_retries,
+        fault=picked["interllm_fault"][0],
     )

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from pytest_interllm.codex import process
 from pytest_interllm.codex.events import CallResult, CodexEvent, CodexEventParams
 
 
@@ -30,10 +31,12 @@ class CodexServer:
         self._lock = asyncio.Lock()
         self._current: list[CodexEvent] | None = None
         self._stderr: TextIO | None = None
+        self.pid: int | None = None
 
     async def start(self, timeout: float = 30.0) -> None:
         """Spawn codex and complete the MCP handshake."""
         self._stderr = self.stderr_path.open("a", encoding="utf-8")
+        before = process.children()
         self._task = asyncio.create_task(self._serve())
         ready = asyncio.create_task(self._ready.wait())
         done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -45,6 +48,8 @@ class CodexServer:
                 )
             await self.stop()
             raise CodexServerError(f"codex mcp-server did not answer the MCP handshake within {timeout:.0f}s")
+        started = sorted(process.children() - before)
+        self.pid = started[0] if len(started) == 1 else None
 
     async def _serve(self) -> None:
         from mcp.client.extension import NotificationBinding
@@ -69,8 +74,14 @@ class CodexServer:
 
     @property
     def alive(self) -> bool:
-        """Whether the server task is still running."""
-        return self._task is not None and not self._task.done()
+        """Whether the server task is still running and its process exists."""
+        running = self._task is not None and not self._task.done()
+        return running and (self.pid is None or process.alive(self.pid))
+
+    def kill(self) -> None:
+        """SIGKILL the codex process (the `crash` fault)."""
+        if self.pid is not None:
+            process.kill(self.pid)
 
     async def call(self, arguments: dict[str, Any], timeout: float) -> CallResult:
         """One `codex` tool call; events are collected until it returns, fails or times out."""
@@ -113,6 +124,8 @@ class CodexServer:
             except (TimeoutError, Exception):
                 self._task.cancel()
         self._session = None
+        if self.pid is not None and process.alive(self.pid):
+            process.kill(self.pid)  # it ignored the closed pipe and SIGTERM: no orphan may outlive the run
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

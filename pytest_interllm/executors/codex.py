@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -15,12 +16,14 @@ from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.server import CodexServer
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
+from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES
 from pytest_interllm.outcome import ScenarioOutcome, tool_calls
-from pytest_interllm.providers.scripted import ScriptedModel
+from pytest_interllm.providers.scripted import CallContext, ScriptedModel
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
 
 PROVIDER_ID = "interllm"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 KEY_ENV = "INTERLLM_PROVIDER_KEY"
 
 
@@ -109,21 +112,27 @@ class CodexExecutor:
         self.restarts += 1
         self._start_server()
 
-    def arguments(self, prompt: str, model: str | None) -> dict[str, Any]:
+    def arguments(self, prompt: str, model: str | None, base_url: str, fault: str | None = None) -> dict[str, Any]:
         """The `codex` tool call arguments: explicit model, cwd, sandbox and approval policy."""
-        assert self.model is not None
+        config: dict[str, Any] = {
+            "model_provider": PROVIDER_ID,
+            "model_providers": {PROVIDER_ID: provider_config(base_url)},
+        }
         args: dict[str, Any] = {
             "prompt": prompt,
             "cwd": str(self.settings.rootdir),
             "sandbox": self.settings.sandbox,
             "approval-policy": "never",
-            "config": {
-                "model_provider": PROVIDER_ID,
-                "model_providers": {PROVIDER_ID: provider_config(self.model.url)},
-            },
+            "config": config,
         }
-        if model is not None:
+        if fault == "omit-model":
+            config["model"] = CONFIG_DEFAULT_MODEL  # codex's config default; the call leaves `model` out
+        elif fault == "http-400-empty-model":
+            args["model"] = ""
+        elif model is not None:
             args["model"] = model
+        if fault == "mcp-no-content":
+            args["approval-policy"] = "sometimes"  # codex answers isError without structuredContent
         return args
 
     def run(
@@ -134,8 +143,47 @@ class CodexExecutor:
         model: str | None = None,
         expected_model: str | None = None,
         timeout: float | None = None,
+        fault: str | None = None,
+        fault_requests: int | None = None,
+        label: str = "scenario",
     ) -> ScenarioOutcome:
-        """Send `prompt` through codex; `model=None` leaves the model to codex's own configuration."""
+        """Send `prompt` through codex; `model=None` leaves the model to codex's own configuration.
+
+        Transient provider errors (HTTP 429/5xx, a stalled stream) are retried with backoff, at most
+        `settings.provider_retries` times; the outcome counts the retries and keeps the earlier errors.
+        """
+        retries: list[str] = []
+        while True:
+            outcome = self._attempt(prompt, output_file, model, expected_model, timeout, fault, fault_requests, label)
+            wait = self._transient(outcome)
+            if wait is None or len(retries) >= self.settings.provider_retries:
+                outcome.provider_retries = len(retries)
+                outcome.retry_errors = retries
+                return outcome
+            retries.append(outcome.error or (outcome.final_output.splitlines() or ["error"])[0][:200])
+            time.sleep(min(wait * (2 ** len(retries) - 1), 30.0))
+
+    @staticmethod
+    def _transient(outcome: ScenarioOutcome) -> float | None:
+        """Seconds to wait before a retry when the failure is transient, else None."""
+        bad = [r for r in outcome.requests if r.status >= 400]
+        if outcome.is_error and bad and bad[-1].status in TRANSIENT_STATUSES:
+            return bad[-1].retry_after or 0.5
+        if outcome.is_error and re.search(r"idle timeout", outcome.final_output, re.IGNORECASE):
+            return 0.5  # codex saw the provider's stream stall; our own hard timeout is never retried
+        return None
+
+    def _attempt(
+        self,
+        prompt: str,
+        output_file: Path | str,
+        model: str | None,
+        expected_model: str | None,
+        timeout: float | None,
+        fault: str | None,
+        fault_requests: int | None,
+        label: str,
+    ) -> ScenarioOutcome:
         self.start()
         assert self.runner is not None and self.model is not None and self.server is not None
         target = Path(output_file)
@@ -144,33 +192,41 @@ class CodexExecutor:
         target.unlink(missing_ok=True)  # a file left from an earlier attempt must not count as written
         limit = timeout or self.settings.timeout
         expected = expected_model or model or self.settings.model
-        arguments = self.arguments(prompt, model if model is not None else None)
+        server = self.server
+        context = CallContext(label=label, fault=fault, fault_requests=fault_requests, on_crash=server.kill)
+        key = self.model.open_call(context)
+        arguments = self.arguments(prompt, model, self.model.call_url(key), fault)
         outcome = ScenarioOutcome(
             prompt=prompt,
             expected_model=expected,
             output_path=self.settings.relative(target),
             arguments={k: v for k, v in arguments.items() if k not in ("prompt", "config")},
+            fault=fault,
+            codex_pid=server.pid,
         )
-        seen = len(self.model.audit)
         stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         start = time.monotonic()
         try:
-            result = self.runner.run(self.server.call(arguments, limit), limit + 30)
+            result = self.runner.run(server.call(arguments, limit), limit + 30)
         except BaseException:
+            self.model.close_call(key)
             self.restart()
             raise
+        self.model.close_call(key)
         outcome.duration = time.monotonic() - start
-        outcome.crashed = not self.server.alive and not result.timed_out
-        self._fill(outcome, result, seen, stderr_seen, target)
+        outcome.crashed = not server.alive and not result.timed_out
+        outcome.requests = list(context.records)
+        self._fill(outcome, result, stderr_seen, target)
         if result.timed_out or outcome.crashed:
             self.restart()
         return outcome
 
-    def _fill(self, outcome: ScenarioOutcome, result: CallResult, seen: int, stderr_seen: int, target: Path) -> None:
+    def _fill(self, outcome: ScenarioOutcome, result: CallResult, stderr_seen: int, target: Path) -> None:
         assert self.model is not None
         outcome.events = result.events
         outcome.final_output = result.text
         outcome.is_error = result.is_error
+        outcome.structured = result.structured
         outcome.error = result.error
         outcome.timed_out = result.timed_out
         outcome.thread_id = result.thread_id
@@ -183,9 +239,6 @@ class CodexExecutor:
             done = result.of_type("task_complete")
             if done and isinstance(done[-1].msg.get("last_agent_message"), str):
                 outcome.final_output = str(done[-1].msg["last_agent_message"])
-        outcome.requests = [r for r in self.model.audit[seen:] if r.user_agent.startswith("codex")] or list(
-            self.model.audit[seen:]
-        )
         outcome.provider_models = [r.model for r in outcome.requests]
         outcome.tool_calls = tool_calls(result.events)
         counts = result.of_type("token_count")
@@ -199,7 +252,7 @@ class CodexExecutor:
         try:
             with self.stderr_path.open("rb") as fh:
                 fh.seek(stderr_seen)
-                outcome.codex_stderr = fh.read().decode("utf-8", "replace")
+                outcome.codex_stderr = ANSI.sub("", fh.read().decode("utf-8", "replace"))
         except OSError:
             outcome.codex_stderr = ""
         if target.is_file():

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
 import shlex
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pytest_interllm.providers.server import LocalServer
 
 CALL_PREFIX = "interllm_write_"
+OUTSIDE_DIR = "/opt/interllm-outside"  # not a writable root of codex's workspace-write sandbox
+MISSING_DIR = "/nonexistent/interllm-missing-workdir"
 _EOF = "INTERLLM_EOF"
 _PATH_PATTERNS = (
     re.compile(r"to the file `([^`\n]+)`"),
@@ -43,6 +47,9 @@ class AuditRecord:
     latency: float
     input_tokens: int = 0
     output_tokens: int = 0
+    scenario: str | None = None
+    fault: str | None = None
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +134,34 @@ def _approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+@dataclass
+class CallContext:
+    """One scenario's view of the provider: its label, its fault and what to do on `crash`."""
+
+    label: str
+    fault: str | None = None
+    fault_requests: int | None = None
+    on_crash: Callable[[], None] | None = None
+    requests: int = 0
+    records: list[AuditRecord] = field(default_factory=list)
+
+    def active_fault(self) -> str | None:
+        """The fault for the request being served (faults may be limited to the first N requests)."""
+        if self.fault is None or (self.fault_requests is not None and self.requests > self.fault_requests):
+            return None
+        return self.fault
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None, **headers: str) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
 class ScriptedModel(LocalServer):
-    """Deterministic model: first turn asks codex to write the file with its own tool, second turn replies."""
+    """Deterministic model: first turn asks codex to write the file with its own tool, second turn replies.
+
+    Each scenario gets its own base URL (`/c/<key>/v1`), which attributes its requests and selects its fault.
+    """
 
     def __init__(self, token: str | None = None) -> None:
         super().__init__()
@@ -136,31 +169,65 @@ class ScriptedModel(LocalServer):
         self.audit: list[AuditRecord] = []
         self._lock = threading.Lock()
         self._counter = 0
+        self._calls: dict[str, CallContext] = {}
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/responses", self._responses, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/responses", self._responses, methods=["POST"]),
+                Route("/c/{key}/v1/responses", self._responses, methods=["POST"]),
+            ]
+        )
 
-    def records(self, thread_id: str | None = None) -> list[AuditRecord]:
-        """Audit records, optionally only those of one codex thread."""
+    def open_call(self, context: CallContext) -> str:
+        """Register a scenario's context; codex is given `call_url(key)` as its base URL."""
+        key = secrets.token_hex(8)
         with self._lock:
-            return [r for r in self.audit if thread_id is None or r.thread_id == thread_id]
+            self._calls[key] = context
+        return key
 
-    def _record(self, request: Request, start: float, model: str | None, status: int, tin: int, tout: int) -> None:
-        thread = request.headers.get("thread-id") or request.headers.get("session-id")
+    def close_call(self, key: str) -> None:
+        with self._lock:
+            self._calls.pop(key, None)
+
+    def call_url(self, key: str) -> str:
+        return f"http://127.0.0.1:{self.port}/c/{key}/v1"
+
+    def records(self, label: str | None = None) -> list[AuditRecord]:
+        """Audit records, optionally only those of one scenario."""
+        with self._lock:
+            return [r for r in self.audit if label is None or r.scenario == label]
+
+    def _record(
+        self,
+        request: Request,
+        start: float,
+        model: str | None,
+        status: int,
+        tin: int = 0,
+        tout: int = 0,
+        retry_after: str | None = None,
+    ) -> None:
+        context = self._calls.get(str(request.path_params.get("key", "")))
         record = AuditRecord(
-            time=start,
+            time=time.time(),
             method=request.method,
             path=request.url.path,
             model=model,
             status=status,
-            thread_id=thread,
+            thread_id=request.headers.get("thread-id") or request.headers.get("session-id"),
             user_agent=request.headers.get("user-agent", ""),
             latency=time.monotonic() - start,
             input_tokens=tin,
             output_tokens=tout,
+            scenario=context.label if context else None,
+            fault=context.active_fault() if context else None,
+            retry_after=float(retry_after) if retry_after else None,
         )
         with self._lock:
             self.audit.append(record)
+            if context is not None:
+                context.records.append(record)
 
     def _next_id(self) -> int:
         with self._lock:
@@ -170,23 +237,42 @@ class ScriptedModel(LocalServer):
     async def _responses(self, request: Request) -> Response:
         start = time.monotonic()
         if request.headers.get("authorization") != f"Bearer {self.token}":
-            self._record(request, start, None, 401, 0, 0)
-            return JSONResponse({"error": {"message": "missing or wrong bearer token"}}, status_code=401)
+            self._record(request, start, None, 401)
+            return _error(401, "missing or wrong bearer token for the interllm provider", "invalid_request_error")
         try:
             body = json.loads(await request.body())
         except ValueError:
-            self._record(request, start, None, 400, 0, 0)
-            return JSONResponse({"error": {"message": "request body is not JSON"}}, status_code=400)
-        model = body.get("model")
+            self._record(request, start, None, 400)
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        raw_model = body.get("model")
+        model = raw_model if isinstance(raw_model, str) else None
+        context = self._calls.get(str(request.path_params.get("key", "")))
+        if context is not None:
+            context.requests += 1
+        fault = context.active_fault() if context else None
+        refused = self._refusal(model, fault)
+        if refused is not None:
+            self._record(request, start, model, refused.status_code, retry_after=refused.headers.get("retry-after"))
+            return refused
+        if fault == "crash" and context is not None and context.on_crash is not None:
+            context.on_crash()
+        if fault == "stall":
+            self._record(request, start, model, 200)
+            return StreamingResponse(self._stall(request), media_type="text/event-stream")
+        if fault == "bad-sse":
+            self._record(request, start, model, 200)
+            return Response(
+                b'event: response.created\ndata: {"type": "response.created", "respo\n\n',
+                media_type="text/event-stream",
+            )
         try:
-            items = self._answer(body)
+            items = self._answer(body, fault)
         except Exception as exc:  # a bug here must reach the test as evidence, not as a dropped connection
-            self._record(request, start, model if isinstance(model, str) else None, 500, 0, 0)
-            message = f"scripted model error: {type(exc).__name__}: {exc}"
-            return JSONResponse({"error": {"message": message}}, status_code=500)
+            self._record(request, start, model, 500)
+            return _error(500, f"scripted model error: {type(exc).__name__}: {exc}", "server_error")
         tin = _approx_tokens(json.dumps(body.get("input", "")))
         tout = sum(_approx_tokens(json.dumps(item)) for item in items)
-        self._record(request, start, model if isinstance(model, str) else None, 200, tin, tout)
+        self._record(request, start, model, 200, tin, tout)
         response_id = f"resp_{self._next_id()}"
         usage = {
             "input_tokens": tin,
@@ -209,6 +295,42 @@ class ScriptedModel(LocalServer):
         return Response(self._sse(response_id, model, items, usage), media_type="text/event-stream")
 
     @staticmethod
+    def _refusal(model: str | None, fault: str | None) -> JSONResponse | None:
+        """HTTP errors: an empty model is always refused, as OpenAI does; the rest only under a fault."""
+        if model == "" or fault == "http-400-empty-model":
+            return _error(
+                400,
+                f"The '{model or ''}' model is not supported when using Codex with a ChatGPT account.",
+                "invalid_request_error",
+                "model_not_supported",
+            )
+        if fault == "http-401":
+            return _error(
+                401,
+                "Incorrect API key provided. You can find your API key in your account settings.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+        if fault == "http-429":
+            return _error(
+                429,
+                "Rate limit reached for requests. Please try again in 1s.",
+                "requests",
+                "rate_limit_exceeded",
+                **{"Retry-After": "1"},
+            )
+        if fault == "http-500":
+            return _error(500, "The server had an error while processing your request.", "server_error")
+        return None
+
+    @staticmethod
+    async def _stall(request: Request) -> AsyncIterator[bytes]:
+        """Headers, then nothing: a provider that never answers."""
+        while not await request.is_disconnected():
+            await asyncio.sleep(0.2)
+        yield b""
+
+    @staticmethod
     def _sse(response_id: str, model: Any, items: list[dict[str, Any]], usage: dict[str, Any]) -> bytes:
         events: list[dict[str, Any]] = [
             {"type": "response.created", "response": {"id": response_id, "model": model}},
@@ -219,7 +341,7 @@ class ScriptedModel(LocalServer):
         events.append({"type": "response.completed", "response": {"id": response_id, "model": model, "usage": usage}})
         return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
 
-    def _answer(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+    def _answer(self, body: dict[str, Any], fault: str | None = None) -> list[dict[str, Any]]:
         items = body.get("input") or []
         outputs = [
             i
@@ -234,17 +356,24 @@ class ScriptedModel(LocalServer):
         if scenario.output_path is None:
             return [self._message("I found no output file path in the prompt, so I wrote nothing.")]
         document = render_document(scenario)
+        if fault == "no-write":
+            return [self._message(f"Here is the plan for '{scenario.title}':\n\n{document}")]
+        path = scenario.output_path
+        if fault == "write-outside":
+            path = f"{OUTSIDE_DIR}/{path.rsplit('/', 1)[-1]}"
         tools = _tool_names(body)
         call_id = f"{CALL_PREFIX}{self._next_id()}"
         if "exec_command" in tools:
-            cmd = {"cmd": write_command(scenario.output_path, document)}
+            cmd: dict[str, Any] = {"cmd": write_command(path, document)}
+            if fault == "exec-missing":
+                cmd["workdir"] = MISSING_DIR
             return [self._function_call(call_id, "exec_command", cmd)]
         if "shell" in tools:
-            argv = {"command": ["bash", "-c", write_command(scenario.output_path, document)]}
+            argv = {"command": ["bash", "-c", write_command(path, document)]}
             return [self._function_call(call_id, "shell", argv)]
         if "apply_patch" in tools:
             patch = "\n".join(
-                ["*** Begin Patch", f"*** Add File: {scenario.output_path}"]
+                ["*** Begin Patch", f"*** Add File: {path}"]
                 + [f"+{line}" for line in document.splitlines()]
                 + ["*** End Patch"]
             )
@@ -261,11 +390,10 @@ class ScriptedModel(LocalServer):
         return [self._message(f"No file tool was offered; here is the document instead:\n\n{document}")]
 
     @staticmethod
+    @staticmethod
     def _final_text(scenario: ScenarioRequest, output: dict[str, Any]) -> str:
         text = str(output.get("output", ""))
-        if re.search(r"(?:exit code|exited with code)[: ]+0\b", text, re.IGNORECASE) or not re.search(
-            r"(?:exit code|exited with code)[: ]+\d+", text, re.IGNORECASE
-        ):
+        if re.search(r"exited with code 0\b|exit code:? 0\b", text, re.IGNORECASE):
             return f"Wrote the plan for '{scenario.title}' to {scenario.output_path}."
         return f"I could not write {scenario.output_path}; the command reported:\n{text[:2000]}"
 

@@ -1,0 +1,48 @@
+"""Finding the codex processes this process started (Linux /proc), to kill them on crash faults and timeouts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+
+def children(pid: int | None = None) -> set[int]:
+    """Direct children of `pid` (default: this process); empty where /proc is not available."""
+    parent = os.getpid() if pid is None else pid
+    found: set[int] = set()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: fields start after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == parent:
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def kill(pid: int) -> None:
+    """SIGKILL, ignoring a process that is already gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,22 @@
+"""Injected faults (the `fault:` expectation key or INTERLLM_FAULT) and the failure class each must give."""
+
+from __future__ import annotations
+
+EXPECTED_CLASS: dict[str, str] = {
+    "http-400-empty-model": "empty-model",
+    "http-401": "provider-error",
+    "http-429": "provider-error",
+    "http-500": "provider-error",
+    "stall": "timeout",
+    "bad-sse": "provider-error",
+    "exec-missing": "exec-not-found",
+    "write-outside": "sandbox-denied",
+    "no-write": "no-output-file",
+    "mcp-no-content": "mcp-protocol",
+    "crash": "codex-crashed",
+    "omit-model": "model-mismatch",
+}
+FAULTS = tuple(EXPECTED_CLASS)
+# What codex's own config says when the executor leaves the model out (the original script's machine).
+CONFIG_DEFAULT_MODEL = "gpt-4o"
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
