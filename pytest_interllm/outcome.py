@@ -58,6 +58,7 @@ class ScenarioOutcome:
     provider_retries: int = 0
     retry_errors: list[str] = field(default_factory=list)
     attempts: int = 1
+    agent_replied: bool = False
     earlier_failures: list[str] = field(default_factory=list)
 
 

@@ -183,6 +183,12 @@ class InterllmSession:
                 report.user_properties.append(("interllm_session_model", outcome.session_model or ""))
                 report.user_properties.append(("interllm_output", outcome.output_path))
                 report.user_properties.append(("interllm_failure_class", outcome.failure_class or ""))
+                report.user_properties.append(("interllm_fault", outcome.fault or ""))
+                report.user_properties.append(("interllm_attempts", outcome.attempts))
+                report.user_properties.append(("interllm_provider_retries", outcome.provider_retries))
+                report.user_properties.append(("interllm_final_output_chars", len(outcome.final_output)))
+                report.user_properties.append(("interllm_agent_replied", outcome.agent_replied))
+                report.user_properties.append(("interllm_codex_pid", outcome.codex_pid or 0))
                 report.sections.append(("interllm final_output", outcome.final_output or "(empty)"))
         return report
 

@@ -75,13 +75,14 @@ class CodexExecutor:
         self.codex_home = settings.codex_home or self.workdir / "codex-home"
         self.stderr_path = self.workdir / "codex-stderr.log"
         self.restarts = 0
+        self._fault_budget: dict[str, int] = {}  # requests served per scenario label, across attempts
 
     def start(self) -> None:
         """Start the scripted model and the codex server (idempotent)."""
         if self.runner is None:
             self.runner = LoopRunner()
         if self.model is None:
-            model = ScriptedModel()
+            model = ScriptedModel(token=os.environ.get("INTERLLM_PROVIDER_TOKEN") or None)
             self.runner.run(model.start(), 30)
             self.model = model
         if self.settings.codex_home is None:
@@ -193,7 +194,13 @@ class CodexExecutor:
         limit = timeout or self.settings.timeout
         expected = expected_model or model or self.settings.model
         server = self.server
-        context = CallContext(label=label, fault=fault, fault_requests=fault_requests, on_crash=server.kill)
+        context = CallContext(
+            label=label,
+            fault=fault,
+            fault_requests=fault_requests,
+            on_crash=server.kill,
+            requests=self._fault_budget.get(label, 0),
+        )
         key = self.model.open_call(context)
         arguments = self.arguments(prompt, model, self.model.call_url(key), fault)
         outcome = ScenarioOutcome(
@@ -213,6 +220,7 @@ class CodexExecutor:
             self.restart()
             raise
         self.model.close_call(key)
+        self._fault_budget[label] = context.requests
         outcome.duration = time.monotonic() - start
         outcome.crashed = not server.alive and not result.timed_out
         outcome.requests = list(context.records)
@@ -227,6 +235,7 @@ class CodexExecutor:
         outcome.final_output = result.text
         outcome.is_error = result.is_error
         outcome.structured = result.structured
+        outcome.agent_replied = bool(result.text.strip() or result.of_type("agent_message", "task_complete"))
         outcome.error = result.error
         outcome.timed_out = result.timed_out
         outcome.thread_id = result.thread_id

@@ -75,8 +75,15 @@ class StatusLines:
             if hasattr(report, "wasxfail") and report.skipped
             else ("xpassed" if hasattr(report, "wasxfail") else report.outcome)
         )
-        failure = dict(report.user_properties).get("interllm_failure_class")
+        props = dict(report.user_properties)
+        failure = props.get("interllm_failure_class")
         reason = f" [{failure}]" if failure else ""
+        attempts = int(str(props.get("interllm_attempts", 1) or 1))
+        if attempts > 1:
+            reason += f" (flaky: attempt {attempts})" if result == "passed" else f" (after {attempts} attempts)"
+        retries = int(str(props.get("interllm_provider_retries", 0) or 0))
+        if retries:
+            reason += f" ({retries} provider {'retry' if retries == 1 else 'retries'})"
         markup = {"green": True} if result == "passed" else {"red": True} if result == "failed" else {"yellow": True}
         _write(
             reporter,

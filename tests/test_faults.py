@@ -1,0 +1,97 @@
+"""Every fault of the original script, injected into a real run: classified, explained, contained."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_interllm.faults import EXPECTED_CLASS
+from tests.conftest import outputs, run, write
+
+HEADLINES = {
+    "http-400-empty-model": "expected gpt-5-codex, codex ran with an empty model*",
+    "http-401": "codex returned HTTP 401: unexpected status 401 Unauthorized: Incorrect API key provided*",
+    "http-429": "codex returned HTTP 429 after 1 retries: *429 Too Many Requests*",
+    "http-500": "codex returned HTTP 500 after 1 retries: *",
+    "stall": "no answer from codex within 3s",
+    "bad-sse": "codex returned an error: stream disconnected before completion*",
+    "exec-missing": "outputs/scenario_002.md not written: codex could not start the command",
+    "write-outside": "outputs/scenario_002.md not written: the sandbox refused the write (exit 1)",
+    "no-write": "outputs/scenario_002.md was not created; the agent replied: Here is the plan for*",
+    "mcp-no-content": "codex answered the tool call with an error result without structuredContent*",
+    "crash": "the codex server died during the call (*Connection closed*)",
+    "omit-model": "expected gpt-5-codex, codex session ran gpt-4o (session_configured at ??:??:??)",
+}
+
+
+@pytest.mark.parametrize("fault", list(EXPECTED_CLASS))
+def test_fault_is_classified_and_the_other_scenarios_pass(project: pytest.Pytester, fault: str) -> None:
+    write(project.path / "scenarios" / "list.yaml", f"2:\n  fault: {fault}\n  timeout: 3\n")
+    result = run(project, "--interllm", "input/list.md", "--interllm-provider-retries", "1")
+    result.assert_outcomes(passed=2, failed=1)
+    expected = EXPECTED_CLASS[fault]
+    result.stdout.fnmatch_lines(
+        [
+            "*END   scenario 1/3: Copy the orders table to the warehouse — PASSED in*",
+            f"*END   scenario 2/3: Stream CDC events to Kafka — FAILED [[]{expected}[]]*",
+            "*END   scenario 3/3: Pick up CSV drops from SFTP — PASSED in*",
+        ]
+    )
+    result.stdout.fnmatch_lines([f"[[]{expected}[]] {HEADLINES[fault]}", "*check next: *"])
+    assert "Traceback" not in result.stdout.str()
+    # Under omit-model the agent works (on the wrong model) and writes its file; every other fault prevents it.
+    written = (
+        ["scenario_001.md", "scenario_002.md", "scenario_003.md"]
+        if fault == "omit-model"
+        else ["scenario_001.md", "scenario_003.md"]
+    )
+    assert outputs(project) == written
+
+
+def test_final_output_is_kept_when_the_agent_answers_in_the_conversation(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: no-write\n")
+    result = run(project, "--interllm", "input/list.md", "-k", "scenario_001")
+    result.stdout.fnmatch_lines(
+        [
+            "final_output:",
+            "  Here is the plan for 'Copy the orders table to the warehouse':",
+            "*- [[] []] Use updated_at as the watermark*",
+        ]
+    )
+
+
+def test_transient_429_is_retried_and_then_passes(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: http-429\n  fault_requests: 1\n")
+    result = run(project, "--interllm", "input/list.md", "-k", "scenario_001")
+    result.assert_outcomes(passed=1, deselected=2)
+    result.stdout.fnmatch_lines(["*END   scenario 1/3: * — PASSED (1 provider retry) in*"])
+
+
+def test_whole_scenario_rerun_reports_flaky(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: no-write\n  fault_requests: 1\n")
+    result = run(project, "--interllm", "input/list.md", "-k", "scenario_001", "--interllm-retries", "1")
+    result.assert_outcomes(passed=1, deselected=2)
+    result.stdout.fnmatch_lines(["*END   scenario 1/3: * — PASSED (flaky: attempt 2) in*"])
+    result = run(project, "--interllm", "input/list.md", "-k", "scenario_001")
+    result.assert_outcomes(failed=1, deselected=2)
+
+
+def test_fault_for_the_whole_run_from_the_environment(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTERLLM_FAULT", "omit-model")
+    result = run(project, "--interllm", "input/list.md", "-n", "2")
+    result.assert_outcomes(failed=3)
+    assert result.stdout.str().count("[model-mismatch] expected gpt-5-codex, codex session ran gpt-4o") == 3
+
+
+def test_unknown_fault_names_the_yaml_line(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", "1: {}\n2:\n  fault: http-418\n")
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only")
+    result.stdout.fnmatch_lines(["*scenarios/list.yaml:2: unknown fault 'http-418' (known: http-400-empty-model*"])
+
+
+def test_timeout_from_the_command_line_restarts_codex_for_the_next_scenario(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: stall\n")
+    result = run(project, "--interllm", "input/list.md", "--interllm-timeout", "2")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["[[]timeout[]] no answer from codex within 2s"])
