@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.interllm-installed
 LIST ?= input/DataTransferScenarioList.md
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint bench clean
 
 setup: $(STAMP)
 
@@ -29,3 +29,6 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) reports logs .pytest_cache .mypy_cache .ruff_cache
+
+bench: setup
+	$(BIN)/python benchmarks/faults.py

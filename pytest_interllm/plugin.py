@@ -177,19 +177,26 @@ class InterllmSession:
         report = yield
         if isinstance(item, ScenarioItem) and call.when == "call":
             outcome = item.stash.get(OUTCOME_KEY, None)
-            report.user_properties.append(("interllm_index", item.scenario.index))
-            report.user_properties.append(("interllm_expected_model", item.model))
+            props: list[tuple[str, object]] = [
+                ("interllm_index", item.scenario.index),
+                ("interllm_expected_model", item.model),
+            ]
             if outcome is not None:
-                report.user_properties.append(("interllm_session_model", outcome.session_model or ""))
-                report.user_properties.append(("interllm_output", outcome.output_path))
-                report.user_properties.append(("interllm_failure_class", outcome.failure_class or ""))
-                report.user_properties.append(("interllm_fault", outcome.fault or ""))
-                report.user_properties.append(("interllm_attempts", outcome.attempts))
-                report.user_properties.append(("interllm_provider_retries", outcome.provider_retries))
-                report.user_properties.append(("interllm_final_output_chars", len(outcome.final_output)))
-                report.user_properties.append(("interllm_agent_replied", outcome.agent_replied))
-                report.user_properties.append(("interllm_codex_pid", outcome.codex_pid or 0))
+                props += [
+                    ("interllm_session_model", outcome.session_model or ""),
+                    ("interllm_output", outcome.output_path),
+                    ("interllm_failure_class", outcome.failure_class or ""),
+                    ("interllm_fault", outcome.fault or ""),
+                    ("interllm_attempts", outcome.attempts),
+                    ("interllm_provider_retries", outcome.provider_retries),
+                    ("interllm_final_output_chars", len(outcome.final_output)),
+                    ("interllm_agent_replied", outcome.agent_replied),
+                    ("interllm_codex_pid", outcome.codex_pid or 0),
+                ]
                 report.sections.append(("interllm final_output", outcome.final_output or "(empty)"))
+            # On the item too: JUnit XML writes properties from the teardown report, which copies them.
+            item.user_properties.extend(props)
+            report.user_properties.extend(props)
         return report
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -147,3 +147,20 @@ def test_five_megabyte_list_parses(tmp_path: Path) -> None:
     parsed = parse_scenarios(write(tmp_path / "big.md", text))
     assert len(parsed.scenarios) == 20_000
     assert parsed.scenarios[-1].name.startswith("scenario_20000-copy-bucket-19999")
+
+
+def test_malformed_markdown_still_gives_the_top_level_items(tmp_path: Path) -> None:
+    text = (
+        "# Unbalanced **emphasis and `code\n\n"
+        "- First **unclosed bold item\n"
+        "- Second [broken link](\n"
+        "<div>\n- html block item is not a scenario\n</div>\n\n"
+        "- Third after html\n"
+        "```\n- inside an unclosed fence, not a scenario\n"
+    )
+    parsed = parse_scenarios(write(tmp_path / "list.md", text))
+    assert [(s.line, s.title) for s in parsed.scenarios] == [
+        (3, "First **unclosed bold item"),
+        (4, "Second [broken link]("),
+        (9, "Third after html"),
+    ]

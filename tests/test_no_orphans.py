@@ -1,0 +1,97 @@
+"""No codex process outlives a run: not after a crash, a timeout, nor Ctrl-C (checked by pid)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_interllm.codex.process import alive
+from tests.conftest import write
+
+
+def codex_pids(cwd: Path) -> set[int]:
+    """Live codex processes whose working directory is `cwd` (codex runs with cwd = the rootdir)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(entry / "cwd")) == cwd and b"codex" in (entry / "cmdline").read_bytes():
+                found.add(int(entry.name))
+        except OSError:
+            continue
+    return {pid for pid in found if alive(pid)}
+
+
+class Watch:
+    """Polls for codex processes of a run in the background, remembering every pid it saw."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.seen |= codex_pids(self.cwd)
+            time.sleep(0.05)
+
+    def stop(self) -> set[int]:
+        self._stop.set()
+        self._thread.join()
+        return self.seen
+
+
+def start(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_", "COVERAGE"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def faulty(project: pytest.Pytester) -> pytest.Pytester:
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: crash\n2:\n  fault: stall\n  timeout: 2\n")
+    return project
+
+
+def test_crash_and_timeout_leave_no_codex_behind(faulty: pytest.Pytester) -> None:
+    watch = Watch(faulty.path)
+    proc = start(faulty, "--interllm", "input/list.md")
+    out, _ = proc.communicate(timeout=120)
+    seen = watch.stop()
+    assert "2 failed, 1 passed" in out, out
+    # One server at start, a replacement after the crash, another after the timeout.
+    assert len(seen) >= 3, seen
+    assert [pid for pid in seen if alive(pid)] == []
+
+
+def test_sigint_terminates_codex(faulty: pytest.Pytester) -> None:
+    write(faulty.path / "scenarios" / "list.yaml", "1:\n  fault: stall\n  timeout: 120\n")
+    watch = Watch(faulty.path)
+    proc = start(faulty, "--interllm", "input/list.md")
+    deadline = time.monotonic() + 60
+    while not watch.seen and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the stalled scenario is now waiting on the provider
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    seen = watch.stop()
+    assert seen, out
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "KeyboardInterrupt" in out
+    assert [pid for pid in seen if alive(pid)] == []
