@@ -12,6 +12,8 @@ import pytest
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, locate
 from pytest_interllm.collect import EXECUTOR_KEY, OUTCOME_KEY, SETTINGS_KEY, InterllmFile, ScenarioItem
 from pytest_interllm.executors.codex import CodexExecutor
+from pytest_interllm.expectations import Expectations
+from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.report.status import StatusLines
 from pytest_interllm.settings import Settings, add_options, resolve
 
@@ -89,6 +91,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, PLUGIN_NAME)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), f"{PLUGIN_NAME}-xdist")
+
+
+class BoundCodex:
+    """The executor as one test sees it: the test's marker gives the default model and timeout."""
+
+    def __init__(self, executor: CodexExecutor, model: str | None, timeout: float | None, label: str) -> None:
+        self.executor = executor
+        self.model = model
+        self.timeout = timeout
+        self.label = label
+
+    def run(self, prompt: str, *, output_file: Path | str, **kwargs: Any) -> ScenarioOutcome:
+        """`CodexExecutor.run` with the marker's model and timeout unless given here."""
+        if "model" not in kwargs and self.model is not None:
+            kwargs["model"] = self.model
+        if kwargs.get("timeout") is None and self.timeout is not None:
+            kwargs["timeout"] = float(self.timeout)
+        kwargs.setdefault("label", self.label)
+        return self.executor.run(prompt, output_file=output_file, **kwargs)
+
+    def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None:
+        """Raise `ScenarioFailure` unless the model, the output file and the expectations hold."""
+        self.executor.check(outcome, expectations)
 
 
 class XdistHooks:
@@ -206,8 +231,8 @@ class InterllmSession:
 
 
 @pytest.fixture(scope="session")
-def interllm_codex(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]:
-    """The real codex behind MCP, on the run's provider: `run(prompt, output_file=...)`, then `check(outcome)`."""
+def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]:
+    """The worker's codex executor (one reused `codex mcp-server`), shared by every test of the session."""
     session: InterllmSession | None = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
     if session is not None:
         yield session.get_executor()
@@ -223,3 +248,14 @@ def interllm_codex(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]:
         yield executor
     finally:
         executor.close()
+
+
+@pytest.fixture
+def interllm_codex(request: pytest.FixtureRequest, interllm_executor: CodexExecutor) -> BoundCodex:
+    """The real codex behind MCP: `run(prompt, output_file=...)`, then `check(outcome)`.
+
+    `@pytest.mark.interllm(model=..., timeout=...)` on the test sets the defaults of `run`.
+    """
+    marker = request.node.get_closest_marker("interllm")
+    kwargs = marker.kwargs if marker else {}
+    return BoundCodex(interllm_executor, kwargs.get("model"), kwargs.get("timeout"), request.node.name)

@@ -33,6 +33,16 @@ def test_model_left_to_codex_config_is_a_mismatch(interllm_codex):
     assert outcome.session_model == "gpt-4o"
     assert set(outcome.provider_models) == {"gpt-4o"}
     assert "final_output" not in outcome.final_output and outcome.final_output.startswith("Wrote the plan")
+
+
+@pytest.mark.interllm(model="gpt-5.2-codex", timeout=2)
+def test_marker_sets_model_and_timeout(interllm_codex):
+    outcome = interllm_codex.run(PROMPT, output_file="outputs/hand.md")
+    interllm_codex.check(outcome)
+    assert outcome.session_model == "gpt-5.2-codex"
+    stalled = interllm_codex.run(PROMPT, output_file="outputs/hand.md", fault="stall")
+    with pytest.raises(ScenarioFailure, match=r"^\\[timeout\\] no answer from codex within 2s"):
+        interllm_codex.check(stalled)
 """
 
 
@@ -46,8 +56,9 @@ def codex_home(project: pytest.Pytester) -> str:
 
 def test_model_assertion_passes_and_fails_for_real(project: pytest.Pytester, codex_home: str) -> None:
     result = run(project, "test_hand.py", "--interllm-codex-home", codex_home, "-v")
-    result.assert_outcomes(passed=2)
-    assert outputs(project) == ["hand.md"]
+    result.assert_outcomes(passed=3)
+    # Each run removes the file first, so the last (stalled) run leaves none: a stale file never passes.
+    assert outputs(project) == []
 
 
 def test_explicit_model_beats_a_codex_config_default(project: pytest.Pytester, codex_home: str) -> None:
