@@ -19,6 +19,7 @@ from pytest_interllm.settings import Settings
 SETTINGS_KEY = pytest.StashKey[Settings]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
 EXECUTOR_KEY = pytest.StashKey[Any]()
+REDACTOR_KEY = pytest.StashKey[Any]()
 
 
 def expectations_path(settings: Settings, list_path: Path) -> Path:
@@ -162,7 +163,8 @@ class ScenarioItem(pytest.Item):
             if outcome is not None:
                 final = outcome.final_output.strip() or "(empty)"
                 text += "\nfinal_output:\n" + "\n".join(f"  {line}" for line in final.splitlines()[:20])
-            return text
+            redactor = self.config.stash.get(REDACTOR_KEY, None)
+            return redactor.text(text) if redactor is not None else text
         if isinstance(excinfo.value, ScenarioFormatError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

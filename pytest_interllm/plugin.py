@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Generator, Iterator
+from html import escape
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, locate
-from pytest_interllm.collect import EXECUTOR_KEY, OUTCOME_KEY, SETTINGS_KEY, InterllmFile, ScenarioItem
+from pytest_interllm.collect import EXECUTOR_KEY, OUTCOME_KEY, REDACTOR_KEY, SETTINGS_KEY, InterllmFile, ScenarioItem
 from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.outcome import ScenarioOutcome
-from pytest_interllm.report.status import StatusLines
+from pytest_interllm.report.html import render as render_html
+from pytest_interllm.report.html import summary as render_summary
+from pytest_interllm.report.record import build as build_record
+from pytest_interllm.report.redact import Redactor
+from pytest_interllm.report.runlog import RunLog
+from pytest_interllm.report.status import StatusLines, ends_test, result_of
+from pytest_interllm.report.summary import counts as summary_counts
+from pytest_interllm.report.summary import markdown as summary_markdown
 from pytest_interllm.settings import Settings, add_options, resolve
 
 PLUGIN_NAME = "interllm-session"
@@ -89,6 +97,8 @@ def pytest_configure(config: pytest.Config) -> None:
         clear_outputs(settings)
     session = InterllmSession(config, settings, codex)
     config.pluginmanager.register(session, PLUGIN_NAME)
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlHooks(session), f"{PLUGIN_NAME}-html")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), f"{PLUGIN_NAME}-xdist")
 
@@ -116,6 +126,33 @@ class BoundCodex:
         self.executor.check(outcome, expectations)
 
 
+class HtmlHooks:
+    """pytest-html hooks: extra columns and the run summary (registered only when pytest-html is there)."""
+
+    def __init__(self, session: InterllmSession) -> None:
+        self.session = session
+
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
+        prefix.append(render_summary(self.session.info(), summary_counts(self.session.records)))
+
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells.insert(2, '<th class="sortable" data-column-type="interllmIndex">Scenario</th>')
+        cells.insert(3, "<th>Model</th>")
+        cells.insert(4, "<th>Failure class</th>")
+        cells.insert(5, "<th>Tokens</th>")
+
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        props = dict(report.user_properties)
+        values = [
+            props.get("interllm_index", ""),
+            props.get("interllm_session_model", ""),
+            props.get("interllm_failure_class", ""),
+            props.get("interllm_tokens", ""),
+        ]
+        for offset, value in enumerate(values):
+            cells.insert(2 + offset, f"<td>{escape(str(value))}</td>")
+
+
 class XdistHooks:
     """Hands the checked codex binary to every worker so it is checked once per run."""
 
@@ -137,7 +174,11 @@ class InterllmSession:
         self.codex = codex
         self.executor: CodexExecutor | None = None
         self.status = StatusLines(settings.lists, settings.rootdir)
+        self.redactor = Redactor.from_environ()
+        self.records: list[dict[str, Any]] = []
+        self.runlog: RunLog | None = None
         config.stash[EXECUTOR_KEY] = self.get_executor
+        config.stash[REDACTOR_KEY] = self.redactor
 
     def get_executor(self) -> CodexExecutor:
         """The worker's executor, started on first use."""
@@ -174,12 +215,8 @@ class InterllmSession:
         # The END line shows the result; a progress letter after it would only add noise.
         if self._reporter() is None or self.config.get_verbosity() > 0 or not self.status.owns(report.nodeid):
             return None
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            category = (
-                "xfailed"
-                if hasattr(report, "wasxfail") and report.skipped
-                else ("xpassed" if hasattr(report, "wasxfail") else report.outcome)
-            )
+        if ends_test(report):
+            category = result_of(report)
             return category, "", category.upper()
         return None
 
@@ -194,35 +231,108 @@ class InterllmSession:
         reporter = self._reporter()
         if reporter is not None:
             self.status.end(reporter, report)
+        record = getattr(report, "interllm_record", None)
+        if record is not None and not _is_worker(self.config):
+            self.records.append(record)
+            if self.runlog is not None:
+                self.runlog.write(record)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        if isinstance(item, ScenarioItem) and call.when == "call":
-            outcome = item.stash.get(OUTCOME_KEY, None)
-            props: list[tuple[str, object]] = [
-                ("interllm_index", item.scenario.index),
-                ("interllm_expected_model", item.model),
+        if not isinstance(item, ScenarioItem) or not ends_test(report):
+            return report
+        outcome = item.stash.get(OUTCOME_KEY, None) if call.when == "call" else None
+        props: list[tuple[str, object]] = [
+            ("interllm_index", item.scenario.index),
+            ("interllm_expected_model", item.model),
+        ]
+        if outcome is not None:
+            props += [
+                ("interllm_session_model", outcome.session_model or ""),
+                ("interllm_output", outcome.output_path),
+                ("interllm_failure_class", outcome.failure_class or ""),
+                ("interllm_fault", outcome.fault or ""),
+                ("interllm_attempts", outcome.attempts),
+                ("interllm_provider_retries", outcome.provider_retries),
+                ("interllm_tokens", outcome.tokens_in + outcome.tokens_out),
+                ("interllm_final_output_chars", len(outcome.final_output)),
+                ("interllm_agent_replied", outcome.agent_replied),
+                ("interllm_codex_pid", outcome.codex_pid or 0),
             ]
-            if outcome is not None:
-                props += [
-                    ("interllm_session_model", outcome.session_model or ""),
-                    ("interllm_output", outcome.output_path),
-                    ("interllm_failure_class", outcome.failure_class or ""),
-                    ("interllm_fault", outcome.fault or ""),
-                    ("interllm_attempts", outcome.attempts),
-                    ("interllm_provider_retries", outcome.provider_retries),
-                    ("interllm_final_output_chars", len(outcome.final_output)),
-                    ("interllm_agent_replied", outcome.agent_replied),
-                    ("interllm_codex_pid", outcome.codex_pid or 0),
-                ]
-                report.sections.append(("interllm final_output", outcome.final_output or "(empty)"))
-            # On the item too: JUnit XML writes properties from the teardown report, which copies them.
-            item.user_properties.extend(props)
-            report.user_properties.extend(props)
+            report.sections.append(("interllm final_output", self.redactor.text(outcome.final_output or "(empty)")))
+        # On the item too: JUnit XML writes properties from the teardown report, which copies them.
+        item.user_properties.extend(props)
+        report.user_properties.extend(props)
+        record = self.redactor.data(
+            build_record(
+                index=item.scenario.index,
+                name=item.name,
+                title=item.scenario.title,
+                section=item.scenario.section,
+                nodeid=report.nodeid,
+                outcome=outcome,
+                result=result_of(report),
+                failure=report.longreprtext if report.failed else None,
+                expected_model=item.model,
+            )
+        )
+        report.interllm_record = record  # type: ignore[attr-defined]  # travels to the xdist controller
+        if getattr(self.config.option, "htmlpath", None):
+            # The dict pytest_html.extras.html() builds, without importing pytest-html where it is absent.
+            extra = {
+                "name": "interllm",
+                "format_type": "html",
+                "content": render_html(record),
+                "mime_type": None,
+                "extension": None,
+            }
+            setattr(report, "extras", [*getattr(report, "extras", []), extra])  # noqa: B010
         return report
+
+    def info(self) -> dict[str, str]:
+        """What the run was: shown in the log header, the HTML summary and the markdown summary."""
+        s = self.settings
+        return {
+            "provider": f"{s.provider} (built-in scripted model, not a real LLM)"
+            if s.provider == "offline"
+            else s.provider,
+            "executor": s.executor,
+            "codex": self.codex.version if self.codex else "unknown",
+            "expected model": s.model,
+            "sandbox": s.sandbox,
+            "lists": ", ".join(s.relative(p) for p in s.lists),
+        }
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        s = self.settings
+        if not _is_worker(self.config) and not self.config.option.collectonly and s.log_dir is not None:
+            self.runlog = RunLog(s.log_dir, self.redactor, self.info())
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.records:
+            return
+        tally = summary_counts(self.records)
+        terminalreporter.write_sep("-", "interllm")
+        terminalreporter.write_line("interllm: " + ", ".join(f"{k} {v}" for k, v in tally.items()))
+        if self.runlog is not None:
+            terminalreporter.write_line(
+                f"interllm: log {self.settings.relative(self.runlog.text_path)} "
+                f"and {self.settings.relative(self.runlog.jsonl_path)}"
+            )
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if _is_worker(self.config):
+            return
+        if self.runlog is not None:
+            self.runlog.close(summary_counts(self.records))
+        path = self.settings.summary
+        if path is not None and not self.config.option.collectonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(self.redactor.text(summary_markdown(self.records, self.info())))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.executor is not None:

@@ -140,6 +140,22 @@ OPTIONS = (
         FAULTS,
     ),
     Option(
+        "interllm_log_dir",
+        "--interllm-log-dir",
+        "where run logs go: run-YYYYMMDD-HHMMSS.log and .jsonl (default logs; 'none' disables them).",
+        "logs",
+        "INTERLLM_LOG_DIR",
+        "DIR",
+    ),
+    Option(
+        "interllm_summary",
+        "--interllm-summary",
+        "append a markdown summary table to this file (e.g. $GITHUB_STEP_SUMMARY).",
+        None,
+        "INTERLLM_SUMMARY",
+        "PATH",
+    ),
+    Option(
         "interllm_output_dir",
         "--interllm-output-dir",
         "where scenarios write their files (default outputs).",
@@ -171,6 +187,8 @@ class Settings:
     retries: int = 0
     provider_retries: int = 2
     fault: str | None = None
+    log_dir: Path | None = None
+    summary: Path | None = None
 
     def output_path(self, label: str) -> Path:
         """Absolute path of a scenario's output file."""
@@ -289,4 +307,6 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         retries=retries,
         provider_retries=provider_retries,
         fault=picked["interllm_fault"][0],
+        log_dir=None if str(picked["interllm_log_dir"][0]).lower() == "none" else path_of("interllm_log_dir"),
+        summary=path_of("interllm_summary"),
     )

@@ -15,6 +15,18 @@ def _clock() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def result_of(report: pytest.TestReport) -> str:
+    """passed, failed, skipped, xfailed or xpassed."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    return report.outcome
+
+
+def ends_test(report: pytest.TestReport) -> bool:
+    """Whether this report is the one that decides the test (its call, or a setup that did not pass)."""
+    return report.when == "call" or (report.when == "setup" and not report.passed)
+
+
 def _write(reporter: pytest.TerminalReporter, nodeid: str, line: str, **markup: bool) -> None:
     """Write a whole line, then tell pytest its progress line for this file is current (no reprinted path)."""
     fspath = reporter.config.rootpath / nodeid.split("::")[0]
@@ -66,15 +78,11 @@ class StatusLines:
         found = self._lookup(report.nodeid)
         if found is None or report.nodeid not in self.started:
             return
-        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        if not ends_test(report):
             return
         index, total, title = found
         elapsed = time.monotonic() - self.started.pop(report.nodeid)
-        result = (
-            "xfailed"
-            if hasattr(report, "wasxfail") and report.skipped
-            else ("xpassed" if hasattr(report, "wasxfail") else report.outcome)
-        )
+        result = result_of(report)
         props = dict(report.user_properties)
         failure = props.get("interllm_failure_class")
         reason = f" [{failure}]" if failure else ""

@@ -1,0 +1,106 @@
+"""pytest-html integration: per-scenario extras, extra table columns and a run summary (all escaped)."""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from typing import Any
+
+STYLE = (
+    "<style>.interllm{font:13px/1.4 sans-serif;margin:6px 0}.interllm details{margin:4px 0}"
+    ".interllm summary{cursor:pointer;font-weight:600}.interllm pre{white-space:pre-wrap;background:#f6f8fa;"
+    "padding:6px;max-height:420px;overflow:auto;margin:4px 0}.interllm table{border-collapse:collapse}"
+    ".interllm td,.interllm th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}"
+    ".interllm .bad{color:#b00020;font-weight:600}.interllm .ok{color:#1b5e20}</style>"
+)
+
+
+def _clock(when: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(when)) if when else ""
+
+
+def _pre(text: str) -> str:
+    return f"<pre>{escape(text)}</pre>"
+
+
+def _section(title: str, body: str, open_: bool = False) -> str:
+    return f"<details{' open' if open_ else ''}><summary>{escape(title)}</summary>{body}</details>"
+
+
+def _models(record: dict[str, Any]) -> str:
+    expected = record["expected_model"]
+    rows = [("expected", expected, True), ("codex session (session_configured)", record["session_model"], None)]
+    rows += [(f"provider request {n}", m, None) for n, m in enumerate(record["provider_models"], 1)]
+    cells = []
+    for label, model, _ in rows:
+        ok = model == expected
+        mark = "" if label == "expected" else (' class="ok"' if ok else ' class="bad"')
+        cells.append(
+            f"<tr><th>{escape(label)}</th><td{mark}>{escape(repr(model) if model is not None else '—')}</td></tr>"
+        )
+    return f"<table>{''.join(cells)}</table>"
+
+
+def _timeline(record: dict[str, Any]) -> str:
+    rows = []
+    for call in record["tool_calls"]:
+        first = call["command"].splitlines()[0] if call["command"] else ""
+        klass = "ok" if call["exit_code"] == 0 else "bad"
+        took = f"{call['duration']:.3f}s" if call["duration"] is not None else "—"
+        rows.append(
+            f"<tr><td>tool call</td><td><code>{escape(first[:200])}</code></td>"
+            f'<td class="{klass}">exit {escape(str(call["exit_code"]))}</td><td>{took}</td>'
+            f"<td>{escape(call['output'][-400:])}</td></tr>"
+        )
+    for req in record["requests"]:
+        klass = "ok" if req["status"] < 400 else "bad"
+        rows.append(
+            f"<tr><td>{_clock(req['time'])} request</td>"
+            f"<td>POST {escape(req['path'])} model={escape(repr(req['model']))}"
+            f'</td><td class="{klass}">HTTP {req["status"]}</td><td>{req["latency"]:.3f}s</td>'
+            f"<td>{req['input_tokens']} in / {req['output_tokens']} out</td></tr>"
+        )
+    events = ", ".join(f"{_clock(e['time'])} {e['type']}" for e in record["events"])
+    table = (
+        f"<table><tr><th>step</th><th>what</th><th>result</th><th>time</th><th>detail</th></tr>{''.join(rows)}</table>"
+    )
+    return table + f"<p>codex events: {escape(events) or '—'}</p>"
+
+
+def render(record: dict[str, Any]) -> str:
+    """The HTML extra of one scenario: failure, prompt, final_output, models, timeline, output file."""
+    parts = [STYLE, '<div class="interllm">']
+    head = f"Scenario {record['index']}: {record['title']}"
+    if record["section"]:
+        head += f" — {record['section']}"
+    parts.append(f"<p><b>{escape(head)}</b></p>")
+    if record["failure"]:
+        parts.append(f'<p class="bad">{escape(record["failure"].splitlines()[0])}</p>')
+        parts.append(_section("failure details", _pre(record["failure"]), open_=True))
+    facts = (
+        f"duration {record['duration']:.2f}s · tokens {record['tokens_in']} in / {record['tokens_out']} out"
+        f" · attempts {record['attempts']} · provider retries {record['provider_retries']}"
+        + (f" · fault {record['fault']}" if record["fault"] else "")
+    )
+    parts.append(f"<p>{escape(facts)}</p>")
+    parts.append(_section("final_output", _pre(record["final_output"] or "(empty)"), open_=True))
+    parts.append(_section("prompt", _pre(record["prompt"])))
+    parts.append(_section("models: expected vs actual", _models(record), open_=bool(record["failure"])))
+    parts.append(_section("timeline: tool calls, requests, events", _timeline(record)))
+    state = "exists" if record["output_exists"] else "missing"
+    preview = _pre(record["output_preview"]) if record["output_preview"] else ""
+    parts.append(_section(f"output file: {record['output_path']} ({state})", preview))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def summary(info: dict[str, str], counts: dict[str, int]) -> str:
+    """The run summary above the results table."""
+    facts = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in info.items())
+    tally = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in counts.items()) or (
+        "<tr><td>no scenarios ran</td></tr>"
+    )
+    return (
+        f'{STYLE}<div class="interllm"><h2>pytest-interllm</h2><table>{facts}</table>'
+        f"<h3>Scenarios by result and failure class</h3><table>{tally}</table></div>"
+    )

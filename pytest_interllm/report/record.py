@@ -1,0 +1,103 @@
+"""One JSON-able record per scenario: what the report, the JSONL log and the summary are made from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_interllm.outcome import ScenarioOutcome
+
+PREVIEW_LINES = 12
+TEXT_LIMIT = 200_000
+
+
+def _clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more characters)"
+
+
+def build(
+    *,
+    index: int,
+    name: str,
+    title: str,
+    section: str,
+    nodeid: str,
+    outcome: ScenarioOutcome | None,
+    result: str,
+    failure: str | None,
+    expected_model: str,
+) -> dict[str, Any]:
+    """The record of one scenario, pass or fail; `outcome` is None when it never reached codex."""
+    record: dict[str, Any] = {
+        "index": index,
+        "name": name,
+        "title": title,
+        "section": section,
+        "nodeid": nodeid,
+        "result": result,
+        "expected_model": expected_model,
+        "failure_class": None,
+        "failure": failure,
+        "prompt": "",
+        "final_output": "",
+        "session_model": None,
+        "provider_models": [],
+        "requests": [],
+        "tool_calls": [],
+        "events": [],
+        "output_path": None,
+        "output_exists": False,
+        "output_preview": "",
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "duration": 0.0,
+        "error": None,
+        "fault": None,
+        "attempts": 1,
+        "provider_retries": 0,
+        "thread_id": None,
+    }
+    if outcome is None:
+        return record
+    record.update(
+        failure_class=outcome.failure_class,
+        prompt=_clip(outcome.prompt),
+        final_output=_clip(outcome.final_output),
+        session_model=outcome.session_model,
+        provider_models=list(outcome.provider_models),
+        requests=[
+            {
+                "time": r.time,
+                "path": r.path,
+                "model": r.model,
+                "status": r.status,
+                "latency": round(r.latency, 4),
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+            }
+            for r in outcome.requests
+        ],
+        tool_calls=[
+            {
+                "call_id": c.call_id,
+                "command": _clip(c.command, 20_000),
+                "exit_code": c.exit_code,
+                "duration": c.duration,
+                "output": _clip(c.output, 20_000),
+                "ok": c.exit_code == 0,
+            }
+            for c in outcome.tool_calls
+        ],
+        events=[{"time": e.time, "type": e.type} for e in outcome.events if e.type != "raw_response_item"],
+        output_path=outcome.output_path,
+        output_exists=outcome.output_exists,
+        output_preview="\n".join(outcome.output_text.splitlines()[:PREVIEW_LINES]),
+        tokens_in=outcome.tokens_in,
+        tokens_out=outcome.tokens_out,
+        duration=round(outcome.duration, 4),
+        error=outcome.error,
+        fault=outcome.fault,
+        attempts=outcome.attempts,
+        provider_retries=outcome.provider_retries,
+        thread_id=outcome.thread_id,
+    )
+    return record
