@@ -1,0 +1,146 @@
+"""What users open first: the pytest-html report, the run logs, JUnit XML and the markdown summary."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.conftest import run, write
+
+FAIL_SECOND = "2:\n  fault: omit-model\n"
+
+
+def report_texts(path: Path) -> dict[str, str]:
+    """Each result row's expanded text, as the report's JavaScript gets it (test id → plain text)."""
+    page = path.read_text(encoding="utf-8")
+    blob = re.search(r'data-jsonblob="([^"]*)"', page)
+    assert blob, "no data blob in the report"
+    data = json.loads(html.unescape(blob.group(1)))
+    texts = {}
+    for test_id, rows in data["tests"].items():
+        chunks = []
+        for row in rows:
+            chunks += [html.unescape(re.sub(r"<[^>]+>", " ", str(e.get("content", "")))) for e in row["extras"]]
+            chunks += [html.unescape(re.sub(r"<[^>]+>", " ", cell)) for cell in row["resultsTableRow"]]
+            chunks.append(row.get("log", ""))
+        texts[test_id] = norm("\n".join(chunks))
+    return texts
+
+
+def norm(text: str) -> str:
+    """Whitespace collapsed, as a browser shows it."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def jsonl(project: pytest.Pytester) -> list[dict[str, Any]]:
+    [path] = list((project.path / "logs").glob("run-*.jsonl"))
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_report_shows_prompt_output_class_and_models(project: pytest.Pytester, xdist: list[str]) -> None:
+    write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
+    result = run(project, "--interllm", "input/list.md", "--html=reports/report.html", "--self-contained-html", *xdist)
+    result.assert_outcomes(passed=2, failed=1)
+    texts = report_texts(project.path / "reports" / "report.html")
+    assert len(texts) == 3
+    records = {r["index"]: r for r in jsonl(project)}
+    for test_id, text in texts.items():
+        index = int(test_id.split("scenario_")[1][:3])
+        record = records[index]
+        assert norm(record["prompt"]) in text
+        assert norm(record["final_output"]) in text
+        assert f"output file: outputs/scenario_00{index}.md (exists)" in text
+    failing = next(t for i, t in texts.items() if "scenario_002" in i)
+    assert "[model-mismatch] expected gpt-5-codex, codex session ran gpt-4o" in failing
+    assert "expected 'gpt-5-codex'" in failing and "codex session (session_configured) 'gpt-4o'" in failing
+    assert "provider request 2 'gpt-4o'" in failing
+    page = (project.path / "reports" / "report.html").read_text(encoding="utf-8")
+    summary = html.unescape(page)
+    for column in ("Scenario", "Model", "Failure class", "Tokens"):
+        assert f">{column}</th>" in summary
+    assert "failed: model-mismatch" in summary and "codex-cli 0.153.4" in summary
+
+
+def test_jsonl_log_validates_against_the_packaged_schema(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", FAIL_SECOND + "3:\n  skip: not today\n")
+    result = run(project, "--interllm", "input/list.md", "-n", "2")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    schema = json.loads(resources.files("pytest_interllm.schema").joinpath("run-record.schema.json").read_text())
+    records = jsonl(project)
+    assert sorted(r["index"] for r in records) == [1, 2, 3]  # once per scenario, even under xdist
+    for record in records:
+        jsonschema.validate(record, schema)
+    by_index = {r["index"]: r for r in records}
+    assert by_index[2]["failure_class"] == "model-mismatch" and by_index[2]["provider_models"] == ["gpt-4o"] * 2
+    assert by_index[1]["tool_calls"][0]["exit_code"] == 0 and by_index[1]["tokens_in"] > 0
+    assert by_index[3]["result"] == "skipped"
+    [log] = list((project.path / "logs").glob("run-*.log"))
+    text = log.read_text()
+    assert "=== scenario 2: Stream CDC events to Kafka — FAILED [model-mismatch]" in text
+    assert "final_output:\n  Wrote the plan for 'Copy the orders table to the warehouse'" in text
+    assert "run finished" in text
+
+
+def test_junit_xml_carries_model_class_and_output(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
+    run(project, "--interllm", "input/list.md", "--junitxml=reports/junit.xml")
+    xml = (project.path / "reports" / "junit.xml").read_text()
+    assert '<property name="interllm_session_model" value="gpt-4o"' in xml
+    assert '<property name="interllm_failure_class" value="model-mismatch"' in xml
+    assert '<property name="interllm_output" value="outputs/scenario_001.md"' in xml
+
+
+def test_markdown_summary_for_ci(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
+    run(project, "--interllm", "input/list.md", "--interllm-summary", "summary.md", "--interllm-log-dir", "none")
+    text = (project.path / "summary.md").read_text()
+    assert "| 2 | Stream CDC events to Kafka | ❌ failed | model-mismatch | gpt-4o |" in text
+    assert "passed: 2" in text and "failed: model-mismatch: 1" in text
+    assert not (project.path / "logs").exists()
+
+
+def test_script_in_a_scenario_renders_as_text(project: pytest.Pytester, tmp_path: Path) -> None:
+    write(project.path / "input" / "list.md", "- Copy <script>alert('x')</script> files\n  - `<b>bold</b>`\n")
+    run(project, "--interllm", "input/list.md", "--html=reports/report.html", "--self-contained-html")
+    [text] = report_texts(project.path / "reports" / "report.html").values()
+    assert "<script>alert('x')</script>" in text  # present as text once the report's own escaping is undone
+    page = (project.path / "reports" / "report.html").read_text()
+    assert "<script>alert(" not in page and "<b>bold</b>" not in page
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_final_output_is_visible_in_a_real_browser(project: pytest.Pytester) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium installed (Debian package `chromium`); .ci/run installs it")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the dev extra) is not installed")
+    write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
+    run(project, "--interllm", "input/list.md", "--html=reports/report.html", "--self-contained-html")
+    url = (project.path / "reports" / "report.html").as_uri()
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with sync_api.sync_playwright() as p:
+        page = p.chromium.launch(executable_path=browser, args=args).new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(url + "?collapsed=all")
+        final = page.get_by_text("Wrote the plan for 'Copy the orders table to the warehouse'").first
+        assert not final.is_visible()
+        page.locator("td.col-testId", has_text="scenario_001").click()
+        final.wait_for(state="visible", timeout=10_000)
+        assert final.is_visible()
+        assert page.get_by_text("failed: model-mismatch").first.is_visible()
+        page.screenshot(path=str(project.path / "reports" / "shot.png"), full_page=True)
+        assert dialogs == []
