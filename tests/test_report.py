@@ -129,8 +129,15 @@ def test_final_output_is_visible_in_a_real_browser(project: pytest.Pytester) -> 
     write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
     run(project, "--interllm", "input/list.md", "--html=reports/report.html", "--self-contained-html")
     url = (project.path / "reports" / "report.html").as_uri()
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_api.sync_playwright() as p:
         page = p.chromium.launch(executable_path=browser, args=args).new_page()
         dialogs: list[str] = []

@@ -31,6 +31,7 @@ def test_planted_secrets_appear_in_no_file_and_no_output(
     written = [p for p in Path(project.path).rglob("*") if p.is_file()]
     assert any(p.name == "report.html" for p in written) and any(p.name == "junit.xml" for p in written)
     assert any(p.name == "scenario_001.md" for p in written)
+    assert any(p.suffix == ".jsonl" for p in written) and any(p.name == "summary.md" for p in written)
     for path in written:
         data = path.read_bytes()
         assert OPENAI_KEY.encode() not in data, path
