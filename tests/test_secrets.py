@@ -26,6 +26,7 @@ def test_planted_secrets_appear_in_no_file_and_no_output(
         "--html=reports/report.html",
         "--self-contained-html",
         "--junitxml=reports/junit.xml",
+        "--interllm-summary=reports/summary.md",
     )
     result.assert_outcomes(passed=1, failed=2)
     written = [p for p in Path(project.path).rglob("*") if p.is_file()]
