@@ -11,6 +11,10 @@ from pytest_interllm.outcome import ScenarioOutcome
 
 _EMPTY_MODEL = re.compile(r"model is not supported|model[^\n]{0,40}(?:empty|missing|required)", re.IGNORECASE)
 _NOT_FOUND = re.compile(r"No such file or directory|command not found|os error 2", re.IGNORECASE)
+_API_ERROR = re.compile(
+    r"(APIStatusError|APIConnectionError|APITimeoutError|InternalServerError|RateLimitError|AuthenticationError|"
+    r"BadRequestError|PermissionDeniedError|NotFoundError|UnprocessableEntityError|ConflictError)\b"
+)
 _DENIED = re.compile(
     r"Read-only file system|Permission denied|Operation not permitted|os error 13|os error 30", re.IGNORECASE
 )
@@ -42,6 +46,10 @@ def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     """The session model and every audited request model must equal the expected model."""
     expected = outcome.expected_model
     evidence = _session_line(outcome) + _request_lines(outcome)
+    if outcome.arguments:
+        shown = {k: v for k, v in outcome.arguments.items() if k in ("model", "cwd", "sandbox", "approval-policy")}
+        missing = "" if "model" in outcome.arguments else " (no model: codex falls back to its own config)"
+        evidence.append(f"codex tool call arguments: {shown}{missing}")
     session = outcome.session_model
     if session == "" or any(m == "" for m in outcome.provider_models):
         return ScenarioFailure(
@@ -90,6 +98,15 @@ def _call_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     if outcome.crashed:
         return ScenarioFailure(
             "codex-crashed", f"the codex server died during the call ({outcome.error})", _session_line(outcome) + stderr
+        )
+    if outcome.error and _API_ERROR.match(outcome.error):
+        bad = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400]
+        status = f"HTTP {bad[-1].status}" if bad else "an error"
+        retried = f" after {outcome.provider_retries} retries" if outcome.provider_retries else ""
+        return ScenarioFailure(
+            "provider-error",
+            f"the orchestrator's model request failed with {status}{retried}: {outcome.error}",
+            _request_lines(outcome) + stderr,
         )
     if outcome.error:
         return ScenarioFailure("mcp-protocol", f"the codex tool call failed: {outcome.error}", stderr)

@@ -58,6 +58,11 @@ class ScenarioOutcome:
     provider_retries: int = 0
     retry_errors: list[str] = field(default_factory=list)
     attempts: int = 1
+    orchestrator_models: list[str | None] = field(default_factory=list)
+    orchestrator_requests: list[AuditRecord] = field(default_factory=list)
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    agent_items: list[dict[str, Any]] = field(default_factory=list)
+    agent_usage: dict[str, Any] = field(default_factory=dict)
     agent_replied: bool = False
     earlier_failures: list[str] = field(default_factory=list)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Generator, Iterator
 from html import escape
@@ -26,6 +27,15 @@ from pytest_interllm.report.summary import markdown as summary_markdown
 from pytest_interllm.settings import Settings, add_options, resolve
 
 PLUGIN_NAME = "interllm-session"
+
+
+def make_executor(settings: Settings, codex: CodexBinary, label: str) -> CodexExecutor:
+    """The configured executor; the Agents SDK is imported only when it is chosen."""
+    if settings.executor == "agents":
+        from pytest_interllm.executors.agents import AgentsExecutor
+
+        return AgentsExecutor(settings, codex, label)
+    return CodexExecutor(settings, codex, label)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -186,7 +196,7 @@ class InterllmSession:
             if self.codex is None:
                 self.codex = locate(self.settings.codex)
             label = getattr(self.config, "workerinput", {}).get("workerid", "main")
-            self.executor = CodexExecutor(self.settings, self.codex, label)
+            self.executor = make_executor(self.settings, self.codex, label)
         return self.executor
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -198,12 +208,30 @@ class InterllmSession:
         s = self.settings
         codex = f"{self.codex.path} ({self.codex.version})" if self.codex else "not checked (collect only)"
         home = str(s.codex_home) if s.codex_home else "isolated temporary CODEX_HOME"
-        return [
-            f"interllm: provider {s.provider} (built-in scripted model on 127.0.0.1, not a real LLM), "
-            f"expected model {s.model}, executor {s.executor}",
-            f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
-            f"interllm: outputs {s.relative(s.output_dir)}/, timeout {s.timeout:g}s per scenario",
-        ]
+        return (
+            [
+                f"interllm: provider {s.provider} (built-in scripted model on 127.0.0.1, not a real LLM), "
+                f"expected model {s.model}, executor {s.executor}",
+                f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
+                f"interllm: outputs {s.relative(s.output_dir)}/, timeout {s.timeout:g}s per scenario",
+            ]
+            + (
+                [
+                    f"interllm: OPENAI_DEFAULT_MODEL={os.environ['OPENAI_DEFAULT_MODEL']} is set and ignored: "
+                    "every model of the run is explicit"
+                ]
+                if os.environ.get("OPENAI_DEFAULT_MODEL")
+                else []
+            )
+            + (
+                [
+                    f"interllm: orchestrator (OpenAI Agents SDK) model {s.orchestrator_model or s.model}, "
+                    "tracing kept local (no upload)"
+                ]
+                if s.executor == "agents"
+                else []
+            )
+        )
 
     def _reporter(self) -> pytest.TerminalReporter | None:
         if self.config.get_verbosity() <= -2:
@@ -353,7 +381,7 @@ def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]
     except CodexMissing as exc:
         pytest.fail(f"pytest-interllm: {exc}", pytrace=False)
     label = getattr(request.config, "workerinput", {}).get("workerid", "main")
-    executor = CodexExecutor(settings, codex, label)
+    executor = make_executor(settings, codex, label)
     try:
         yield executor
     finally:

@@ -23,7 +23,7 @@ class PromptTemplate:
     parts: tuple[tuple[str, str | None], ...]
 
     @classmethod
-    def parse(cls, text: str, source: str) -> PromptTemplate:
+    def parse(cls, text: str, source: str, allowed: tuple[str, ...] = PLACEHOLDERS) -> PromptTemplate:
         """Parse `text`; unknown placeholders, conversions and format specs are errors."""
         parts: list[tuple[str, str | None]] = []
         try:
@@ -37,10 +37,10 @@ class PromptTemplate:
                 parts.append((literal, None))
                 continue
             line = consumed.count("\n") + 1
-            if name not in PLACEHOLDERS or spec or conversion:
+            if name not in allowed or spec or conversion:
                 raise TemplateError(
                     f"{source}:{line}: unknown placeholder {{{name}{'!' + conversion if conversion else ''}"
-                    f"{':' + spec if spec else ''}}} (known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
+                    f"{':' + spec if spec else ''}}} (known: {', '.join('{' + p + '}' for p in allowed)})"
                 )
             parts.append((literal, name))
         return cls(source=source, parts=tuple(parts))

@@ -17,7 +17,7 @@ DEFAULT_TIMEOUT = 300.0
 PROVIDERS = ("offline", "openai", "record", "replay")
 AVAILABLE_PROVIDERS = ("offline",)
 EXECUTORS = ("codex", "agents")
-AVAILABLE_EXECUTORS = ("codex",)
+AVAILABLE_EXECUTORS = ("codex", "agents")
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 
 
@@ -64,6 +64,14 @@ OPTIONS = (
         "INTERLLM_EXECUTOR",
         "NAME",
         EXECUTORS,
+    ),
+    Option(
+        "interllm_orchestrator_model",
+        "--interllm-orchestrator-model",
+        "model of the Agents SDK orchestrator (agents executor; default: the expected model).",
+        None,
+        "INTERLLM_ORCHESTRATOR_MODEL",
+        "MODEL",
     ),
     Option(
         "interllm_timeout",
@@ -189,6 +197,8 @@ class Settings:
     fault: str | None = None
     log_dir: Path | None = None
     summary: Path | None = None
+    orchestrator_model: str | None = None
+    upload_traces: bool = False
 
     def output_path(self, label: str) -> Path:
         """Absolute path of a scenario's output file."""
@@ -205,6 +215,15 @@ class Settings:
 def add_options(parser: pytest.Parser) -> None:
     """Register the `interllm` option group and the ini twins."""
     group = parser.getgroup("interllm", "pytest-interllm: markdown scenarios through the real codex agent")
+    group.addoption(
+        "--interllm-upload-traces",
+        action="store_true",
+        default=None,
+        dest="interllm_upload_traces",
+        help="agents executor: also upload SDK traces to the OpenAI dashboard (needs OPENAI_API_KEY). "
+        "Ini interllm_upload_traces.",
+    )
+    parser.addini("interllm_upload_traces", "agents executor: also upload SDK traces.", type="bool", default=False)
     group.addoption(
         "--interllm",
         action="append",
@@ -309,4 +328,17 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         fault=picked["interllm_fault"][0],
         log_dir=None if str(picked["interllm_log_dir"][0]).lower() == "none" else path_of("interllm_log_dir"),
         summary=path_of("interllm_summary"),
+        orchestrator_model=picked["interllm_orchestrator_model"][0],
+        upload_traces=_upload_traces(config, env),
     )
+
+
+def _upload_traces(config: pytest.Config, environ: Mapping[str, str]) -> bool:
+    cli = config.getoption("interllm_upload_traces")
+    wanted = bool(cli) if cli is not None else bool(config.getini("interllm_upload_traces"))
+    if wanted and not environ.get("OPENAI_API_KEY"):
+        raise pytest.UsageError(
+            "--interllm-upload-traces: traces go to the OpenAI dashboard only with OPENAI_API_KEY "
+            "set (in the environment or .env)"
+        )
+    return wanted

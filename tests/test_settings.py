@@ -90,7 +90,10 @@ def test_header_names_provider_model_and_codex(project: pytest.Pytester) -> None
             "--interllm-provider: unknown value 'bogus' (choose from offline, openai, record, replay)",
         ),
         (["--interllm-provider", "openai"], "--interllm-provider: provider 'openai' is not available in this version*"),
-        (["--interllm-executor", "agents"], "--interllm-executor: executor 'agents' is not available*"),
+        (
+            ["--interllm-executor", "langchain"],
+            "--interllm-executor: unknown value 'langchain' (choose from codex, agents)",
+        ),
         (["--interllm-sandbox", "yolo"], "--interllm-sandbox: unknown value 'yolo'*"),
         (["--interllm-model", " "], "--interllm-model: the expected model is empty"),
     ],

@@ -92,16 +92,20 @@ class CodexExecutor:
         if self.server is None or not self.server.alive:
             self._start_server()
 
-    def _start_server(self) -> None:
-        assert self.runner is not None and self.model is not None
-        env = {
+    def codex_env(self, codex_home: Path | None = None) -> dict[str, str]:
+        """The whole environment codex gets: a clean HOME, its CODEX_HOME and the run's provider token only."""
+        assert self.model is not None
+        return {
             "HOME": str(self.home),
-            "CODEX_HOME": str(self.codex_home),
+            "CODEX_HOME": str(codex_home or self.codex_home),
             KEY_ENV: self.model.token,
             "PATH": os.environ.get("PATH", os.defpath),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
-        server = CodexServer(self.codex.path, env, self.settings.rootdir, self.stderr_path)
+
+    def _start_server(self) -> None:
+        assert self.runner is not None and self.model is not None
+        server = CodexServer(self.codex.path, self.codex_env(), self.settings.rootdir, self.stderr_path)
         self.runner.run(server.start(), 60)
         self.server = server
 
@@ -167,8 +171,8 @@ class CodexExecutor:
     @staticmethod
     def _transient(outcome: ScenarioOutcome) -> float | None:
         """Seconds to wait before a retry when the failure is transient, else None."""
-        bad = [r for r in outcome.requests if r.status >= 400]
-        if outcome.is_error and bad and bad[-1].status in TRANSIENT_STATUSES:
+        bad = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400]
+        if (outcome.is_error or outcome.error) and bad and bad[-1].status in TRANSIENT_STATUSES:
             return bad[-1].retry_after or 0.5
         if outcome.is_error and re.search(r"idle timeout", outcome.final_output, re.IGNORECASE):
             return 0.5  # codex saw the provider's stream stall; our own hard timeout is never retried

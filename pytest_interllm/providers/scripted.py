@@ -21,6 +21,8 @@ from starlette.routing import Route
 from pytest_interllm.providers.server import LocalServer
 
 CALL_PREFIX = "interllm_write_"
+ORCHESTRATOR_PREFIX = "interllm_codex_"
+_ARG = re.compile(r"^\s*-\s*(model|cwd|sandbox|approval-policy):\s*(\S.*)$", re.MULTILINE)
 OUTSIDE_DIR = "/opt/interllm-outside"  # not a writable root of codex's workspace-write sandbox
 MISSING_DIR = "/nonexistent/interllm-missing-workdir"
 _EOF = "INTERLLM_EOF"
@@ -170,6 +172,7 @@ class ScriptedModel(LocalServer):
         self._lock = threading.Lock()
         self._counter = 0
         self._calls: dict[str, CallContext] = {}
+        self.current: CallContext | None = None  # for clients that cannot be given a per-scenario URL
 
     def app(self) -> Starlette:
         return Starlette(
@@ -185,6 +188,11 @@ class ScriptedModel(LocalServer):
         with self._lock:
             self._calls[key] = context
         return key
+
+    def _context(self, request: Request) -> CallContext | None:
+        """The scenario of a request: its URL key, else the one scenario this worker is running now."""
+        key = request.path_params.get("key")
+        return self._calls.get(str(key)) if key else self.current
 
     def close_call(self, key: str) -> None:
         with self._lock:
@@ -208,7 +216,7 @@ class ScriptedModel(LocalServer):
         tout: int = 0,
         retry_after: str | None = None,
     ) -> None:
-        context = self._calls.get(str(request.path_params.get("key", "")))
+        context = self._context(request)
         record = AuditRecord(
             time=time.time(),
             method=request.method,
@@ -246,7 +254,7 @@ class ScriptedModel(LocalServer):
             return _error(400, "request body is not JSON", "invalid_request_error")
         raw_model = body.get("model")
         model = raw_model if isinstance(raw_model, str) else None
-        context = self._calls.get(str(request.path_params.get("key", "")))
+        context = self._context(request)
         if context is not None:
             context.requests += 1
         fault = context.active_fault() if context else None
@@ -343,6 +351,9 @@ class ScriptedModel(LocalServer):
 
     def _answer(self, body: dict[str, Any], fault: str | None = None) -> list[dict[str, Any]]:
         items = body.get("input") or []
+        tools = _tool_names(body)
+        if "codex" in tools and "exec_command" not in tools:
+            return self._orchestrate(body, items, fault)
         outputs = [
             i
             for i in items
@@ -389,7 +400,36 @@ class ScriptedModel(LocalServer):
             ]
         return [self._message(f"No file tool was offered; here is the document instead:\n\n{document}")]
 
-    @staticmethod
+    def _orchestrate(self, body: dict[str, Any], items: Any, fault: str | None) -> list[dict[str, Any]]:
+        """The orchestrator of the Agents SDK executor: one `codex` tool call, then codex's answer as its own."""
+        outputs = [
+            i
+            for i in items
+            if isinstance(i, dict)
+            and i.get("type") == "function_call_output"
+            and str(i.get("call_id", "")).startswith(ORCHESTRATOR_PREFIX)
+        ]
+        if outputs:
+            output = outputs[-1].get("output", "")
+            text = output if isinstance(output, str) else json.dumps(output)
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                parsed = [parsed]
+            if isinstance(parsed, list):  # the SDK hands MCP content over as a list of text parts
+                text = "\n".join(str(p.get("text", "")) for p in parsed if isinstance(p, dict)) or text
+            return [self._message(text)]
+        args: dict[str, Any] = {"prompt": "\n".join(_texts(items))}
+        for found in _ARG.finditer(str(body.get("instructions") or "")):
+            args[found.group(1)] = found.group(2).strip()
+        if fault == "omit-model":
+            args.pop("model", None)
+        if fault == "mcp-no-content":
+            args["approval-policy"] = "sometimes"
+        return [self._function_call(f"{ORCHESTRATOR_PREFIX}{self._next_id()}", "codex", args)]
+
     @staticmethod
     def _final_text(scenario: ScenarioRequest, output: dict[str, Any]) -> str:
         text = str(output.get("output", ""))

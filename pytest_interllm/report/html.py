@@ -67,6 +67,24 @@ def _timeline(record: dict[str, Any]) -> str:
     return table + f"<p>codex events: {escape(events) or '—'}</p>"
 
 
+def _spans(record: dict[str, Any]) -> str:
+    """The Agents SDK span tree, indented by parent."""
+    spans = record.get("spans") or []
+    depth: dict[Any, int] = {}
+    rows = []
+    for span in sorted(spans, key=lambda s: str(s.get("started_at") or "")):
+        level = depth.get(span.get("parent_id"), -1) + 1
+        depth[span.get("id")] = level
+        label = f"{'  ' * level}{span['type']} {span['name']}".rstrip()
+        detail = span["input"][:300] + (f" → {span['output'][:300]}" if span["output"] else "")
+        error = f" ERROR {span['error']}" if span.get("error") else ""
+        rows.append(f"<tr><td><pre>{escape(label)}</pre></td><td>{escape(detail + error)}</td></tr>")
+    models = ", ".join(repr(m) for m in record.get("orchestrator_models") or [])
+    head = f"<p>orchestrator requests: {escape(models) or '—'}; codex call arguments: "
+    head += f"{escape(str(record.get('codex_arguments') or {}))}</p>"
+    return head + f"<table><tr><th>span</th><th>input → output</th></tr>{''.join(rows)}</table>"
+
+
 def render(record: dict[str, Any]) -> str:
     """The HTML extra of one scenario: failure, prompt, final_output, models, timeline, output file."""
     parts = [STYLE, '<div class="interllm">']
@@ -87,6 +105,8 @@ def render(record: dict[str, Any]) -> str:
     parts.append(_section("prompt", _pre(record["prompt"])))
     parts.append(_section("models: expected vs actual", _models(record), open_=bool(record["failure"])))
     parts.append(_section("timeline: tool calls, requests, events", _timeline(record)))
+    if "spans" in record:
+        parts.append(_section(f"Agents SDK spans ({len(record['spans'])})", _spans(record)))
     state = "exists" if record["output_exists"] else "missing"
     preview = _pre(record["output_preview"]) if record["output_preview"] else ""
     parts.append(_section(f"output file: {record['output_path']} ({state})", preview))

@@ -100,4 +100,28 @@ def build(
         provider_retries=outcome.provider_retries,
         thread_id=outcome.thread_id,
     )
+    if outcome.spans or outcome.orchestrator_requests:
+        record.update(
+            orchestrator_models=list(outcome.orchestrator_models),
+            codex_arguments={k: v for k, v in outcome.arguments.items() if k != "prompt"},
+            spans=[_span(s) for s in outcome.spans],
+            agent_items=outcome.agent_items,
+            agent_usage=outcome.agent_usage,
+        )
     return record
+
+
+def _span(span: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an exported Agents SDK span that explain a run."""
+    data = span.get("span_data") or {}
+    return {
+        "id": span.get("id"),
+        "parent_id": span.get("parent_id"),
+        "type": data.get("type"),
+        "name": data.get("name") or data.get("server") or "",
+        "started_at": span.get("started_at"),
+        "ended_at": span.get("ended_at"),
+        "input": _clip(str(data.get("input") or data.get("result") or ""), 4000),
+        "output": _clip(str(data.get("output") or ""), 4000),
+        "error": span.get("error"),
+    }

@@ -1,0 +1,262 @@
+"""The `agents` executor: the original system's OpenAI Agents SDK orchestration, with full local tracing.
+
+An orchestrator `Agent` with an explicit model calls codex through `MCPServerStdio(codex mcp-server)`. The
+SDK's own defaults never decide anything: the model is explicit, tracing goes to a local processor (no
+upload), and codex's session model comes from codex's own session record, not from the SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pytest_interllm.codex.events import CallResult, CodexEvent
+from pytest_interllm.executors.codex import CodexExecutor, config_toml
+from pytest_interllm.faults import CONFIG_DEFAULT_MODEL
+from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.prompt import PromptTemplate
+from pytest_interllm.providers.scripted import CallContext
+
+
+class SpanCapture:
+    """A `TracingProcessor` that keeps every span of the current scenario in memory."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict[str, Any]] = []
+
+    def on_trace_start(self, trace: Any) -> None:
+        return None
+
+    def on_trace_end(self, trace: Any) -> None:
+        return None
+
+    def on_span_start(self, span: Any) -> None:
+        return None
+
+    def on_span_end(self, span: Any) -> None:
+        exported = span.export() or {}
+        self.spans.append(json.loads(json.dumps(exported, default=str)))
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self) -> None:
+        return None
+
+
+def rollout_events(codex_home: Path, thread_id: str) -> list[CodexEvent]:
+    """codex's own session record (`sessions/**/rollout-*-<thread>.jsonl`) as codex events."""
+    events: list[CodexEvent] = []
+    for path in sorted(codex_home.glob(f"sessions/**/rollout-*{thread_id}.jsonl")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
+            kind = entry.get("type")
+            when = _timestamp(entry.get("timestamp"))
+            if kind == "turn_context":
+                msg = {"type": "session_configured", "model": payload.get("model"), "session_id": thread_id}
+                events.append(CodexEvent(time=when, type="session_configured", msg=msg))
+            elif kind == "response_item":
+                events.append(CodexEvent(time=when, type="raw_response_item", msg={"item": payload}))
+            elif kind == "event_msg":
+                events.append(CodexEvent(time=when, type=str(payload.get("type", "?")), msg=payload))
+    return events
+
+
+def _timestamp(value: Any) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def _item(item: Any) -> dict[str, Any]:
+    raw: Any = getattr(item, "raw_item", None)
+    dumped = raw.model_dump() if raw is not None and hasattr(raw, "model_dump") else raw
+    out = {"type": getattr(item, "type", type(item).__name__), "raw": dumped}
+    if hasattr(item, "output"):
+        out["output"] = item.output
+    loaded: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return loaded
+
+
+def _output_text(output: Any) -> str:
+    """The text of an MCP tool output as the SDK hands it over (a JSON list of content parts, or text)."""
+    parsed = output
+    if isinstance(output, str):
+        try:
+            parsed = json.loads(output)
+        except ValueError:
+            return output
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if isinstance(parsed, list):
+        return "\n".join(str(p.get("text", "")) for p in parsed if isinstance(p, dict))
+    return str(output)
+
+
+class AgentsExecutor(CodexExecutor):
+    """Runs each scenario as `Runner.run(orchestrator, prompt)` with codex behind `MCPServerStdio`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.capture = SpanCapture()
+        self.misconfigured_home = self.workdir / "codex-home-gpt-4o"
+
+    def _start_server(self) -> None:
+        """No long-lived server: the SDK owns one `MCPServerStdio` per scenario."""
+        from agents import set_trace_processors, set_tracing_disabled
+
+        set_tracing_disabled(False)
+        processors: list[Any] = [self.capture]  # replaces the uploading processor: nothing leaves the machine
+        if self.settings.upload_traces:
+            from agents.tracing.processors import default_processor
+
+            processors.append(default_processor())  # asked for explicitly, with a real key (checked at start)
+        set_trace_processors(processors)
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+    def _instructions(self, model: str) -> str:
+        text = resources.files("pytest_interllm.templates").joinpath("orchestrator.txt").read_text("utf-8")
+        template = PromptTemplate.parse(text, "<packaged orchestrator.txt>", ("model", "cwd", "sandbox"))
+        return template.render(model=model, cwd=self.settings.rootdir, sandbox=self.settings.sandbox)
+
+    def _attempt(
+        self,
+        prompt: str,
+        output_file: Path | str,
+        model: str | None,
+        expected_model: str | None,
+        timeout: float | None,
+        fault: str | None,
+        fault_requests: int | None,
+        label: str,
+    ) -> ScenarioOutcome:
+        self.start()
+        assert self.runner is not None and self.model is not None
+        target = Path(output_file)
+        target = target if target.is_absolute() else self.settings.rootdir / target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        limit = timeout or self.settings.timeout
+        expected = expected_model or model or self.settings.model
+        orchestrator_model = self.settings.orchestrator_model or expected
+        context = CallContext(
+            label=label, fault=fault, fault_requests=fault_requests, requests=self._fault_budget.get(label, 0)
+        )
+        self.model.current = context
+        codex_home = self.codex_home
+        if fault == "omit-model":
+            codex_home = self.misconfigured_home  # the original machine: codex's config defaults to gpt-4o
+            codex_home.mkdir(parents=True, exist_ok=True)
+            (codex_home / "config.toml").write_text(f'model = "{CONFIG_DEFAULT_MODEL}"\n' + config_toml(self.model.url))
+        outcome = ScenarioOutcome(
+            prompt=prompt, expected_model=expected, output_path=self.settings.relative(target), fault=fault
+        )
+        self.capture.spans = []
+        start = time.monotonic()
+        result = CallResult()
+        run_info: dict[str, Any] = {}
+        try:
+            self.runner.run(
+                self._run_agent(prompt, model or expected, orchestrator_model, codex_home, limit, result, run_info),
+                limit + 60,
+            )
+        finally:
+            self.model.current = None
+            self._fault_budget[label] = context.requests
+        outcome.duration = time.monotonic() - start
+        codex_requests = [r for r in context.records if r.user_agent.startswith("codex")]
+        outcome.orchestrator_requests = [r for r in context.records if not r.user_agent.startswith("codex")]
+        outcome.orchestrator_models = [r.model for r in outcome.orchestrator_requests]
+        thread = next((r.thread_id for r in codex_requests if r.thread_id), None)
+        if thread:
+            result.events = rollout_events(codex_home, thread)
+            result.structured = result.structured or {"threadId": thread}
+        outcome.requests = codex_requests
+        if not thread and result.text and not result.error:
+            # codex answered the tool call without ever starting a session: an MCP error result
+            result.is_error = True
+        outcome.arguments = run_info.get("codex_arguments", {})
+        outcome.spans = list(self.capture.spans)
+        outcome.agent_items = run_info.get("new_items", [])
+        outcome.agent_usage = run_info.get("usage", {})
+        self._fill(outcome, result, self.stderr_path.stat().st_size if self.stderr_path.exists() else 0, target)
+        outcome.final_output = str(run_info.get("final_output") or result.text or outcome.final_output)
+        outcome.agent_replied = bool(outcome.final_output.strip())
+        return outcome
+
+    async def _run_agent(
+        self,
+        prompt: str,
+        model: str,
+        orchestrator_model: str,
+        codex_home: Path,
+        limit: float,
+        result: CallResult,
+        info: dict[str, Any],
+    ) -> None:
+        from agents import Agent, OpenAIResponsesModel, Runner
+        from agents.mcp import MCPServerStdio
+        from openai import AsyncOpenAI
+
+        assert self.model is not None
+        client = AsyncOpenAI(base_url=self.model.url, api_key=self.model.token, max_retries=0)
+        codex = MCPServerStdio(
+            name="codex",
+            params={
+                "command": self.codex.path,
+                "args": ["mcp-server"],
+                "env": self.codex_env(codex_home),
+                "cwd": str(self.settings.rootdir),
+            },
+            client_session_timeout_seconds=limit,
+            cache_tools_list=True,
+        )
+        agent = Agent(
+            name="interllm-orchestrator",
+            instructions=self._instructions(model),
+            model=OpenAIResponsesModel(orchestrator_model, client),
+            mcp_servers=[codex],
+        )
+        try:
+            async with codex:
+                run = await asyncio.wait_for(Runner.run(agent, prompt, max_turns=4), limit)
+        except TimeoutError:
+            result.timed_out = True
+            result.error = f"no answer from the orchestrator and codex within {limit:g}s"
+            return
+        except Exception as exc:  # the SDK's error is the evidence; classification happens later
+            result.error = f"{type(exc).__name__}: {exc}"
+            return
+        finally:
+            await client.close()
+        info["final_output"] = run.final_output
+        info["new_items"] = [_item(i) for i in run.new_items]
+        info["usage"] = {
+            "requests": len(run.raw_responses),
+            "input_tokens": sum(getattr(r.usage, "input_tokens", 0) for r in run.raw_responses),
+            "output_tokens": sum(getattr(r.usage, "output_tokens", 0) for r in run.raw_responses),
+        }
+        for item in info["new_items"]:
+            raw = item.get("raw") or {}
+            if item["type"] == "tool_call_item" and raw.get("name") == "codex":
+                try:
+                    info["codex_arguments"] = {
+                        k: v for k, v in json.loads(raw.get("arguments") or "{}").items() if k != "prompt"
+                    }
+                except ValueError:
+                    info["codex_arguments"] = {"unparsed": raw.get("arguments")}
+            if item["type"] == "tool_call_output_item":
+                result.text = _output_text(item.get("output", ""))
