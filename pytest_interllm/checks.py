@@ -198,10 +198,24 @@ def _expectation_failure(outcome: ScenarioOutcome, expect: Expectations) -> Scen
     return None
 
 
+def _cassette_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
+    missed = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.mismatch]
+    if not missed:
+        return None
+    first = missed[0]
+    reason, _, diff = first.mismatch.partition("\n") if first.mismatch else ("", "", "")
+    return ScenarioFailure(
+        "cassette-mismatch",
+        f"{first.scenario}: {reason}",
+        [f"request at {_clock(first.time)}: model={first.model!r}", *diff.splitlines()],
+    )
+
+
 def check_outcome(outcome: ScenarioOutcome, expect: Expectations | None = None) -> ScenarioFailure | None:
     """All checks in order of cause: the call, the model, the output file, the expectations."""
     return (
         _call_failure(outcome)
+        or _cassette_failure(outcome)
         or check_model(outcome)
         or _provider_failure(outcome)
         or _file_failure(outcome)

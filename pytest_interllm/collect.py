@@ -142,7 +142,7 @@ class ScenarioItem(pytest.Item):
                 timeout=timeout,
                 fault=self.expectations.fault or settings.fault,
                 fault_requests=self.expectations.fault_requests,
-                label=self.scenario.label,
+                label=f"{self.path.stem}/{self.scenario.label}",
             )
             outcome.attempts = attempt
             outcome.earlier_failures = earlier

@@ -16,6 +16,8 @@ HINTS: dict[str, str] = {
     "expectation-failed": "the output file does not meet the scenario's expectations in scenarios/<list>.yaml",
     "timeout": "no answer within the scenario timeout: raise --interllm-timeout or check the provider",
     "codex-crashed": "the codex server process died during the call: see codex's stderr below",
+    "cassette-mismatch": "codex asked for something the cassette does not hold: re-record with "
+    "--interllm-provider record --interllm-record-mode all (or new_episodes), or restore the scenario text",
     "codex-missing": "install openai-codex-cli-bin==0.153.4 or point --interllm-codex at a codex that has mcp-server",
 }
 FAILURE_CLASSES = tuple(HINTS)

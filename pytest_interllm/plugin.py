@@ -16,6 +16,7 @@ from pytest_interllm.collect import EXECUTOR_KEY, OUTCOME_KEY, REDACTOR_KEY, SET
 from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.providers.service import ProviderPlan, ProviderService, ProxyClient, plan_for
 from pytest_interllm.report.html import render as render_html
 from pytest_interllm.report.html import summary as render_summary
 from pytest_interllm.report.record import build as build_record
@@ -29,13 +30,15 @@ from pytest_interllm.settings import Settings, add_options, resolve
 PLUGIN_NAME = "interllm-session"
 
 
-def make_executor(settings: Settings, codex: CodexBinary, label: str) -> CodexExecutor:
+def make_executor(
+    settings: Settings, codex: CodexBinary, label: str, proxy: ProxyClient | None = None
+) -> CodexExecutor:
     """The configured executor; the Agents SDK is imported only when it is chosen."""
     if settings.executor == "agents":
         from pytest_interllm.executors.agents import AgentsExecutor
 
-        return AgentsExecutor(settings, codex, label)
-    return CodexExecutor(settings, codex, label)
+        return AgentsExecutor(settings, codex, label, proxy)
+    return CodexExecutor(settings, codex, label, proxy)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,6 +109,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config) and not config.option.collectonly:
         clear_outputs(settings)
     session = InterllmSession(config, settings, codex)
+    plan = plan_for(settings)
+    if plan is not None and not config.option.collectonly:
+        if workerinput is not None and "interllm_proxy" in workerinput:
+            session.proxy = ProxyClient(*workerinput["interllm_proxy"])
+        elif workerinput is None:
+            session.service = ProviderService(
+                plan, session.redactor, latency=float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0)
+            )
+            session.proxy = ProxyClient(session.service.root, session.service.proxy.token)
+    session.plan = plan
     config.pluginmanager.register(session, PLUGIN_NAME)
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlHooks(session), f"{PLUGIN_NAME}-html")
@@ -173,6 +186,9 @@ class XdistHooks:
         codex = self.session.codex
         if codex is not None:
             node.workerinput["interllm_codex"] = (codex.path, codex.version)
+        proxy = self.session.proxy
+        if proxy is not None:
+            node.workerinput["interllm_proxy"] = (proxy.root, proxy.token)
 
 
 class InterllmSession:
@@ -187,6 +203,9 @@ class InterllmSession:
         self.redactor = Redactor.from_environ()
         self.records: list[dict[str, Any]] = []
         self.runlog: RunLog | None = None
+        self.plan: ProviderPlan | None = None
+        self.service: ProviderService | None = None
+        self.proxy: ProxyClient | None = None
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
 
@@ -196,7 +215,7 @@ class InterllmSession:
             if self.codex is None:
                 self.codex = locate(self.settings.codex)
             label = getattr(self.config, "workerinput", {}).get("workerid", "main")
-            self.executor = make_executor(self.settings, self.codex, label)
+            self.executor = make_executor(self.settings, self.codex, label, self.proxy)
         return self.executor
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -210,8 +229,7 @@ class InterllmSession:
         home = str(s.codex_home) if s.codex_home else "isolated temporary CODEX_HOME"
         return (
             [
-                f"interllm: provider {s.provider} (built-in scripted model on 127.0.0.1, not a real LLM), "
-                f"expected model {s.model}, executor {s.executor}",
+                f"interllm: provider {self.provider_text()}, expected model {s.model}, executor {s.executor}",
                 f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
                 f"interllm: outputs {s.relative(s.output_dir)}/, timeout {s.timeout:g}s per scenario",
             ]
@@ -232,6 +250,24 @@ class InterllmSession:
                 else []
             )
         )
+
+    def provider_text(self) -> str:
+        """The provider, what is behind it, and why it was chosen."""
+        s, plan = self.settings, self.plan
+        why = " (OPENAI_API_KEY is set)" if s.provider_source == "default" and s.provider == "openai" else ""
+        if plan is None:
+            fallback = ", no OPENAI_API_KEY" if s.provider_source == "default" else ""
+            return f"offline (built-in scripted model on 127.0.0.1, not a real LLM{fallback})"
+        cassettes = s.relative(plan.cassette_dir) if plan.cassette_dir else ""
+        if plan.provider == "replay":
+            return f"replay (cassettes in {cassettes}/, nothing sent upstream)"
+        upstream = {"scripted": "the built-in scripted model", "openai": "the OpenAI API"}.get(
+            plan.upstream, plan.upstream
+        )
+        limit = f", at most {plan.max_concurrency} upstream requests at once" if plan.max_concurrency else ""
+        if plan.provider == "record":
+            return f"record (from {upstream} into {cassettes}/, mode {plan.record_mode}{limit})"
+        return f"openai (audit proxy in front of {upstream}{limit}){why}"
 
     def _reporter(self) -> pytest.TerminalReporter | None:
         if self.config.get_verbosity() <= -2:
@@ -345,6 +381,12 @@ class InterllmSession:
         tally = summary_counts(self.records)
         terminalreporter.write_sep("-", "interllm")
         terminalreporter.write_line("interllm: " + ", ".join(f"{k} {v}" for k, v in tally.items()))
+        if self.service is not None:
+            st = self.service.stats()
+            terminalreporter.write_line(
+                f"interllm: proxy: {st['requests']} requests, {st['upstream']} sent upstream, {st['replayed']} "
+                f"replayed, peak upstream concurrency {st['peak_concurrency']}"
+            )
         if self.runlog is not None:
             terminalreporter.write_line(
                 f"interllm: log {self.settings.relative(self.runlog.text_path)} "
@@ -366,6 +408,11 @@ class InterllmSession:
         if self.executor is not None:
             self.executor.close()
             self.executor = None
+        if self.proxy is not None:
+            self.proxy.close()
+        if self.service is not None:
+            self.service.close()
+            self.service = None
 
 
 @pytest.fixture(scope="session")

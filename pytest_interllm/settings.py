@@ -15,7 +15,8 @@ from pytest_interllm.faults import FAULTS
 DEFAULT_MODEL = "gpt-5-codex"
 DEFAULT_TIMEOUT = 300.0
 PROVIDERS = ("offline", "openai", "record", "replay")
-AVAILABLE_PROVIDERS = ("offline",)
+AVAILABLE_PROVIDERS = PROVIDERS
+RECORD_MODES = ("once", "new_episodes", "none", "all")
 EXECUTORS = ("codex", "agents")
 AVAILABLE_EXECUTORS = ("codex", "agents")
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
@@ -50,11 +51,61 @@ OPTIONS = (
     Option(
         "interllm_provider",
         "--interllm-provider",
-        "model provider: offline = the built-in scripted model on 127.0.0.1 (default).",
+        "model provider: offline (built-in scripted model), openai (real API or --interllm-base-url), record, "
+        "replay (cassettes). Default: openai when OPENAI_API_KEY is set, else offline.",
         "offline",
         "INTERLLM_PROVIDER",
         "NAME",
         PROVIDERS,
+    ),
+    Option(
+        "interllm_base_url",
+        "--interllm-base-url",
+        "upstream of the openai/record providers: an OpenAI-compatible server (vLLM, Ollama, ...).",
+        None,
+        "OPENAI_BASE_URL",
+        "URL",
+    ),
+    Option(
+        "interllm_record_mode",
+        "--interllm-record-mode",
+        "record provider: once (default), new_episodes, none or all, as in vcrpy.",
+        "once",
+        "INTERLLM_RECORD_MODE",
+        "MODE",
+        RECORD_MODES,
+    ),
+    Option(
+        "interllm_cassette_dir",
+        "--interllm-cassette-dir",
+        "where record/replay keep cassettes (default cassettes).",
+        "cassettes",
+        "INTERLLM_CASSETTE_DIR",
+        "DIR",
+    ),
+    Option(
+        "interllm_max_concurrency",
+        "--interllm-max-concurrency",
+        "most upstream requests in flight at once across all workers (openai/record providers).",
+        None,
+        "INTERLLM_MAX_CONCURRENCY",
+        "N",
+    ),
+    Option(
+        "interllm_prices",
+        "--interllm-prices",
+        "YAML price table (USD per 1M input/output tokens per model) over the packaged one.",
+        None,
+        "INTERLLM_PRICES",
+        "PATH",
+    ),
+    Option(
+        "interllm_budget",
+        "--interllm-budget",
+        "stop starting scenarios once the run's estimated spend would exceed this many USD.",
+        None,
+        "INTERLLM_BUDGET",
+        "USD",
     ),
     Option(
         "interllm_executor",
@@ -199,6 +250,13 @@ class Settings:
     summary: Path | None = None
     orchestrator_model: str | None = None
     upload_traces: bool = False
+    base_url: str | None = None
+    record_mode: str = "once"
+    cassette_dir: Path | None = None
+    max_concurrency: int | None = None
+    prices: Path | None = None
+    budget: float | None = None
+    provider_source: str = "default"
 
     def output_path(self, label: str) -> Path:
         """Absolute path of a scenario's output file."""
@@ -274,11 +332,16 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         if opt.choices and value is not None and value not in opt.choices:
             raise pytest.UsageError(f"{source}: unknown value {value!r} (choose from {', '.join(opt.choices)})")
     provider, source = picked["interllm_provider"]
-    if provider not in AVAILABLE_PROVIDERS:
-        raise pytest.UsageError(
-            f"{source}: provider {provider!r} is not available in this version "
-            f"(available: {', '.join(AVAILABLE_PROVIDERS)})"
-        )
+    if source == "default":
+        strict_cli = config.getoption("interllm_strict_provider")
+        strict = bool(strict_cli) if strict_cli is not None else bool(config.getini("interllm_strict_provider"))
+        if env.get("OPENAI_API_KEY"):
+            provider = "openai"
+        elif strict:
+            raise pytest.UsageError(
+                "--interllm-strict-provider: no OPENAI_API_KEY, and the offline fallback is "
+                "forbidden (set the key, or choose --interllm-provider offline)"
+            )
     executor, source = picked["interllm_executor"]
     if executor not in AVAILABLE_EXECUTORS:
         raise pytest.UsageError(
@@ -330,6 +393,19 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         summary=path_of("interllm_summary"),
         orchestrator_model=picked["interllm_orchestrator_model"][0],
         upload_traces=_upload_traces(config, env),
+        base_url=picked["interllm_base_url"][0],
+        record_mode=str(picked["interllm_record_mode"][0]),
+        cassette_dir=path_of("interllm_cassette_dir"),
+        max_concurrency=None
+        if picked["interllm_max_concurrency"][0] is None
+        else _convert(
+            str(picked["interllm_max_concurrency"][0]), picked["interllm_max_concurrency"][1], int, "a whole number"
+        ),
+        prices=path_of("interllm_prices"),
+        budget=None
+        if picked["interllm_budget"][0] is None
+        else _convert(str(picked["interllm_budget"][0]), picked["interllm_budget"][1], float, "an amount in USD"),
+        provider_source=source,
     )
 
 

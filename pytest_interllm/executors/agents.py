@@ -144,7 +144,7 @@ class AgentsExecutor(CodexExecutor):
         label: str,
     ) -> ScenarioOutcome:
         self.start()
-        assert self.runner is not None and self.model is not None
+        assert self.runner is not None
         target = Path(output_file)
         target = target if target.is_absolute() else self.settings.rootdir / target
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -155,12 +155,20 @@ class AgentsExecutor(CodexExecutor):
         context = CallContext(
             label=label, fault=fault, fault_requests=fault_requests, requests=self._fault_budget.get(label, 0)
         )
-        self.model.current = context
+        since = time.time()
+        base_url = self.base_url
+        if self.proxy is not None:
+            base_url = self.proxy.begin(label)
+        else:
+            assert self.model is not None
+            self.model.current = context
         codex_home = self.codex_home
         if fault == "omit-model":
             codex_home = self.misconfigured_home  # the original machine: codex's config defaults to gpt-4o
             codex_home.mkdir(parents=True, exist_ok=True)
-            (codex_home / "config.toml").write_text(f'model = "{CONFIG_DEFAULT_MODEL}"\n' + config_toml(self.model.url))
+            (codex_home / "config.toml").write_text(f'model = "{CONFIG_DEFAULT_MODEL}"\n' + config_toml(base_url))
+        elif self.proxy is not None and self.settings.codex_home is None:
+            (codex_home / "config.toml").write_text(config_toml(base_url))  # codex is started per scenario here
         outcome = ScenarioOutcome(
             prompt=prompt, expected_model=expected, output_path=self.settings.relative(target), fault=fault
         )
@@ -170,15 +178,19 @@ class AgentsExecutor(CodexExecutor):
         run_info: dict[str, Any] = {}
         try:
             self.runner.run(
-                self._run_agent(prompt, model or expected, orchestrator_model, codex_home, limit, result, run_info),
+                self._run_agent(
+                    prompt, model or expected, orchestrator_model, codex_home, limit, result, run_info, base_url
+                ),
                 limit + 60,
             )
         finally:
-            self.model.current = None
+            if self.model is not None:
+                self.model.current = None
             self._fault_budget[label] = context.requests
+        records = self.proxy.records(label, since) if self.proxy is not None else list(context.records)
         outcome.duration = time.monotonic() - start
-        codex_requests = [r for r in context.records if r.user_agent.startswith("codex")]
-        outcome.orchestrator_requests = [r for r in context.records if not r.user_agent.startswith("codex")]
+        codex_requests = [r for r in records if r.user_agent.startswith("codex")]
+        outcome.orchestrator_requests = [r for r in records if not r.user_agent.startswith("codex")]
         outcome.orchestrator_models = [r.model for r in outcome.orchestrator_requests]
         thread = next((r.thread_id for r in codex_requests if r.thread_id), None)
         if thread:
@@ -206,13 +218,13 @@ class AgentsExecutor(CodexExecutor):
         limit: float,
         result: CallResult,
         info: dict[str, Any],
+        base_url: str,
     ) -> None:
         from agents import Agent, OpenAIResponsesModel, Runner
         from agents.mcp import MCPServerStdio
         from openai import AsyncOpenAI
 
-        assert self.model is not None
-        client = AsyncOpenAI(base_url=self.model.url, api_key=self.model.token, max_retries=0)
+        client = AsyncOpenAI(base_url=base_url, api_key=self.token, max_retries=0)
         codex = MCPServerStdio(
             name="codex",
             params={

@@ -19,6 +19,7 @@ from pytest_interllm.expectations import Expectations
 from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES
 from pytest_interllm.outcome import ScenarioOutcome, tool_calls
 from pytest_interllm.providers.scripted import CallContext, ScriptedModel
+from pytest_interllm.providers.service import ProxyClient
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
 
@@ -63,8 +64,13 @@ class CodexExecutor:
     and returns a `ScenarioOutcome`; `check()` raises `ScenarioFailure` when the outcome is wrong.
     """
 
-    def __init__(self, settings: Settings, codex: CodexBinary, label: str = "main") -> None:
+    def __init__(
+        self, settings: Settings, codex: CodexBinary, label: str = "main", proxy: ProxyClient | None = None
+    ) -> None:
         self.settings = settings
+        self.proxy = proxy  # the run's shared audit proxy (openai/record/replay), else the scripted model here
+        self.token = ""
+        self.base_url = ""
         self.codex = codex
         self.label = label
         self.runner: LoopRunner | None = None
@@ -81,30 +87,33 @@ class CodexExecutor:
         """Start the scripted model and the codex server (idempotent)."""
         if self.runner is None:
             self.runner = LoopRunner()
-        if self.model is None:
-            model = ScriptedModel(token=os.environ.get("INTERLLM_PROVIDER_TOKEN") or None)
+        if self.proxy is not None:
+            self.token, self.base_url = self.proxy.token, self.proxy.url("tests/unattributed")
+        elif self.model is None:
+            latency = float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0)
+            model = ScriptedModel(token=os.environ.get("INTERLLM_PROVIDER_TOKEN") or None, latency=latency)
             self.runner.run(model.start(), 30)
             self.model = model
-        if self.settings.codex_home is None:
+            self.token, self.base_url = model.token, model.url
+        if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
             self.codex_home.mkdir(parents=True, exist_ok=True)
-            (self.codex_home / "config.toml").write_text(config_toml(self.model.url), encoding="utf-8")
+            (self.codex_home / "config.toml").write_text(config_toml(self.base_url), encoding="utf-8")
         self.home.mkdir(parents=True, exist_ok=True)
         if self.server is None or not self.server.alive:
             self._start_server()
 
     def codex_env(self, codex_home: Path | None = None) -> dict[str, str]:
         """The whole environment codex gets: a clean HOME, its CODEX_HOME and the run's provider token only."""
-        assert self.model is not None
         return {
             "HOME": str(self.home),
             "CODEX_HOME": str(codex_home or self.codex_home),
-            KEY_ENV: self.model.token,
+            KEY_ENV: self.token,
             "PATH": os.environ.get("PATH", os.defpath),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
 
     def _start_server(self) -> None:
-        assert self.runner is not None and self.model is not None
+        assert self.runner is not None
         server = CodexServer(self.codex.path, self.codex_env(), self.settings.rootdir, self.stderr_path)
         self.runner.run(server.start(), 60)
         self.server = server
@@ -190,7 +199,7 @@ class CodexExecutor:
         label: str,
     ) -> ScenarioOutcome:
         self.start()
-        assert self.runner is not None and self.model is not None and self.server is not None
+        assert self.runner is not None and self.server is not None
         target = Path(output_file)
         target = target if target.is_absolute() else self.settings.rootdir / target
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +214,14 @@ class CodexExecutor:
             on_crash=server.kill,
             requests=self._fault_budget.get(label, 0),
         )
-        key = self.model.open_call(context)
-        arguments = self.arguments(prompt, model, self.model.call_url(key), fault)
+        since = time.time()
+        if self.proxy is not None:
+            key, url = "", self.proxy.begin(label)
+        else:
+            assert self.model is not None
+            key = self.model.open_call(context)
+            url = self.model.call_url(key)
+        arguments = self.arguments(prompt, model, url, fault)
         outcome = ScenarioOutcome(
             prompt=prompt,
             expected_model=expected,
@@ -220,21 +235,22 @@ class CodexExecutor:
         try:
             result = self.runner.run(server.call(arguments, limit), limit + 30)
         except BaseException:
-            self.model.close_call(key)
+            if self.model is not None:
+                self.model.close_call(key)
             self.restart()
             raise
-        self.model.close_call(key)
+        if self.model is not None:
+            self.model.close_call(key)
         self._fault_budget[label] = context.requests
         outcome.duration = time.monotonic() - start
         outcome.crashed = not server.alive and not result.timed_out
-        outcome.requests = list(context.records)
+        outcome.requests = self.proxy.records(label, since) if self.proxy is not None else list(context.records)
         self._fill(outcome, result, stderr_seen, target)
         if result.timed_out or outcome.crashed:
             self.restart()
         return outcome
 
     def _fill(self, outcome: ScenarioOutcome, result: CallResult, stderr_seen: int, target: Path) -> None:
-        assert self.model is not None
         outcome.events = result.events
         outcome.final_output = result.text
         outcome.is_error = result.is_error

@@ -52,6 +52,8 @@ class AuditRecord:
     scenario: str | None = None
     fault: str | None = None
     retry_after: float | None = None
+    mismatch: str | None = None
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,9 +167,10 @@ class ScriptedModel(LocalServer):
     Each scenario gets its own base URL (`/c/<key>/v1`), which attributes its requests and selects its fault.
     """
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, token: str | None = None, latency: float = 0.0) -> None:
         super().__init__()
         self.token = token or secrets.token_urlsafe(24)
+        self.latency = latency  # seconds added to every answer, to stand in for a real model's time
         self.audit: list[AuditRecord] = []
         self._lock = threading.Lock()
         self._counter = 0
@@ -258,6 +261,8 @@ class ScriptedModel(LocalServer):
         if context is not None:
             context.requests += 1
         fault = context.active_fault() if context else None
+        if self.latency:
+            await asyncio.sleep(self.latency)
         refused = self._refusal(model, fault)
         if refused is not None:
             self._record(request, start, model, refused.status_code, retry_after=refused.headers.get("retry-after"))

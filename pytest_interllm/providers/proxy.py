@@ -1,0 +1,319 @@
+"""The audit proxy between codex and a model provider: audits, records and replays every exchange.
+
+Started once per run by the controller (xdist workers get its URL); binds 127.0.0.1 and serves only
+requests carrying the run's random bearer token. The real API key stays in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hashlib
+import json
+import secrets
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pytest_interllm.providers.scripted import AuditRecord, _texts
+from pytest_interllm.providers.server import LocalServer
+from pytest_interllm.report.redact import Redactor
+
+RECORD_MODES = ("once", "new_episodes", "none", "all")
+MISMATCH_STATUS = 409
+_ENV_CONTEXT = "<environment_context>"
+
+
+def _prompt_of(body: dict[str, Any]) -> str:
+    """The scenario's own words in a request: user messages other than codex's environment context."""
+    texts = [t for t in _texts(body.get("input") or []) if not t.lstrip().startswith(_ENV_CONTEXT)]
+    return "\n".join(t for t in texts if not t.lstrip().startswith("<"))
+
+
+def match_key(body: dict[str, Any]) -> dict[str, Any]:
+    """What a replayed request must repeat: model, prompt, offered tools and how far the turn has got."""
+    items = body.get("input") or []
+    outputs = sum(1 for i in items if isinstance(i, dict) and str(i.get("type", "")).endswith("_output"))
+    prompt = _prompt_of(body)
+    return {
+        "model": body.get("model"),
+        "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
+        "tool_outputs": outputs,
+        "stream": bool(body.get("stream")),
+    }
+
+
+def usage_of(status: int, content: bytes) -> tuple[int, int]:
+    """Input and output tokens of a response (JSON, or the `response.completed` event of an SSE stream)."""
+    if status >= 400:
+        return 0, 0
+    text = content.decode("utf-8", "replace")
+    candidates = [text] + [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
+    for chunk in reversed(candidates):
+        try:
+            data = json.loads(chunk)
+        except ValueError:
+            continue
+        usage = (data.get("response") or data).get("usage") if isinstance(data, dict) else None
+        if isinstance(usage, dict):
+            return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    return 0, 0
+
+
+class Cassettes:
+    """`cassettes/<list-stem>/<scenario>.yaml`: request summaries and full responses, secrets redacted."""
+
+    def __init__(self, root: Path, redactor: Redactor) -> None:
+        self.root = root
+        self.redactor = redactor
+
+    def path(self, stem: str, label: str) -> Path:
+        return self.root / stem / f"{label}.yaml"
+
+    def load(self, stem: str, label: str) -> list[dict[str, Any]] | None:
+        path = self.path(stem, label)
+        if not path.is_file():
+            return None
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        interactions = data.get("interactions") if isinstance(data, dict) else None
+        return list(interactions) if isinstance(interactions, list) else []
+
+    def save(self, stem: str, label: str, interactions: list[dict[str, Any]]) -> None:
+        path = self.path(stem, label)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": 1, "scenario": label, "interactions": self.redactor.data(interactions)}
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+        tmp.replace(path)
+
+
+class AuditProxy(LocalServer):
+    """Audits every request; in `record`/`replay` modes stores or serves cassettes; limits concurrency."""
+
+    def __init__(
+        self,
+        *,
+        upstream_url: str | None,
+        upstream_key: str | None,
+        cassettes: Cassettes | None,
+        record_mode: str | None,
+        max_concurrency: int | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        super().__init__()
+        self.token = secrets.token_urlsafe(24)
+        self.upstream_url = upstream_url.rstrip("/") if upstream_url else None
+        self.upstream_key = upstream_key
+        self.cassettes = cassettes
+        self.record_mode = record_mode
+        self.redactor = redactor or Redactor()
+        self.max_concurrency = max_concurrency
+        self._semaphore: asyncio.Semaphore | None = None
+        self._lock = threading.Lock()
+        self.audit: list[AuditRecord] = []
+        self.upstream_requests = 0
+        self.windows: list[tuple[float, float]] = []  # start/end of each upstream request, for concurrency
+        self._index: dict[tuple[str, str], int] = {}
+        self._recorded: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._recording: set[tuple[str, str]] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/s/{stem}/{label}/v1/responses", self._responses, methods=["POST"]),
+                Route("/_interllm/begin/{stem}/{label}", self._begin, methods=["POST"]),
+                Route("/_interllm/audit/{stem}/{label}", self._audit, methods=["GET"]),
+            ]
+        )
+
+    def scenario_url(self, stem: str, label: str) -> str:
+        return f"http://127.0.0.1:{self.port}/s/{stem}/{label}/v1"
+
+    async def start(self) -> None:
+        self._semaphore = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0))
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def _authorized(self, request: Request) -> bool:
+        return secrets.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.token}")
+
+    async def _begin(self, request: Request) -> Response:
+        """A scenario (or a retry of it) starts: replay from its first interaction again."""
+        if not self._authorized(request):
+            return JSONResponse({"error": {"message": "unauthorized"}}, status_code=401)
+        key = (request.path_params["stem"], request.path_params["label"])
+        with self._lock:
+            self._index[key] = 0
+            if self.record_mode == "all":
+                self._recorded[key] = []
+        return JSONResponse({"ok": True})
+
+    async def _audit(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse({"error": {"message": "unauthorized"}}, status_code=401)
+        scenario = f"{request.path_params['stem']}/{request.path_params['label']}"
+        since = float(request.query_params.get("since", "0"))
+        with self._lock:
+            rows = [asdict(r) for r in self.audit if r.scenario == scenario and r.time >= since]
+        return JSONResponse({"records": rows})
+
+    def _record(
+        self, request: Request, start: float, model: str | None, status: int, tin: int = 0, tout: int = 0, **extra: Any
+    ) -> None:
+        record = AuditRecord(
+            time=time.time(),
+            method=request.method,
+            path=request.url.path,
+            model=model,
+            status=status,
+            thread_id=request.headers.get("thread-id") or request.headers.get("session-id"),
+            user_agent=request.headers.get("user-agent", ""),
+            latency=time.monotonic() - start,
+            input_tokens=tin,
+            output_tokens=tout,
+            scenario=f"{request.path_params.get('stem')}/{request.path_params.get('label')}",
+            **extra,
+        )
+        with self._lock:
+            self.audit.append(record)
+
+    async def _responses(self, request: Request) -> Response:
+        start = time.monotonic()
+        if not self._authorized(request):
+            self._record(request, start, None, 401)
+            return JSONResponse(
+                {"error": {"message": "missing or wrong bearer token for the interllm proxy"}}, status_code=401
+            )
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._record(request, start, None, 400)
+            return JSONResponse({"error": {"message": "request body is not JSON"}}, status_code=400)
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        key = (request.path_params["stem"], request.path_params["label"])
+        with self._lock:
+            index = self._index.get(key, 0)
+            self._index[key] = index + 1
+        replayed = self._replay(key, index, body)
+        if isinstance(replayed, str):
+            self._record(request, start, model, MISMATCH_STATUS, mismatch=replayed)
+            message = f"cassette-mismatch: {key[0]}/{key[1]} request {index + 1}: {replayed}"
+            return JSONResponse(
+                {"error": {"message": message, "type": "cassette_mismatch"}}, status_code=MISMATCH_STATUS
+            )
+        if replayed is not None:
+            status, content_type, content = replayed
+        else:
+            status, content_type, content = await self._forward(raw)
+            self._store(key, index, body, status, content_type, content)
+        tin, tout = usage_of(status, content)
+        self._record(request, start, model, status, tin, tout, replayed=replayed is not None)
+        return Response(content, status_code=status, media_type=content_type)
+
+    def _replay(self, key: tuple[str, str], index: int, body: dict[str, Any]) -> tuple[int, str, bytes] | str | None:
+        """The recorded answer, a mismatch explanation, or None when this request must go upstream."""
+        if self.cassettes is None or self.record_mode == "all" or key in self._recording:
+            return None
+        interactions = self.cassettes.load(*key)
+        if interactions is None and self.record_mode in ("once", "new_episodes"):
+            with self._lock:
+                self._recording.add(key)  # a new cassette: this run records all of it
+            return None
+        if interactions is None or index >= len(interactions):
+            if self.record_mode == "none" or (self.record_mode == "once" and interactions is not None):
+                have = "no cassette" if interactions is None else f"only {len(interactions)} recorded requests"
+                return f"not recorded ({have} in {self.cassettes.path(*key)})"
+            return None
+        recorded = interactions[index]
+        expected = recorded["request"]["match"]
+        actual = match_key(body)
+        if expected != actual:
+            diff = [
+                f"{k}: recorded {expected.get(k)!r}, now {actual.get(k)!r}"
+                for k in actual
+                if expected.get(k) != actual.get(k)
+            ]
+            before = recorded["request"].get("prompt", "")
+            after = self.redactor.text(_prompt_of(body))
+            lines = list(difflib.unified_diff(before.splitlines(), after.splitlines(), "recorded", "now", lineterm=""))
+            return "; ".join(diff) + ("\n" + "\n".join(lines[:40]) if lines else "")
+        response = recorded["response"]
+        return int(response["status"]), str(response["content_type"]), str(response["body"]).encode("utf-8")
+
+    async def _forward(self, raw: bytes) -> tuple[int, str, bytes]:
+        """Send the request upstream with the real key, honouring Retry-After on 429 (bounded)."""
+        assert self._client is not None
+        if self.upstream_url is None:
+            body = json.dumps({"error": {"message": "replay only: nothing is sent upstream"}}).encode()
+            return 502, "application/json", body
+        headers = {"content-type": "application/json", "accept": "text/event-stream"}
+        if self.upstream_key:
+            headers["authorization"] = f"Bearer {self.upstream_key}"
+        for attempt in range(4):
+            if self._semaphore is not None:
+                await self._semaphore.acquire()
+            began = time.time()
+            try:
+                self.upstream_requests += 1
+                reply = await self._client.post(f"{self.upstream_url}/responses", content=raw, headers=headers)
+                content = reply.content
+            except httpx.HTTPError as exc:
+                return 502, "application/json", json.dumps({"error": {"message": f"upstream: {exc}"}}).encode()
+            finally:
+                with self._lock:
+                    self.windows.append((began, time.time()))
+                if self._semaphore is not None:
+                    self._semaphore.release()
+            if reply.status_code == 429 and attempt < 3:
+                await asyncio.sleep(min(float(reply.headers.get("retry-after", "1") or 1), 30.0))
+                continue
+            return reply.status_code, reply.headers.get("content-type", "application/json"), content
+        return 429, "application/json", b"{}"
+
+    def _store(
+        self, key: tuple[str, str], index: int, body: dict[str, Any], status: int, content_type: str, content: bytes
+    ) -> None:
+        if self.cassettes is None or self.record_mode == "none":
+            return
+        interaction = {
+            "request": {
+                "method": "POST",
+                "path": "/v1/responses",
+                "model": body.get("model"),
+                "prompt": _prompt_of(body),
+                "match": match_key(body),
+            },
+            "response": {"status": status, "content_type": content_type, "body": content.decode("utf-8", "replace")},
+        }
+        with self._lock:
+            existing = self._recorded.get(key)
+            if existing is None:
+                existing = (self.cassettes.load(*key) or []) if self.record_mode == "new_episodes" else []
+            existing = [*existing[:index], interaction]
+            self._recorded[key] = existing
+            self.cassettes.save(*key, existing)
+
+    def peak_concurrency(self) -> int:
+        """The most upstream requests that were in flight at once."""
+        events = sorted([(s, 1) for s, _ in self.windows] + [(e, -1) for _, e in self.windows])
+        level = peak = 0
+        for _, step in events:
+            level += step
+            peak = max(peak, level)
+        return peak

@@ -1,0 +1,137 @@
+"""The run's shared provider: the audit proxy (and, for offline recording, the scripted model behind it).
+
+The controller starts it once; xdist workers reach it through `workerinput` with a `ProxyClient`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx2 as httpx
+
+from pytest_interllm.providers.proxy import AuditProxy, Cassettes
+from pytest_interllm.providers.scripted import AuditRecord, ScriptedModel
+from pytest_interllm.report.redact import Redactor
+from pytest_interllm.runtime import LoopRunner
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True)
+class ProviderPlan:
+    """Where requests go for a provider: upstream URL and key, cassettes, record mode."""
+
+    provider: str
+    upstream: str  # "scripted", "openai" or a base URL, for the header
+    upstream_url: str | None
+    upstream_key: str | None
+    record_mode: str | None
+    cassette_dir: Path | None
+    max_concurrency: int | None
+
+
+class ProviderService:
+    """Runs the proxy (and the scripted upstream when recording offline) on its own event loop thread."""
+
+    def __init__(self, plan: ProviderPlan, redactor: Redactor, latency: float = 0.0) -> None:
+        self.plan = plan
+        self.runner = LoopRunner()
+        self.scripted: ScriptedModel | None = None
+        upstream_url, upstream_key = plan.upstream_url, plan.upstream_key
+        if plan.upstream == "scripted":
+            self.scripted = ScriptedModel(latency=latency)
+            self.runner.run(self.scripted.start(), 30)
+            upstream_url, upstream_key = self.scripted.url, self.scripted.token
+        cassettes = Cassettes(plan.cassette_dir, redactor) if plan.cassette_dir else None
+        self.proxy = AuditProxy(
+            upstream_url=upstream_url,
+            upstream_key=upstream_key,
+            cassettes=cassettes,
+            record_mode=plan.record_mode,
+            max_concurrency=plan.max_concurrency,
+            redactor=redactor,
+        )
+        self.runner.run(self.proxy.start(), 30)
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.proxy.port}"
+
+    def stats(self) -> dict[str, Any]:
+        """Requests seen, sent upstream and replayed, and the peak upstream concurrency."""
+        audit = list(self.proxy.audit)
+        return {
+            "requests": len(audit),
+            "upstream": self.proxy.upstream_requests,
+            "replayed": sum(1 for r in audit if r.replayed),
+            "peak_concurrency": self.proxy.peak_concurrency(),
+        }
+
+    def close(self) -> None:
+        self.runner.run(self.proxy.stop(), 30)
+        if self.scripted is not None:
+            self.runner.run(self.scripted.stop(), 30)
+        self.runner.close()
+
+
+class ProxyClient:
+    """A worker's handle on the shared proxy: per-scenario URLs and the audit of each scenario."""
+
+    def __init__(self, root: str, token: str) -> None:
+        self.root = root.rstrip("/")
+        self.token = token
+        self._http = httpx.Client(timeout=30.0, headers={"authorization": f"Bearer {token}"})
+
+    @staticmethod
+    def split(label: str) -> tuple[str, str]:
+        stem, _, name = label.rpartition("/")
+        return quote(stem or "tests", safe=""), quote(name, safe="")
+
+    def url(self, label: str) -> str:
+        stem, name = self.split(label)
+        return f"{self.root}/s/{stem}/{name}/v1"
+
+    def begin(self, label: str) -> str:
+        """Tell the proxy a scenario (attempt) starts; returns the base URL codex must use for it."""
+        stem, name = self.split(label)
+        self._http.post(f"{self.root}/_interllm/begin/{stem}/{name}").raise_for_status()
+        return self.url(label)
+
+    def records(self, label: str, since: float) -> list[AuditRecord]:
+        stem, name = self.split(label)
+        reply = self._http.get(f"{self.root}/_interllm/audit/{stem}/{name}", params={"since": since})
+        reply.raise_for_status()
+        names = {f.name for f in fields(AuditRecord)}
+        return [AuditRecord(**{k: v for k, v in row.items() if k in names}) for row in reply.json()["records"]]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def plan_for(settings: Any, environ: Any = None) -> ProviderPlan | None:
+    """The proxy plan of the configured provider, or None for the in-worker scripted model (`offline`)."""
+    env = os.environ if environ is None else environ
+    if settings.provider == "offline":
+        return None
+    key = env.get("OPENAI_API_KEY") or None
+    base = settings.base_url
+    if settings.provider == "openai":
+        return ProviderPlan("openai", base or "openai", base or OPENAI_URL, key, None, None, settings.max_concurrency)
+    cassettes = settings.cassette_dir
+    if settings.provider == "replay":
+        return ProviderPlan("replay", "none", None, None, "none", cassettes, settings.max_concurrency)
+    if base or key:
+        return ProviderPlan(
+            "record",
+            base or "openai",
+            base or OPENAI_URL,
+            key,
+            settings.record_mode,
+            cassettes,
+            settings.max_concurrency,
+        )
+    return ProviderPlan("record", "scripted", None, None, settings.record_mode, cassettes, settings.max_concurrency)
