@@ -20,6 +20,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
 EXECUTOR_KEY = pytest.StashKey[Any]()
 REDACTOR_KEY = pytest.StashKey[Any]()
+COST_KEY = pytest.StashKey[Any]()  # (Prices, Budget)
 
 
 def expectations_path(settings: Settings, list_path: Path) -> Path:
@@ -130,6 +131,11 @@ class ScenarioItem(pytest.Item):
         if self.problem is not None:
             raise self.problem
         settings = self.config.stash[SETTINGS_KEY]
+        prices, budget = self.config.stash[COST_KEY]
+        refusal = budget.refusal()
+        if refusal is not None:
+            # Reported at the scenario's own file and line, like a skip mark.
+            raise pytest.skip.Exception(refusal, _use_item_location=True)
         executor = self.config.stash[EXECUTOR_KEY]()
         model, timeout = self.settings_for_run()
         earlier: list[str] = []
@@ -146,6 +152,8 @@ class ScenarioItem(pytest.Item):
             )
             outcome.attempts = attempt
             outcome.earlier_failures = earlier
+            outcome.cost_usd = prices.of_requests([*outcome.requests, *outcome.orchestrator_requests])
+            budget.add(outcome.cost_usd)
             self.stash[OUTCOME_KEY] = outcome
             try:
                 executor.check(outcome, self.expectations)

@@ -58,6 +58,7 @@ class ScenarioOutcome:
     provider_retries: int = 0
     retry_errors: list[str] = field(default_factory=list)
     attempts: int = 1
+    cost_usd: float = 0.0
     orchestrator_models: list[str | None] = field(default_factory=list)
     orchestrator_requests: list[AuditRecord] = field(default_factory=list)
     spans: list[dict[str, Any]] = field(default_factory=list)

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, locate
-from pytest_interllm.collect import EXECUTOR_KEY, OUTCOME_KEY, REDACTOR_KEY, SETTINGS_KEY, InterllmFile, ScenarioItem
+from pytest_interllm.collect import (
+    COST_KEY,
+    EXECUTOR_KEY,
+    OUTCOME_KEY,
+    REDACTOR_KEY,
+    SETTINGS_KEY,
+    InterllmFile,
+    ScenarioItem,
+)
+from pytest_interllm.cost import Budget, PriceError, Prices
 from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.outcome import ScenarioOutcome
@@ -109,6 +118,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config) and not config.option.collectonly:
         clear_outputs(settings)
     session = InterllmSession(config, settings, codex)
+    try:
+        config.stash[COST_KEY] = (Prices.load(settings.prices), Budget(settings.budget))
+    except PriceError as exc:
+        raise pytest.UsageError(f"--interllm-prices: {exc}") from None
     plan = plan_for(settings)
     if plan is not None and not config.option.collectonly:
         if workerinput is not None and "interllm_proxy" in workerinput:
@@ -381,6 +394,14 @@ class InterllmSession:
         tally = summary_counts(self.records)
         terminalreporter.write_sep("-", "interllm")
         terminalreporter.write_line("interllm: " + ", ".join(f"{k} {v}" for k, v in tally.items()))
+        tin = sum(r["tokens_in"] for r in self.records)
+        tout = sum(r["tokens_out"] for r in self.records)
+        cost = sum(r["cost_usd"] for r in self.records)
+        prices = self.config.stash[COST_KEY][0].source
+        budget = f" of a ${self.settings.budget:.4f} budget" if self.settings.budget is not None else ""
+        terminalreporter.write_line(
+            f"interllm: tokens {tin} in / {tout} out, estimated cost ${cost:.4f}{budget} (prices: {prices})"
+        )
         if self.service is not None:
             st = self.service.stats()
             terminalreporter.write_line(

@@ -274,6 +274,14 @@ def add_options(parser: pytest.Parser) -> None:
     """Register the `interllm` option group and the ini twins."""
     group = parser.getgroup("interllm", "pytest-interllm: markdown scenarios through the real codex agent")
     group.addoption(
+        "--interllm-strict-provider",
+        action="store_true",
+        default=None,
+        dest="interllm_strict_provider",
+        help="never fall back to the offline provider when OPENAI_API_KEY is missing. Ini interllm_strict_provider.",
+    )
+    parser.addini("interllm_strict_provider", "never fall back to the offline provider.", type="bool", default=False)
+    group.addoption(
         "--interllm-upload-traces",
         action="store_true",
         default=None,
@@ -316,7 +324,7 @@ def _convert(value: str, source: str, kind: Callable[[str], Any], what: str, min
         result = kind(value)
     except ValueError:
         raise pytest.UsageError(f"{source}: {value!r} is not {what}") from None
-    if result < minimum or (minimum == 1 and result <= 0):
+    if (minimum == 1 and result <= 0) or (minimum != 1 and result < minimum):
         bound = "greater than 0" if minimum == 1 else f"at least {minimum}"
         raise pytest.UsageError(f"{source}: {value!r} must be {bound}")
     return result

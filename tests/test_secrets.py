@@ -22,6 +22,8 @@ def test_planted_secrets_appear_in_no_file_and_no_output(
         project,
         "--interllm",
         "input/list.md",
+        "--interllm-provider",
+        "offline",
         "-rA",
         "--html=reports/report.html",
         "--self-contained-html",

@@ -97,6 +97,7 @@ def render(record: dict[str, Any]) -> str:
         parts.append(_section("failure details", _pre(record["failure"]), open_=True))
     facts = (
         f"duration {record['duration']:.2f}s · tokens {record['tokens_in']} in / {record['tokens_out']} out"
+        f" · estimated cost ${record['cost_usd']:.4f}"
         f" · attempts {record['attempts']} · provider retries {record['provider_retries']}"
         + (f" · fault {record['fault']}" if record["fault"] else "")
     )

@@ -55,6 +55,7 @@ def build(
         "attempts": 1,
         "provider_retries": 0,
         "thread_id": None,
+        "cost_usd": 0.0,
     }
     if outcome is None:
         return record
@@ -99,6 +100,7 @@ def build(
         attempts=outcome.attempts,
         provider_retries=outcome.provider_retries,
         thread_id=outcome.thread_id,
+        cost_usd=round(outcome.cost_usd, 6),
     )
     if outcome.spans or outcome.orchestrator_requests:
         record.update(

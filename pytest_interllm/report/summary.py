@@ -27,15 +27,20 @@ def markdown(records: list[dict[str, Any]], info: dict[str, str]) -> str:
     lines = ["## pytest-interllm", "", " · ".join(f"**{k}** {_cell(v)}" for k, v in info.items()), ""]
     tally = counts(records)
     lines.append(" · ".join(f"{k}: {v}" for k, v in tally.items()) or "no scenarios ran")
+    tin = sum(r["tokens_in"] for r in records)
+    tout = sum(r["tokens_out"] for r in records)
+    cost = sum(r["cost_usd"] for r in records)
     lines += [
         "",
-        "| # | scenario | result | class | model | tokens in/out | duration |",
-        "|---|---|---|---|---|---|---|",
+        f"tokens {tin} in / {tout} out · estimated cost ${cost:.4f}",
+        "",
+        "| # | scenario | result | class | model | tokens in/out | est. cost | duration |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in ordered:
         lines.append(
             f"| {r['index']} | {_cell(r['title'])} | {icon.get(r['result'], '')} {r['result']} | "
             f"{_cell(r['failure_class'] or '')} | {_cell(r['session_model'] or '—')} | "
-            f"{r['tokens_in']}/{r['tokens_out']} | {r['duration']:.1f}s |"
+            f"{r['tokens_in']}/{r['tokens_out']} | ${r['cost_usd']:.4f} | {r['duration']:.1f}s |"
         )
     return "\n".join(lines) + "\n"

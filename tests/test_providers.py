@@ -1,0 +1,232 @@
+"""The audit proxy: record/replay cassettes, the run token, the real key kept inside, concurrency limits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from pytest_interllm.providers.proxy import AuditProxy, Cassettes
+from pytest_interllm.providers.scripted import ScriptedModel
+from pytest_interllm.report.redact import Redactor
+from pytest_interllm.runtime import LoopRunner
+from tests.conftest import run, write
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
+
+
+def outputs_of(project: pytest.Pytester) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((project.path / "outputs").glob("*.md"))}
+
+
+def test_record_then_replay_the_example_list_offline(project: pytest.Pytester) -> None:
+    shutil.copy(EXAMPLE, project.path / "input" / "list.md")
+    recorded = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-n", "2")
+    recorded.assert_outcomes(passed=17)
+    recorded.stdout.fnmatch_lines(
+        [
+            "interllm: provider record (from the built-in scripted model into cassettes/*",
+            "interllm: proxy: 34 requests, 34 sent upstream, 0 replayed*",
+        ]
+    )
+    cassettes = sorted((project.path / "cassettes" / "list").glob("scenario_*.yaml"))
+    assert len(cassettes) == 17
+    first = outputs_of(project)
+    assert len(first) == 17
+    # Replay has no upstream at all: the scripted model is not even started.
+    replayed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay")
+    replayed.assert_outcomes(passed=17)
+    replayed.stdout.fnmatch_lines(
+        [
+            "interllm: provider replay (cassettes in cassettes/, nothing sent upstream)*",
+            "interllm: proxy: 34 requests, 0 sent upstream, 34 replayed*",
+        ]
+    )
+    assert outputs_of(project) == first  # byte for byte
+    # A changed scenario asks for something the cassette does not hold.
+    text = (project.path / "input" / "list.md").read_text()
+    write(project.path / "input" / "list.md", text.replace("Debezium", "Debezium and Kafka Connect"))
+    changed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay")
+    changed.assert_outcomes(passed=16, failed=1)
+    changed.stdout.fnmatch_lines(
+        [
+            "*END   scenario 3/17: Stream change data capture from SQL Server to Kafka with Debezium and Kafka Connect "
+            "— FAILED [[]cassette-mismatch[]]*",
+        ]
+    )
+    changed.stdout.fnmatch_lines(
+        [
+            "[[]cassette-mismatch[]] list/scenario_003: prompt_sha256: recorded *",
+            "*-Scenario 3: Stream change data capture from SQL Server to Kafka with Debezium",
+            "*+Scenario 3: Stream change data capture from SQL Server to Kafka with Debezium and*",
+        ]
+    )
+
+
+def test_record_modes_once_and_none(project: pytest.Pytester) -> None:
+    run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
+    again = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001 or 002")
+    again.assert_outcomes(passed=2, deselected=1)
+    again.stdout.fnmatch_lines(["interllm: proxy: 4 requests, 2 sent upstream, 2 replayed*"])
+    none = run(
+        project, "--interllm", "input/list.md", "--interllm-provider", "record", "--interllm-record-mode", "none"
+    )
+    none.assert_outcomes(passed=2, failed=1)
+    none.stdout.fnmatch_lines(["[[]cassette-mismatch[]] list/scenario_003: not recorded (no cassette in *)"])
+
+
+def test_no_secret_reaches_a_cassette(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-planted-cassette-0c1d2e3f4a5b6c7d"
+    monkeypatch.setenv("INTERLLM_PROVIDER_TOKEN", "planted-provider-token-5e6f7a8b")
+    monkeypatch.setenv("MY_SERVICE_API_KEY", secret)
+    write(project.path / "input" / "list.md", f"- Rotate the key {secret} on the SFTP server\n")
+    result = run(project, "--interllm", "input/list.md", "--interllm-provider", "record")
+    result.assert_outcomes(passed=1)
+    [cassette] = (project.path / "cassettes" / "list").glob("*.yaml")
+    text = cassette.read_text()
+    assert secret not in text and "[REDACTED]" in text
+    assert "planted-provider-token" not in text and "authorization" not in text.lower()
+
+
+@pytest.fixture
+def loop() -> LoopRunner:
+    runner = LoopRunner()
+    yield runner
+    runner.close()
+
+
+def test_proxy_refuses_requests_without_the_run_token(loop: LoopRunner, tmp_path: Path) -> None:
+    upstream = ScriptedModel(token="sk-upstream-real-key-1234567890")
+    loop.run(upstream.start())
+    proxy = AuditProxy(
+        upstream_url=upstream.url,
+        upstream_key=upstream.token,
+        cassettes=Cassettes(tmp_path, Redactor()),
+        record_mode="all",
+    )
+    loop.run(proxy.start())
+    try:
+        body = {"model": "gpt-5-codex", "input": [{"role": "user", "content": "hi `outputs/x.md`"}], "stream": True}
+        url = proxy.scenario_url("list", "scenario_001") + "/responses"
+        for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Bearer {upstream.token}"}):
+            refused = httpx.post(url, json=body, headers=headers)
+            assert refused.status_code == 401
+        assert upstream.audit == [] and proxy.upstream_requests == 0
+        ok = httpx.post(url, json=body, headers={"authorization": f"Bearer {proxy.token}"})
+        assert ok.status_code == 200 and "response.completed" in ok.text
+        # The upstream saw its own key, which codex never had; the cassette has neither.
+        assert [r.status for r in upstream.audit] == [200]
+        saved = (tmp_path / "list" / "scenario_001.yaml").read_text()
+        assert upstream.token not in saved and proxy.token not in saved
+    finally:
+        loop.run(proxy.stop())
+        loop.run(upstream.stop())
+
+
+def test_max_concurrency_holds_across_workers(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(project.path / "input" / "list.md", "".join(f"- Copy bucket {n} to the archive\n" for n in range(1, 9)))
+    monkeypatch.setenv("INTERLLM_SCRIPTED_LATENCY", "0.4")
+    result = run(
+        project,
+        "--interllm",
+        "input/list.md",
+        "--interllm-provider",
+        "record",
+        "-n",
+        "4",
+        "--interllm-max-concurrency",
+        "2",
+    )
+    result.assert_outcomes(passed=8)
+    line = next(line for line in result.outlines if line.startswith("interllm: proxy:"))
+    assert line.endswith("peak upstream concurrency 2"), line
+    unlimited = run(
+        project,
+        "--interllm",
+        "input/list.md",
+        "--interllm-provider",
+        "record",
+        "-n",
+        "4",
+        "--interllm-record-mode",
+        "all",
+    )
+    peak = int(next(x for x in unlimited.outlines if x.startswith("interllm: proxy:")).rsplit(" ", 1)[1])
+    assert peak > 2  # without the limit the same run does overlap more: the limit is what held it
+
+
+def test_replay_records_show_in_the_jsonl(project: pytest.Pytester) -> None:
+    run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
+    run(project, "--interllm", "input/list.md", "--interllm-provider", "replay", "-k", "scenario_001")
+    logs = sorted((project.path / "logs").glob("run-*.jsonl"))
+    record = json.loads(logs[-1].read_text().splitlines()[0])
+    assert record["session_model"] == "gpt-5-codex" and len(record["requests"]) == 2
+
+
+def test_openai_provider_against_a_local_compatible_server(
+    project: pytest.Pytester, loop: LoopRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-local-server-key-9f8e7d6c5b4a"
+    server = ScriptedModel(token=key)  # a stand-in for vLLM/Ollama: any OpenAI-compatible Responses server
+    loop.run(server.start())
+    try:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        result = run(project, "--interllm", "input/list.md", "-rA")
+        result.assert_outcomes(passed=3)
+        result.stdout.fnmatch_lines(
+            [f"interllm: provider openai (audit proxy in front of {server.url}) (OPENAI_API_KEY is set)*"]
+        )
+        assert len(server.audit) == 6 and {r.status for r in server.audit} == {200}
+        assert key not in result.stdout.str()
+    finally:
+        loop.run(server.stop())
+
+
+def test_strict_provider_refuses_the_offline_fallback(project: pytest.Pytester) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--interllm-strict-provider", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --interllm-strict-provider: no OPENAI_API_KEY*"])
+    fallback = project.runpytest("--interllm", "input/list.md", "--collect-only")
+    fallback.stdout.fnmatch_lines(
+        ["interllm: provider offline (built-in scripted model on 127.0.0.1, not a real LLM, no OPENAI_API_KEY)*"]
+    )
+
+
+def test_cost_per_scenario_and_in_total_from_the_price_table(project: pytest.Pytester) -> None:
+    # One dollar per input token makes the estimate equal to the audited input tokens.
+    write(project.path / "prices.yaml", "gpt-5-codex: {input: 1000000, output: 0}\n")
+    result = run(
+        project, "--interllm", "input/list.md", "--interllm-prices", "prices.yaml", "--interllm-summary", "summary.md"
+    )
+    result.assert_outcomes(passed=3)
+    [log] = (project.path / "logs").glob("run-*.jsonl")
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    for record in records:
+        assert record["cost_usd"] == sum(r["input_tokens"] for r in record["requests"]) > 0
+    total = sum(r["cost_usd"] for r in records)
+    result.stdout.fnmatch_lines([f"interllm: tokens * in / * out, estimated cost ${total:.4f} (prices: */prices.yaml)"])
+    assert f"| ${records[0]['cost_usd']:.4f} |" in (project.path / "summary.md").read_text()
+
+
+def test_budget_exhaustion_skips_the_rest_with_the_reason(project: pytest.Pytester) -> None:
+    result = run(project, "--interllm", "input/list.md", "--interllm-budget", "0.001", "-rs")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] input/list.md:5: interllm budget of $0.0010 reached: $0.00* spent on 1 scenarios, "
+            "the next would cost about $0.00*",
+        ]
+    )
+    assert (project.path / "outputs" / "scenario_001.md").exists()
+    assert not (project.path / "outputs" / "scenario_002.md").exists()
+
+
+def test_bad_price_table_is_a_usage_error(project: pytest.Pytester) -> None:
+    write(project.path / "prices.yaml", "gpt-5-codex: {input: cheap}\n")
+    result = project.runpytest("--interllm", "input/list.md", "--interllm-prices", "prices.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --interllm-prices: */prices.yaml: 'gpt-5-codex' must be {input: USD*"])
