@@ -119,7 +119,10 @@ def pytest_configure(config: pytest.Config) -> None:
         clear_outputs(settings)
     session = InterllmSession(config, settings, codex)
     try:
-        config.stash[COST_KEY] = (Prices.load(settings.prices), Budget(settings.budget))
+        # Under xdist each worker checks its own share, so the run as a whole stays within the budget.
+        workers = int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
+        share = None if settings.budget is None else settings.budget / workers
+        config.stash[COST_KEY] = (Prices.load(settings.prices), Budget(share))
     except PriceError as exc:
         raise pytest.UsageError(f"--interllm-prices: {exc}") from None
     plan = plan_for(settings)

@@ -230,3 +230,28 @@ def test_bad_price_table_is_a_usage_error(project: pytest.Pytester) -> None:
     result = project.runpytest("--interllm", "input/list.md", "--interllm-prices", "prices.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --interllm-prices: */prices.yaml: 'gpt-5-codex' must be {input: USD*"])
+
+
+def test_proxy_backs_off_on_429_honouring_retry_after(loop: LoopRunner) -> None:
+    from pytest_interllm.providers.scripted import CallContext
+
+    upstream = ScriptedModel()
+    loop.run(upstream.start())
+    upstream.current = CallContext(label="x", fault="http-429", fault_requests=1)
+    proxy = AuditProxy(upstream_url=upstream.url, upstream_key=upstream.token, cassettes=None, record_mode=None)
+    loop.run(proxy.start())
+    try:
+        body = {"model": "gpt-5-codex", "input": [{"role": "user", "content": "`outputs/x.md`"}], "stream": True}
+        reply = httpx.post(
+            proxy.scenario_url("list", "s1") + "/responses",
+            json=body,
+            headers={"authorization": f"Bearer {proxy.token}"},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+        statuses = [r.status for r in upstream.audit]
+        assert statuses == [429, 200]
+        assert upstream.audit[1].time - upstream.audit[0].time >= 0.9  # waited for Retry-After: 1
+    finally:
+        loop.run(proxy.stop())
+        loop.run(upstream.stop())
