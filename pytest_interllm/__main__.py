@@ -1,0 +1,30 @@
+"""`python -m pytest_interllm merge LOG.jsonl ...`: one summary and one HTML page from CI shards."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pytest_interllm.report.merge import MergeError, merge
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_interllm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    merging = commands.add_parser("merge", help="merge the run-*.jsonl logs of several shards")
+    merging.add_argument("logs", nargs="+", type=Path, help="JSONL run logs, one or more per shard")
+    merging.add_argument("--summary", type=Path, help="write the markdown summary here (also printed)")
+    merging.add_argument("--html", type=Path, help="write one HTML page listing every scenario here")
+    args = parser.parse_args(argv)
+    try:
+        text = merge(args.logs, args.summary, args.html)
+    except MergeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
