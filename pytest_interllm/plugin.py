@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, locate
+from pytest_interllm.codex.server import CodexServerError
 from pytest_interllm.collect import (
     COST_KEY,
     EXECUTOR_KEY,
@@ -233,6 +234,15 @@ class InterllmSession:
             label = getattr(self.config, "workerinput", {}).get("workerid", "main")
             self.executor = make_executor(self.settings, self.codex, label, self.proxy)
         return self.executor
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Start the provider and codex before the first scenario, so no scenario's time includes start-up.
+        if self.config.option.collectonly or not any(isinstance(i, ScenarioItem) for i in session.items):
+            return
+        try:
+            self.get_executor().start()
+        except CodexServerError as exc:
+            raise pytest.UsageError(f"pytest-interllm: {exc}") from None
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
         if file_path.resolve() in self.settings.lists:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from pytest_interllm.codex import process
 from pytest_interllm.codex.events import CallResult, CodexEvent, CodexEventParams
+
+_FINAL_EVENTS = frozenset({"task_complete", "turn_aborted", "error", "stream_error"})
 
 
 class CodexServerError(RuntimeError):
@@ -32,6 +35,7 @@ class CodexServer:
         self._current: list[CodexEvent] | None = None
         self._stderr: TextIO | None = None
         self.pid: int | None = None
+        self._final = asyncio.Event()
 
     async def start(self, timeout: float = 30.0) -> None:
         """Spawn codex and complete the MCP handshake."""
@@ -70,7 +74,10 @@ class CodexServer:
 
     async def _on_event(self, params: CodexEventParams) -> None:
         if self._current is not None:
-            self._current.append(CodexEvent.from_params(time.time(), params.model_dump()))
+            event = CodexEvent.from_params(time.time(), params.model_dump())
+            self._current.append(event)
+            if event.type in _FINAL_EVENTS:
+                self._final.set()
 
     @property
     def alive(self) -> bool:
@@ -103,7 +110,11 @@ class CodexServer:
             except Exception as exc:  # the evidence is kept; classification happens later
                 result.error = f"{type(exc).__name__}: {exc}"
             finally:
-                await asyncio.sleep(0.05)  # let notifications already on the wire arrive
+                # Notifications may still be on the wire: wait for the turn's last event, briefly.
+                if not any(e.type in _FINAL_EVENTS for e in result.events) and not result.timed_out:
+                    self._final.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._final.wait(), 0.05)
                 self._current = None
             return result
 

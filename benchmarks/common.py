@@ -1,0 +1,110 @@
+"""Shared helpers of the benchmarks: temporary projects, timed pytest runs, results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+TIMING_PLUGIN = """
+import json, os, time
+_t = {"session_start": None, "first_start": None, "last_end": None, "scenarios": 0}
+def pytest_sessionstart(session):
+    _t["session_start"] = time.time()
+def pytest_runtest_logstart(nodeid, location):
+    if _t["first_start"] is None:
+        _t["first_start"] = time.time()
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        _t["last_end"] = time.time()
+        _t["scenarios"] += 1
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        with open(os.environ["BENCH_TIMING"], "w") as fh:
+            json.dump(_t, fh)
+"""
+
+
+def machine() -> str:
+    """A one-line description of the machine the figures come from."""
+    cpus = os.cpu_count()
+    try:
+        mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+        gib = int(mem.split()[1]) / 1024 / 1024
+    except (OSError, StopIteration):
+        gib = 0.0
+    return f"{platform.machine()}, {cpus} cores, {gib:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
+
+
+def project(list_text: str, expectations: str | None = None, stem: str = "list") -> Path:
+    """A throwaway rootdir with `input/<stem>.md`, optional expectations and the timing plugin."""
+    root = Path(tempfile.mkdtemp(prefix="interllm-bench-")).resolve()
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider -p bench_timing\n")
+    (root / "bench_timing.py").write_text(TIMING_PLUGIN)
+    (root / "input").mkdir()
+    (root / "input" / f"{stem}.md").write_text(list_text)
+    if expectations is not None:
+        (root / "scenarios").mkdir()
+        (root / "scenarios" / f"{stem}.yaml").write_text(expectations)
+    return root
+
+
+def pytest_run(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
+    """Run pytest in `root`; return wall time, the timing plugin's figures and the exit code."""
+    timing = root / "timing.json"
+    full_env = {**os.environ, "PYTHONPATH": str(root), "BENCH_TIMING": str(timing), **(env or {})}
+    for name in ("INTERLLM_FAULT", "OPENAI_API_KEY"):
+        full_env.pop(name, None)
+    start = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *args],
+        cwd=root,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    wall = time.time() - start
+    data = json.loads(timing.read_text()) if timing.exists() else {}
+    phase = (data["last_end"] - data["first_start"]) if data.get("first_start") and data.get("last_end") else None
+    return {
+        "wall": wall,
+        "launched": start,
+        "phase": phase,
+        "timing": data,
+        "returncode": proc.returncode,
+        "tail": proc.stdout[-2000:] + proc.stderr[-2000:],
+    }
+
+
+def scenario_list(count: int, title: str = "Copy partner bucket {n} to the archive") -> str:
+    return "".join(f"- {title.format(n=n)}\n  - verify the object count\n" for n in range(1, count + 1))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def write_result(name: str, data: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    data = {"machine": machine(), **data}
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def update_summary(**figures: Any) -> None:
+    """Merge headline figures into `results/summary.json`."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "summary.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(figures)
+    current["machine"] = machine()
+    path.write_text(json.dumps(current, indent=2) + "\n")
