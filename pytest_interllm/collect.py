@@ -52,6 +52,7 @@ class InterllmFile(pytest.File):
         except (ScenarioFormatError, TemplateError) as exc:
             raise self.CollectError(str(exc)) from None
         problems = {p.line: p for p in parsed.problems}
+        self.add_marker(pytest.mark.interllm)  # once on the list: every scenario inherits it
         for scenario in scenarios:
             expect = expectations.for_scenario(scenario)
             item = ScenarioItem.from_parent(
@@ -65,7 +66,6 @@ class InterllmFile(pytest.File):
                 or (settings.timeout if settings.timeout_explicit or not timeout else float(timeout)),
                 problem=problems.get(scenario.line),
             )
-            item.add_marker(pytest.mark.interllm)
             if scenario.section:
                 item.extra_keyword_matches.add(scenario.section)
             if expect.skip:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_interllm.providers.scripted import AuditRecord
+from pytest_interllm.providers.audit import AuditRecord
 
 
 class PriceError(Exception):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_interllm.codex.events import CodexEvent
-from pytest_interllm.providers.scripted import AuditRecord
+from pytest_interllm.providers.audit import AuditRecord
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,11 @@ import shutil
 from collections.abc import Generator, Iterator
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, locate
-from pytest_interllm.codex.server import CodexServerError
 from pytest_interllm.collect import (
     COST_KEY,
     EXECUTOR_KEY,
@@ -23,10 +22,8 @@ from pytest_interllm.collect import (
     ScenarioItem,
 )
 from pytest_interllm.cost import Budget, PriceError, Prices
-from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.outcome import ScenarioOutcome
-from pytest_interllm.providers.service import ProviderPlan, ProviderService, ProxyClient, plan_for
 from pytest_interllm.report.html import render as render_html
 from pytest_interllm.report.html import summary as render_summary
 from pytest_interllm.report.record import build as build_record
@@ -37,6 +34,10 @@ from pytest_interllm.report.summary import counts as summary_counts
 from pytest_interllm.report.summary import markdown as summary_markdown
 from pytest_interllm.settings import Settings, add_options, resolve
 
+if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and httpx: imported when used
+    from pytest_interllm.executors.codex import CodexExecutor
+    from pytest_interllm.providers.service import ProviderPlan, ProviderService, ProxyClient
+
 PLUGIN_NAME = "interllm-session"
 
 
@@ -44,6 +45,8 @@ def make_executor(
     settings: Settings, codex: CodexBinary, label: str, proxy: ProxyClient | None = None
 ) -> CodexExecutor:
     """The configured executor; the Agents SDK is imported only when it is chosen."""
+    from pytest_interllm.executors.codex import CodexExecutor
+
     if settings.executor == "agents":
         from pytest_interllm.executors.agents import AgentsExecutor
 
@@ -126,8 +129,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[COST_KEY] = (Prices.load(settings.prices), Budget(share))
     except PriceError as exc:
         raise pytest.UsageError(f"--interllm-prices: {exc}") from None
-    plan = plan_for(settings)
+    plan = None
+    if settings.provider != "offline":
+        from pytest_interllm.providers.service import plan_for
+
+        plan = plan_for(settings)
     if plan is not None and not config.option.collectonly:
+        from pytest_interllm.providers.service import ProviderService, ProxyClient
+
         if workerinput is not None and "interllm_proxy" in workerinput:
             session.proxy = ProxyClient(*workerinput["interllm_proxy"])
         elif workerinput is None:
@@ -239,6 +248,8 @@ class InterllmSession:
         # Start the provider and codex before the first scenario, so no scenario's time includes start-up.
         if self.config.option.collectonly or not any(isinstance(i, ScenarioItem) for i in session.items):
             return
+        from pytest_interllm.codex.server import CodexServerError
+
         try:
             self.get_executor().start()
         except CodexServerError as exc:

@@ -5,14 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-
-class CodexEventParams(BaseModel):
-    """Params of a `codex/event` notification; codex adds fields freely, so all are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
 
 @dataclass(frozen=True)
 class CodexEvent:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pytest_interllm.codex import process
-from pytest_interllm.codex.events import CallResult, CodexEvent, CodexEventParams
+from pytest_interllm.codex.events import CallResult, CodexEvent
 
 _FINAL_EVENTS = frozenset({"task_complete", "turn_aborted", "error", "stream_error"})
 
@@ -57,6 +57,13 @@ class CodexServer:
 
     async def _serve(self) -> None:
         from mcp.client.extension import NotificationBinding
+        from pydantic import BaseModel, ConfigDict
+
+        class CodexEventParams(BaseModel):
+            """Params of a `codex/event` notification; codex adds fields freely, so all are kept."""
+
+            model_config = ConfigDict(extra="allow")
+
         from mcp.client.session import ClientSession
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -72,7 +79,7 @@ class CodexServer:
                 self._ready.set()
                 await self._stop.wait()
 
-    async def _on_event(self, params: CodexEventParams) -> None:
+    async def _on_event(self, params: Any) -> None:
         if self._current is not None:
             event = CodexEvent.from_params(time.time(), params.model_dump())
             self._current.append(event)

@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pytest_interllm.providers.scripted import AuditRecord, _texts
+from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.providers.scripted import _texts
 from pytest_interllm.providers.server import LocalServer
 from pytest_interllm.report.redact import Redactor
 

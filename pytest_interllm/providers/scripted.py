@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pytest_interllm.providers.audit import AuditRecord
 from pytest_interllm.providers.server import LocalServer
 
 CALL_PREFIX = "interllm_write_"
@@ -33,27 +34,6 @@ _PATH_PATTERNS = (
 )
 _TITLE = re.compile(r"^\s*Scenario (\d+): (.+)$", re.MULTILINE)
 _STEP = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[[ xX]\]\s+)?(.+)$")
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One request the provider saw: who asked, for which model, and how it was answered."""
-
-    time: float
-    method: str
-    path: str
-    model: str | None
-    status: int
-    thread_id: str | None
-    user_agent: str
-    latency: float
-    input_tokens: int = 0
-    output_tokens: int = 0
-    scenario: str | None = None
-    fault: str | None = None
-    retry_after: float | None = None
-    mismatch: str | None = None
-    replayed: bool = False
 
 
 @dataclass(frozen=True)
