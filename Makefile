@@ -31,4 +31,4 @@ clean:
 	rm -rf $(VENV) reports logs .pytest_cache .mypy_cache .ruff_cache
 
 bench: setup
-	$(BIN)/python benchmarks/faults.py
+	cd benchmarks && ../$(BIN)/python run_all.py
