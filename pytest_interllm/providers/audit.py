@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 
 @dataclass(frozen=True)
@@ -24,3 +29,22 @@ class AuditRecord:
     retry_after: float | None = None
     mismatch: str | None = None
     replayed: bool = False
+
+
+def audit_request(
+    request: Request, start: float, model: str | None, status: int, tin: int = 0, tout: int = 0, **extra: Any
+) -> AuditRecord:
+    """The audit record of one HTTP request to a provider (`start` from `time.monotonic()`)."""
+    return AuditRecord(
+        time=time.time(),
+        method=request.method,
+        path=request.url.path,
+        model=model,
+        status=status,
+        thread_id=request.headers.get("thread-id") or request.headers.get("session-id"),
+        user_agent=request.headers.get("user-agent", ""),
+        latency=time.monotonic() - start,
+        input_tokens=tin,
+        output_tokens=tout,
+        **extra,
+    )

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.providers.audit import AuditRecord, audit_request
 from pytest_interllm.providers.scripted import _texts
 from pytest_interllm.providers.server import LocalServer
 from pytest_interllm.report.redact import Redactor
@@ -176,20 +176,8 @@ class AuditProxy(LocalServer):
     def _record(
         self, request: Request, start: float, model: str | None, status: int, tin: int = 0, tout: int = 0, **extra: Any
     ) -> None:
-        record = AuditRecord(
-            time=time.time(),
-            method=request.method,
-            path=request.url.path,
-            model=model,
-            status=status,
-            thread_id=request.headers.get("thread-id") or request.headers.get("session-id"),
-            user_agent=request.headers.get("user-agent", ""),
-            latency=time.monotonic() - start,
-            input_tokens=tin,
-            output_tokens=tout,
-            scenario=f"{request.path_params.get('stem')}/{request.path_params.get('label')}",
-            **extra,
-        )
+        scenario = f"{request.path_params.get('stem')}/{request.path_params.get('label')}"
+        record = audit_request(request, start, model, status, tin, tout, scenario=scenario, **extra)
         with self._lock:
             self.audit.append(record)
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.providers.audit import AuditRecord, audit_request
 from pytest_interllm.providers.server import LocalServer
 
 CALL_PREFIX = "interllm_write_"
@@ -200,17 +200,13 @@ class ScriptedModel(LocalServer):
         retry_after: str | None = None,
     ) -> None:
         context = self._context(request)
-        record = AuditRecord(
-            time=time.time(),
-            method=request.method,
-            path=request.url.path,
-            model=model,
-            status=status,
-            thread_id=request.headers.get("thread-id") or request.headers.get("session-id"),
-            user_agent=request.headers.get("user-agent", ""),
-            latency=time.monotonic() - start,
-            input_tokens=tin,
-            output_tokens=tout,
+        record = audit_request(
+            request,
+            start,
+            model,
+            status,
+            tin,
+            tout,
             scenario=context.label if context else None,
             fault=context.active_fault() if context else None,
             retry_after=float(retry_after) if retry_after else None,
