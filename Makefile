@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.interllm-installed
 LIST ?= input/DataTransferScenarioList.md
+PROVIDER ?= offline  # `make run PROVIDER=openai` uses OPENAI_API_KEY from .env instead
 
 .PHONY: setup run test lint bench clean
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 run: setup
-	$(BIN)/pytest --interllm $(LIST) --html=reports/interllm.html --self-contained-html
+	$(BIN)/pytest --interllm $(LIST) --interllm-provider $(strip $(PROVIDER)) --html=reports/interllm.html --self-contained-html
 
 test: setup
 	$(BIN)/pytest --cov=pytest_interllm --cov-report=term
