@@ -19,10 +19,6 @@ class LoopRunner:
         self._thread = threading.Thread(target=self._loop.run_forever, name="interllm-loop", daemon=True)
         self._thread.start()
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run `coro` on the loop and wait for its result (cancelling it if `timeout` passes)."""
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)

@@ -184,11 +184,6 @@ class ScriptedModel(LocalServer):
     def call_url(self, key: str) -> str:
         return f"http://127.0.0.1:{self.port}/c/{key}/v1"
 
-    def records(self, label: str | None = None) -> list[AuditRecord]:
-        """Audit records, optionally only those of one scenario."""
-        with self._lock:
-            return [r for r in self.audit if label is None or r.scenario == label]
-
     def _record(
         self,
         request: Request,
