@@ -129,31 +129,12 @@ def test_proxy_refuses_requests_without_the_run_token(loop: LoopRunner, tmp_path
 def test_max_concurrency_holds_across_workers(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     write(project.path / "input" / "list.md", "".join(f"- Copy bucket {n} to the archive\n" for n in range(1, 9)))
     monkeypatch.setenv("INTERLLM_SCRIPTED_LATENCY", "0.4")
-    result = run(
-        project,
-        "--interllm",
-        "input/list.md",
-        "--interllm-provider",
-        "record",
-        "-n",
-        "4",
-        "--interllm-max-concurrency",
-        "2",
-    )
+    record_n4 = ("--interllm", "input/list.md", "--interllm-provider", "record", "-n", "4")
+    result = run(project, *record_n4, "--interllm-max-concurrency", "2")
     result.assert_outcomes(passed=8)
     line = next(line for line in result.outlines if line.startswith("interllm: proxy:"))
     assert line.endswith("peak upstream concurrency 2"), line
-    unlimited = run(
-        project,
-        "--interllm",
-        "input/list.md",
-        "--interllm-provider",
-        "record",
-        "-n",
-        "4",
-        "--interllm-record-mode",
-        "all",
-    )
+    unlimited = run(project, *record_n4, "--interllm-record-mode", "all")
     peak = int(next(x for x in unlimited.outlines if x.startswith("interllm: proxy:")).rsplit(" ", 1)[1])
     assert peak > 2  # without the limit the same run does overlap more: the limit is what held it
 

@@ -145,12 +145,7 @@ class AgentsExecutor(CodexExecutor):
     ) -> ScenarioOutcome:
         self.start()
         assert self.runner is not None
-        target = Path(output_file)
-        target = target if target.is_absolute() else self.settings.rootdir / target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)
-        limit = timeout or self.settings.timeout
-        expected = expected_model or model or self.settings.model
+        target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
         orchestrator_model = self.settings.orchestrator_model or expected
         context = CallContext(
             label=label, fault=fault, fault_requests=fault_requests, requests=self._fault_budget.get(label, 0)

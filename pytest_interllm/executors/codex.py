@@ -187,6 +187,16 @@ class CodexExecutor:
             return 0.5  # codex saw the provider's stream stall; our own hard timeout is never retried
         return None
 
+    def _prepare(
+        self, output_file: Path | str, model: str | None, expected_model: str | None, timeout: float | None
+    ) -> tuple[Path, float, str]:
+        """The absolute output file (its directory made, a stale copy removed), the time limit, the expected model."""
+        target = Path(output_file)
+        target = target if target.is_absolute() else self.settings.rootdir / target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)  # a file left from an earlier attempt must not count as written
+        return target, timeout or self.settings.timeout, expected_model or model or self.settings.model
+
     def _attempt(
         self,
         prompt: str,
@@ -200,12 +210,7 @@ class CodexExecutor:
     ) -> ScenarioOutcome:
         self.start()
         assert self.runner is not None and self.server is not None
-        target = Path(output_file)
-        target = target if target.is_absolute() else self.settings.rootdir / target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)  # a file left from an earlier attempt must not count as written
-        limit = timeout or self.settings.timeout
-        expected = expected_model or model or self.settings.model
+        target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
         server = self.server
         context = CallContext(
             label=label,
