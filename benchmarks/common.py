@@ -45,10 +45,13 @@ def machine() -> str:
     return f"{platform.machine()}, {cpus} cores, {gib:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
 
 
-def project(list_text: str, expectations: str | None = None, stem: str = "list") -> Path:
-    """A throwaway rootdir with `input/<stem>.md`, optional expectations and the timing plugin."""
+def project(list_text: str, expectations: str | None = None, stem: str = "list", cache: bool = False) -> Path:
+    """A throwaway rootdir with `input/<stem>.md`, optional expectations and the timing plugin.
+
+    pytest's cache provider is off unless `cache` (it keeps parsed lists: see `collect.py`)."""
     root = Path(tempfile.mkdtemp(prefix="interllm-bench-")).resolve()
-    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider -p bench_timing\n")
+    no_cache = "" if cache else "-p no:cacheprovider "
+    (root / "pytest.ini").write_text(f"[pytest]\naddopts = {no_cache}-p bench_timing\n")
     (root / "bench_timing.py").write_text(TIMING_PLUGIN)
     (root / "input").mkdir()
     (root / "input" / f"{stem}.md").write_text(list_text)
@@ -62,7 +65,8 @@ def pytest_run(root: Path, *args: str, env: dict[str, str] | None = None, timeou
     """Run pytest in `root`; return wall time, the timing plugin's figures and the exit code."""
     timing = root / "timing.json"
     full_env = {**os.environ, "PYTHONPATH": str(root), "BENCH_TIMING": str(timing), **(env or {})}
-    for name in ("INTERLLM_FAULT", "OPENAI_API_KEY"):
+    # Bytecode caching as on a usual machine: start-up without it is slower and would flatter the ratios.
+    for name in ("INTERLLM_FAULT", "OPENAI_API_KEY", "PYTHONDONTWRITEBYTECODE"):
         full_env.pop(name, None)
     start = time.time()
     proc = subprocess.run(

@@ -13,7 +13,7 @@ from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations, load_expectations
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
-from pytest_interllm.scenarios import Scenario, ScenarioFormatError, parse_scenarios
+from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
 from pytest_interllm.settings import Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -41,7 +41,7 @@ class InterllmFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         settings = self.config.stash[SETTINGS_KEY]
         try:
-            parsed = parse_scenarios(self.path)
+            parsed = parse_scenarios(self.path, list_cache_dir(self.config))
             front = parsed.front_matter
             model = _front(self.path, front, "model", str, "a model name")
             timeout = _front(self.path, front, "timeout", (int, float), "a number of seconds")

@@ -32,6 +32,7 @@ from pytest_interllm.report.runlog import RunLog
 from pytest_interllm.report.status import StatusLines, ends_test, result_of
 from pytest_interllm.report.summary import counts as summary_counts
 from pytest_interllm.report.summary import markdown as summary_markdown
+from pytest_interllm.scenarios import list_cache_dir
 from pytest_interllm.settings import Settings, add_options, resolve
 
 if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and httpx: imported when used
@@ -203,12 +204,14 @@ class HtmlHooks:
 
 
 class XdistHooks:
-    """Hands the checked codex binary to every worker so it is checked once per run."""
+    """Hands the checked codex binary and the shared proxy to every worker; parses the lists before the first
+    worker starts, so workers read them from pytest's cache."""
 
     def __init__(self, session: InterllmSession) -> None:
         self.session = session
 
     def pytest_configure_node(self, node: Any) -> None:
+        self.session.status.load()
         codex = self.session.codex
         if codex is not None:
             node.workerinput["interllm_codex"] = (codex.path, codex.version)
@@ -225,7 +228,7 @@ class InterllmSession:
         self.settings = settings
         self.codex = codex
         self.executor: CodexExecutor | None = None
-        self.status = StatusLines(settings.lists, settings.rootdir)
+        self.status = StatusLines(settings.lists, settings.rootdir, list_cache_dir(config))
         self.redactor = Redactor.from_environ()
         self.records: list[dict[str, Any]] = []
         self.runlog: RunLog | None = None

@@ -1,7 +1,17 @@
-"""Markdown scenario lists → `Scenario` records (markdown-it-py; the token `map` gives source lines)."""
+"""Markdown scenario lists → `Scenario` records (markdown-it-py; the token `map` gives source lines).
+
+Block structure comes from markdown-it's block parser. Inline markup is parsed only where a title or a
+heading has any (`_MARKUP`); a plain line is its own text. A parsed list is kept in pytest's cache
+(`.pytest_cache/d/interllm-lists/`) keyed by the file's bytes, so an unchanged list is parsed once, not
+once per run and per xdist worker.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import re
 import textwrap
 import unicodedata
@@ -9,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import markdown_it
 import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -17,6 +28,14 @@ FRONT_MATTER_KEYS = frozenset({"model", "timeout", "template", "title"})
 _CHECKBOX = re.compile(r"^\[[ xX]\]\s+")
 _MARKER = re.compile(r"^(\s*)(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)")
 MAX_SLUG = 40
+# Characters that can open an inline rule of CommonMark in markdown-it (escape, code, emphasis, link, image,
+# autolink/HTML, entity). Text without any of them parses to itself.
+_MARKUP = re.compile(r"[\\`*_\[\]!<&]")
+# Inline tokens whose content is title text (`text_special`: escapes and entities, which the skipped
+# `text_join` core rule would have merged into `text`).
+_TEXT = frozenset({"text", "text_special", "code_inline"})
+# Bump when the parse result for the same bytes changes: it is part of the cache key.
+PARSER_VERSION = "2"
 
 
 class ScenarioFormatError(Exception):
@@ -113,19 +132,37 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], str, int
     return data, "".join(lines[end + 1 :]), end + 1
 
 
-def _plain_first_line(inline: Token) -> str:
-    """Text of the inline token up to its first line break, markup removed."""
-    parts: list[str] = []
-    for child in inline.children or []:
-        if child.type in ("softbreak", "hardbreak"):
-            break
-        if child.type in ("text", "code_inline", "html_inline"):
-            parts.append(child.content if child.type != "html_inline" else "")
-    return _CHECKBOX.sub("", "".join(parts).strip()).strip()
+class _Inline:
+    """Inline text of paragraphs and headings; markdown-it's inline parser runs only on text with markup."""
 
+    def __init__(self, md: MarkdownIt, env: dict[str, Any]) -> None:
+        self.md = md
+        self.env = env  # carries the link reference definitions found by the block parser
 
-def _inline_text(inline: Token) -> str:
-    return "".join(c.content for c in inline.children or [] if c.type in ("text", "code_inline")).strip()
+    def _children(self, content: str) -> list[Token]:
+        children: list[Token] = []
+        self.md.inline.parse(content, self.md, self.env, children)
+        return children
+
+    def first_line(self, content: str) -> str:
+        """Text of a paragraph up to its first line break, markup removed, task checkbox dropped."""
+        if _MARKUP.search(content) is None:
+            text = content.split("\n", 1)[0].strip()
+        else:
+            parts: list[str] = []
+            for child in self._children(content):
+                if child.type in ("softbreak", "hardbreak"):
+                    break
+                if child.type in _TEXT:
+                    parts.append(child.content)
+            text = "".join(parts).strip()
+        return _CHECKBOX.sub("", text).strip()
+
+    def text(self, content: str) -> str:
+        """Text of a heading, markup removed."""
+        if _MARKUP.search(content) is None:
+            return content.strip()
+        return "".join(c.content for c in self._children(content) if c.type in _TEXT).strip()
 
 
 def _body(lines: list[str], start: int, end: int) -> str:
@@ -141,18 +178,20 @@ def _body(lines: list[str], start: int, end: int) -> str:
     return textwrap.dedent(text).strip("\n")
 
 
-def parse_scenarios(path: Path) -> ScenarioList:
-    """Parse a markdown scenario list; whole-file problems raise, item problems are returned."""
-    text = _read_text(path)
+def _parse_text(path: Path, text: str) -> ScenarioList:
     front, rest, offset = _split_front_matter(path, text)
-    tokens = MarkdownIt("commonmark").parse(rest)
+    md = MarkdownIt("commonmark")
+    md.disable("inline")  # see `_Inline`
+    env: dict[str, Any] = {}
+    tokens = md.parse(rest, env)
+    inline = _Inline(md, env)
     lines = rest.splitlines(keepends=True)
     section = ""
     raw: list[tuple[int, str, str, str]] = []  # line, title, body, section
     problems: list[ScenarioFormatError] = []
     for pos, token in enumerate(tokens):
         if token.type == "heading_open" and token.level == 0:
-            section = _inline_text(tokens[pos + 1])
+            section = inline.text(tokens[pos + 1].content)
         # Items of a list at the document's top level sit at level 1; lists in quotes sit deeper.
         elif token.type == "list_item_open" and token.level == 1 and token.map:
             start, end = token.map
@@ -160,7 +199,7 @@ def parse_scenarios(path: Path) -> ScenarioList:
             title = ""
             nxt = tokens[pos + 1] if pos + 1 < len(tokens) else None
             if nxt is not None and nxt.type == "paragraph_open" and tokens[pos + 2].type == "inline":
-                title = _plain_first_line(tokens[pos + 2])
+                title = inline.first_line(tokens[pos + 2].content)
             raw.append((line, title, _body(lines, start, end), section))
     width = max(3, len(str(len(raw))))
     scenarios: list[Scenario] = []
@@ -183,3 +222,76 @@ def parse_scenarios(path: Path) -> ScenarioList:
             path, 1, "no scenarios found: a scenario is a top-level list item ('- ...' or '1. ...')"
         )
     return ScenarioList(path=path, front_matter=front, scenarios=tuple(scenarios), problems=tuple(problems))
+
+
+def _cache_file(cache_dir: Path, path: Path) -> Path:
+    return cache_dir / (hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24] + ".json")
+
+
+def _from_cache(cache_dir: Path, path: Path, key: str) -> ScenarioList | None:
+    try:
+        data = json.loads(_cache_file(cache_dir, path).read_text(encoding="utf-8"))
+        if data.get("key") != key:
+            return None
+        scenarios = tuple(
+            Scenario(index=i, title=t, body=b, section=s, line=ln, name=n, path=path)
+            for i, t, b, s, ln, n in data["scenarios"]
+        )
+        problems = tuple(ScenarioFormatError(path, ln, msg) for ln, msg in data["problems"])
+        return ScenarioList(path=path, front_matter=data["front_matter"], scenarios=scenarios, problems=problems)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing, stale or unreadable: parse again
+
+
+def _to_cache(cache_dir: Path, path: Path, key: str, parsed: ScenarioList) -> None:
+    try:
+        payload = json.dumps(
+            {
+                "key": key,
+                "front_matter": parsed.front_matter,
+                "scenarios": [[s.index, s.title, s.body, s.section, s.line, s.name] for s in parsed.scenarios],
+                "problems": [[p.line, p.message] for p in parsed.problems],
+            },
+            ensure_ascii=False,
+        )
+    except (TypeError, ValueError):
+        return  # front matter with values JSON cannot carry (e.g. YAML dates): not cached
+    target = _cache_file(cache_dir, path)
+    # A private temporary name and an atomic rename: xdist workers may write the same list at once.
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(payload, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def list_cache_dir(config: Any) -> Path | None:
+    """Where parsed lists are kept: pytest's cache, unless the cache provider is off (`-p no:cacheprovider`)."""
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return None
+    try:
+        return Path(cache.mkdir("interllm-lists"))
+    except OSError:
+        return None
+
+
+def parse_scenarios(path: Path, cache_dir: Path | None = None) -> ScenarioList:
+    """Parse a markdown scenario list; whole-file problems raise, item problems are returned.
+
+    With `cache_dir`, a list whose bytes were parsed before (same parser and markdown-it versions) is read
+    from there instead of parsed again.
+    """
+    text = _read_text(path)
+    if cache_dir is None:
+        return _parse_text(path, text)
+    key = hashlib.sha256(f"{PARSER_VERSION}\0{markdown_it.__version__}\0{text}".encode()).hexdigest()
+    cached = _from_cache(cache_dir, path, key)
+    if cached is not None:
+        return cached
+    parsed = _parse_text(path, text)
+    _to_cache(cache_dir, path, key, parsed)
+    return parsed

@@ -31,7 +31,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A rootdir with `input/list.md` (three scenarios in two sections) and an ini that pins the rootdir."""
-    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    pytester.makeini("[pytest]\n")
     write(pytester.path / "input" / "list.md", THREE)
     return pytester
 

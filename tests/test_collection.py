@@ -19,6 +19,21 @@ def test_collects_each_top_level_item_with_its_id(project: pytest.Pytester) -> N
     ]
 
 
+def test_the_parsed_list_is_kept_in_the_pytest_cache(project: pytest.Pytester) -> None:
+    ids = []
+    for _ in range(2):
+        result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q")
+        ids.append([line for line in result.outlines if "::" in line])
+    assert ids[0] == ids[1] and len(ids[0]) == 3
+    (stored,) = (project.path / ".pytest_cache" / "d" / "interllm-lists").glob("*.json")
+    assert "Stream CDC events to Kafka" in stored.read_text()
+    write(project.path / "input" / "list.md", "- Only one now\n")
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q")
+    assert [line for line in result.outlines if "::" in line] == ["input/list.md::scenario_001-only-one-now"]
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert [line for line in result.outlines if "::" in line] == ["input/list.md::scenario_001-only-one-now"]
+
+
 def test_other_files_are_not_collected_without_the_flag(project: pytest.Pytester) -> None:
     project.makepyfile(test_unrelated="def test_x():\n    pass\n")
     result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-q")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
 from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios, scenario_name, slugify
 from tests.conftest import write
@@ -164,3 +165,60 @@ def test_malformed_markdown_still_gives_the_top_level_items(tmp_path: Path) -> N
         (4, "Second [broken link]("),
         (9, "Third after html"),
     ]
+
+
+TITLES = [
+    "Plain title - with: colons + dashes = 3 # 4 % done",
+    "**Replicate** `orders` from [Postgres](https://example.com) to *BigQuery*",
+    "Escaped \\*stars\\* and \\_underscores\\_ stay",
+    "Entities &amp; &copy; &#65; &nbsp;end",
+    "Autolink <https://example.com/x> and <b>html</b> inline",
+    "![an image](img.png) then text",
+    "Reference [link][ref] and [Ref]",
+    "*Emphasis that spans\n  two lines* of the title",
+    "Hard break with spaces  \n  second line",
+    "Backslash break\\\n  second line",
+    "[x] Done task with `code`",
+    "[ ] Open task",
+    "Unclosed **bold and `code",
+    "Ünïcödé 🚀 transfert & données",
+]
+
+
+@pytest.mark.parametrize("title", TITLES)
+def test_titles_equal_a_full_markdown_it_parse(tmp_path: Path, title: str) -> None:
+    """Inline markup is parsed only where there is some; the result equals markdown-it's full parse."""
+    doc = f"# Head *one* &amp; `two`\n\n- {title}\n\n[ref]: https://example.com/ref\n"
+    tokens = MarkdownIt("commonmark").parse(doc)
+    item = next(i for i, t in enumerate(tokens) if t.type == "list_item_open")
+    parts = []
+    for child in tokens[item + 2].children or []:
+        if child.type in ("softbreak", "hardbreak"):
+            break
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+    expected = "".join(parts).strip()
+    for box in ("[x] ", "[ ] "):
+        expected = expected.removeprefix(box).strip()
+    parsed = parse_scenarios(write(tmp_path / "list.md", doc))
+    assert parsed.scenarios[0].title == expected
+    assert parsed.scenarios[0].section == "Head one & two"
+
+
+def test_an_unchanged_list_is_read_from_the_cache(tmp_path: Path) -> None:
+    path = write(tmp_path / "list.md", MIXED)
+    cache = tmp_path / "cache"
+    first = parse_scenarios(path, cache)
+    assert first == parse_scenarios(path)
+    (stored,) = cache.glob("*.json")
+    # Prove the second call reads the stored result: tamper with it, same bytes in the list.
+    stored.write_text(stored.read_text().replace("Checkbox item done", "From the cache"))
+    assert parse_scenarios(path, cache).scenarios[1].title == "From the cache"
+    # Changed bytes → parsed again, and the store is replaced, not added to.
+    path.write_text(MIXED.replace("Checkbox item done", "Edited title"))
+    assert parse_scenarios(path, cache).scenarios[1].title == "Edited title"
+    assert len(list(cache.glob("*"))) == 1
+    # A corrupt store is ignored.
+    stored.write_text("{not json")
+    assert parse_scenarios(path, cache).scenarios[1].title == "Edited title"
+    assert parse_scenarios(path, cache).problems == parse_scenarios(path).problems

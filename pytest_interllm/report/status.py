@@ -43,24 +43,30 @@ class StatusLines:
 
     lists: tuple[Path, ...]
     rootdir: Path
+    cache_dir: Path | None = None
     titles: dict[str, tuple[int, int, str]] | None = None
     started: dict[str, float] = field(default_factory=dict)
 
-    def _lookup(self, nodeid: str) -> tuple[int, int, str] | None:
-        if "::scenario_" not in nodeid:
-            return None
+    def load(self) -> dict[str, tuple[int, int, str]]:
+        """Parse the lists now (once). Under xdist the controller does it before the first worker starts,
+        so the workers find every list in pytest's cache instead of each parsing it."""
         if self.titles is None:
             self.titles = {}
             for path in self.lists:
                 try:
-                    parsed = parse_scenarios(path)
+                    parsed = parse_scenarios(path, self.cache_dir)
                 except ScenarioFormatError:
                     continue
                 prefix = path.relative_to(self.rootdir).as_posix() if path.is_relative_to(self.rootdir) else ""
                 total = len(parsed.scenarios)
                 for s in parsed.scenarios:
                     self.titles[f"{prefix}::{s.name}"] = (s.index, total, s.title)
-        return self.titles.get(nodeid)
+        return self.titles
+
+    def _lookup(self, nodeid: str) -> tuple[int, int, str] | None:
+        if "::scenario_" not in nodeid:
+            return None
+        return self.load().get(nodeid)
 
     def owns(self, nodeid: str) -> bool:
         """Whether `nodeid` is a scenario whose result these lines show."""
