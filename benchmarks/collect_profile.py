@@ -22,8 +22,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(root), "BENCH_TIMING": str(root / "timing.json")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run(
-        [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "pytest", "-q", "--interllm", "input/list.md"]
-        + ["--collect-only"],
+        [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "pytest", "-q", "--interllm", "input/list.md", "--co"],
         cwd=root,
         env=env,
         check=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -15,6 +15,9 @@ from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
 from pytest_interllm.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_interllm.cost import Budget, Prices
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
@@ -132,10 +135,17 @@ class ScenarioItem(pytest.Item):
             raise self.problem
         settings = self.config.stash[SETTINGS_KEY]
         prices, budget = self.config.stash[COST_KEY]
-        refusal = budget.refusal()
+        refusal, reserved = budget.start()
         if refusal is not None:
             # Reported at the scenario's own file and line, like a skip mark.
             raise pytest.skip.Exception(refusal, _use_item_location=True)
+        try:
+            self._attempts(settings, prices, budget)
+        finally:
+            budget.finish(reserved)
+
+    def _attempts(self, settings: Settings, prices: Prices, budget: Budget) -> None:
+        """Run the scenario, again after a failure while `--interllm-retries` allows."""
         executor = self.config.stash[EXECUTOR_KEY]()
         model, timeout = self.settings_for_run()
         earlier: list[str] = []

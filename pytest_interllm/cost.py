@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -67,27 +72,73 @@ def _parse(text: str, source: str) -> dict[str, tuple[float, float]]:
 
 @dataclass
 class Budget:
-    """Estimated spend of this process's scenarios against `--interllm-budget`."""
+    """Estimated spend of the run's scenarios against `--interllm-budget`.
+
+    A scenario starts only if the spend so far, the average cost of the scenarios still running (reserved
+    when they started) and one more average scenario stay within the limit. In one process the tally lives
+    in memory; under xdist it lives in one small ledger file the controller created (`ledger`), read and
+    written under an exclusive `flock`, so all workers stop as one run.
+    """
 
     limit: float | None
-    spent: float = 0.0
-    scenarios: int = 0
+    ledger: Path | None = None
+    _state: dict[str, float] = field(default_factory=lambda: {"spent": 0.0, "scenarios": 0, "reserved": 0.0})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, cost: float) -> None:
-        with self._lock:
-            self.spent += cost
-            self.scenarios += 1
+    @staticmethod
+    def create_ledger(directory: Path | None = None) -> Path:
+        """A fresh ledger file (zero spent) for the workers of one run."""
+        handle, name = tempfile.mkstemp(prefix="interllm-budget-", suffix=".json", dir=directory)
+        with os.fdopen(handle, "w") as fh:
+            json.dump({"spent": 0.0, "scenarios": 0, "reserved": 0.0}, fh)
+        return Path(name)
 
-    def refusal(self) -> str | None:
-        """Why the next scenario must not start, or None: spent plus an average scenario would pass the limit."""
-        if self.limit is None:
-            return None
+    @contextmanager
+    def _tally(self) -> Iterator[dict[str, float]]:
+        """The shared tally, locked; changes made to it are written back."""
         with self._lock:
-            average = self.spent / self.scenarios if self.scenarios else 0.0
-            if self.spent + average > self.limit:
+            if self.ledger is None:
+                yield self._state
+                return
+            with open(self.ledger, "r+", encoding="utf-8") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                state = json.load(fh)
+                yield state
+                fh.seek(0)
+                fh.truncate()
+                json.dump(state, fh)
+
+    def start(self) -> tuple[str | None, float]:
+        """Why the next scenario must not start (or None), and the amount reserved for it if it may."""
+        if self.limit is None:
+            return None, 0.0
+        with self._tally() as tally:
+            spent, scenarios, reserved = tally["spent"], int(tally["scenarios"]), tally["reserved"]
+            average = spent / scenarios if scenarios else 0.0
+            if spent + reserved + average > self.limit:
+                running = f", ${reserved:.4f} reserved for scenarios still running" if reserved > 0 else ""
                 return (
-                    f"interllm budget of ${self.limit:.4f} reached: ${self.spent:.4f} spent on "
-                    f"{self.scenarios} scenarios, the next would cost about ${average:.4f}"
+                    f"interllm budget of ${self.limit:.4f} reached: ${spent:.4f} spent on {scenarios} scenarios"
+                    f"{running}, the next would cost about ${average:.4f}",
+                    0.0,
                 )
-        return None
+            tally["reserved"] = reserved + average
+        return None, average
+
+    def add(self, cost: float) -> None:
+        """One attempt's cost."""
+        with self._tally() as tally:
+            tally["spent"] += cost
+            tally["scenarios"] += 1
+
+    def finish(self, reserved: float) -> None:
+        """Release what `start` reserved for a scenario that has ended."""
+        if self.limit is None or reserved == 0.0:
+            return
+        with self._tally() as tally:
+            tally["reserved"] = max(0.0, tally["reserved"] - reserved)
+
+    @property
+    def spent(self) -> float:
+        with self._tally() as tally:
+            return float(tally["spent"])

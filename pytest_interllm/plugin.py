@@ -100,6 +100,17 @@ def _add_list_args(config: pytest.Config, settings: Settings) -> None:
     config.args = list(config.args) + [p for p in lists if p not in present]
 
 
+def _budget(settings: Settings, workerinput: dict[str, Any] | None) -> Budget:
+    """The run's budget. xdist workers share the controller's ledger file; a worker that cannot see it (another
+    host) keeps to its share, budget / number of workers."""
+    if settings.budget is None or workerinput is None:
+        return Budget(settings.budget)
+    ledger = workerinput.get("interllm_budget_ledger")
+    if ledger is not None and Path(ledger).is_file():
+        return Budget(settings.budget, ledger=Path(ledger))
+    return Budget(settings.budget / int(workerinput.get("workercount", 1) or 1))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -124,10 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
         clear_outputs(settings)
     session = InterllmSession(config, settings, codex)
     try:
-        # Under xdist each worker checks its own share, so the run as a whole stays within the budget.
-        workers = int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
-        share = None if settings.budget is None else settings.budget / workers
-        config.stash[COST_KEY] = (Prices.load(settings.prices), Budget(share))
+        config.stash[COST_KEY] = (Prices.load(settings.prices), _budget(settings, workerinput))
     except PriceError as exc:
         raise pytest.UsageError(f"--interllm-prices: {exc}") from None
     plan = None
@@ -212,6 +220,10 @@ class XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         self.session.status.load()
+        if self.session.settings.budget is not None:
+            if self.session.budget_ledger is None:
+                self.session.budget_ledger = Budget.create_ledger()
+            node.workerinput["interllm_budget_ledger"] = str(self.session.budget_ledger)
         codex = self.session.codex
         if codex is not None:
             node.workerinput["interllm_codex"] = (codex.path, codex.version)
@@ -235,6 +247,7 @@ class InterllmSession:
         self.plan: ProviderPlan | None = None
         self.service: ProviderService | None = None
         self.proxy: ProxyClient | None = None
+        self.budget_ledger: Path | None = None  # the controller's, shared by xdist workers
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
 
@@ -461,6 +474,9 @@ class InterllmSession:
         if self.service is not None:
             self.service.close()
             self.service = None
+        if self.budget_ledger is not None:
+            self.budget_ledger.unlink(missing_ok=True)
+            self.budget_ledger = None
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from pytest_interllm.cost import Budget
 from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.report.redact import Redactor
@@ -204,6 +205,40 @@ def test_budget_exhaustion_skips_the_rest_with_the_reason(project: pytest.Pytest
     )
     assert (project.path / "outputs" / "scenario_001.md").exists()
     assert not (project.path / "outputs" / "scenario_002.md").exists()
+
+
+def test_budget_ledger_is_one_tally_for_all_workers(tmp_path: Path) -> None:
+    ledger = Budget.create_ledger(tmp_path)
+    first, second = Budget(0.025, ledger=ledger), Budget(0.025, ledger=ledger)
+    assert first.start() == (None, 0.0)
+    first.add(0.01)
+    first.finish(0.0)
+    assert second.start() == (None, 0.01)  # reserves one average scenario while it runs
+    refusal, reserved = first.start()
+    assert reserved == 0.0
+    assert refusal == (
+        "interllm budget of $0.0250 reached: $0.0100 spent on 1 scenarios, $0.0100 reserved for scenarios "
+        "still running, the next would cost about $0.0100"
+    )
+    second.add(0.004)
+    second.finish(0.01)
+    assert first.start() == (None, 0.007)  # 0.014 spent + 0.007 average ≤ 0.025
+    assert Budget(0.025, ledger=ledger).spent == pytest.approx(0.014)
+
+
+def test_budget_under_xdist_is_shared_not_split(project: pytest.Pytester) -> None:
+    """Six scenarios of equal cost c on two workers with a budget of 3.5c: shared, three run. Split per worker
+    (1.75c each), only two would."""
+    write(project.path / "input" / "list.md", "".join(f"- Copy partner bucket {n} to the archive\n" for n in range(6)))
+    run(project, "--interllm", "input/list.md", "-k", "scenario_001").assert_outcomes(passed=1, deselected=5)
+    (log,) = (project.path / "logs").glob("run-*.jsonl")
+    cost = json.loads(log.read_text().splitlines()[0])["cost_usd"]
+    assert cost > 0
+    shutil.rmtree(project.path / "logs")
+    result = run(project, "--interllm", "input/list.md", "--interllm-budget", f"{3.5 * cost:.6f}", "-n", "2", "-rs")
+    result.assert_outcomes(passed=3, skipped=3)
+    result.stdout.fnmatch_lines(["*interllm budget of $0.0* reached: $0.0* spent on * scenarios*"])
+    assert len(list((project.path / "outputs").glob("scenario_*.md"))) == 3
 
 
 def test_bad_price_table_is_a_usage_error(project: pytest.Pytester) -> None:
