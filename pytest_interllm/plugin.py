@@ -100,6 +100,13 @@ def _add_list_args(config: pytest.Config, settings: Settings) -> None:
     config.args = list(config.args) + [p for p in lists if p not in present]
 
 
+def _prices(settings: Settings) -> Prices:
+    try:
+        return Prices.load(settings.prices)
+    except PriceError as exc:
+        raise pytest.UsageError(f"--interllm-prices: {exc}") from None
+
+
 def _budget(settings: Settings, workerinput: dict[str, Any] | None) -> Budget:
     """The run's budget. xdist workers share the controller's ledger file; a worker that cannot see it (another
     host) keeps to its share, budget / number of workers."""
@@ -134,10 +141,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config) and not config.option.collectonly:
         clear_outputs(settings)
     session = InterllmSession(config, settings, codex)
-    try:
-        config.stash[COST_KEY] = (Prices.load(settings.prices), _budget(settings, workerinput))
-    except PriceError as exc:
-        raise pytest.UsageError(f"--interllm-prices: {exc}") from None
+    config.stash[COST_KEY] = (_prices(settings), _budget(settings, workerinput))
     plan = None
     if settings.provider != "offline":
         from pytest_interllm.providers.service import plan_for
@@ -164,11 +168,14 @@ def pytest_configure(config: pytest.Config) -> None:
 class BoundCodex:
     """The executor as one test sees it: the test's marker gives the default model and timeout."""
 
-    def __init__(self, executor: CodexExecutor, model: str | None, timeout: float | None, label: str) -> None:
+    def __init__(
+        self, executor: CodexExecutor, model: str | None, timeout: float | None, label: str, prices: Prices
+    ) -> None:
         self.executor = executor
         self.model = model
         self.timeout = timeout
         self.label = label
+        self.prices = prices
 
     def run(self, prompt: str, *, output_file: Path | str, **kwargs: Any) -> ScenarioOutcome:
         """`CodexExecutor.run` with the marker's model and timeout unless given here."""
@@ -177,7 +184,9 @@ class BoundCodex:
         if kwargs.get("timeout") is None and self.timeout is not None:
             kwargs["timeout"] = float(self.timeout)
         kwargs.setdefault("label", self.label)
-        return self.executor.run(prompt, output_file=output_file, **kwargs)
+        outcome = self.executor.run(prompt, output_file=output_file, **kwargs)
+        outcome.cost_usd = self.prices.of_requests([*outcome.requests, *outcome.orchestrator_requests])
+        return outcome
 
     def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None:
         """Raise `ScenarioFailure` unless the model, the output file and the expectations hold."""
@@ -507,4 +516,6 @@ def interllm_codex(request: pytest.FixtureRequest, interllm_executor: CodexExecu
     """
     marker = request.node.get_closest_marker("interllm")
     kwargs = marker.kwargs if marker else {}
-    return BoundCodex(interllm_executor, kwargs.get("model"), kwargs.get("timeout"), request.node.name)
+    cost = request.config.stash.get(COST_KEY, None)
+    prices = cost[0] if cost is not None else _prices(request.config.stash[SETTINGS_KEY])
+    return BoundCodex(interllm_executor, kwargs.get("model"), kwargs.get("timeout"), request.node.name, prices)

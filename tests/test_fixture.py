@@ -22,6 +22,7 @@ def test_expected_model_runs(interllm_codex):
     assert call.exit_code == 0 and call.command.startswith("mkdir -p outputs && cat > outputs/hand.md")
     assert outcome.output_text.startswith("# Scenario 1: Copy logs")
     assert outcome.tokens_in > 0 and outcome.tokens_out > 0
+    assert outcome.cost_usd > 0  # estimated from the packaged price table
 
 
 def test_model_left_to_codex_config_is_a_mismatch(interllm_codex):
