@@ -137,8 +137,3 @@ class Budget:
             return
         with self._tally() as tally:
             tally["reserved"] = max(0.0, tally["reserved"] - reserved)
-
-    @property
-    def spent(self) -> float:
-        with self._tally() as tally:
-            return float(tally["spent"])
