@@ -10,7 +10,8 @@ import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_interllm.errors import ScenarioFailure
-from pytest_interllm.expectations import Expectations, load_expectations
+from pytest_interllm.expectations import ExpectationFile, Expectations, load_expectations
+from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
@@ -26,16 +27,24 @@ REDACTOR_KEY = pytest.StashKey[Any]()
 COST_KEY = pytest.StashKey[Any]()  # (Prices, Budget)
 
 
-def expectations_path(settings: Settings, list_path: Path) -> Path:
-    """`scenarios/<list-stem>.yaml` under the rootdir."""
-    return settings.rootdir / "scenarios" / f"{list_path.stem}.yaml"
-
-
 def _front(path: Path, front: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = front.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
         raise ScenarioFormatError(path, 2, f"front matter {key!r} must be {what}, got {value!r}")
     return value
+
+
+def _check_output_files(settings: Settings, inputs: ListInputs, expectations: ExpectationFile) -> None:
+    """An `output_file` must not name an input of the run: the agent would overwrite it."""
+    files = {path.resolve(): "the scenario list" for path in settings.lists} | inputs.files()
+    for expect in expectations.by_index.values():
+        target = (settings.rootdir / expect.output_file).resolve() if expect.output_file else None
+        if target in files:
+            raise ScenarioFormatError(
+                expect.source or inputs.expectations,
+                expect.line or 1,
+                f"'output_file' would overwrite {files[target]} {settings.relative(target)}",
+            )
 
 
 class InterllmFile(pytest.File):
@@ -50,8 +59,14 @@ class InterllmFile(pytest.File):
             timeout = _front(self.path, front, "timeout", (int, float), "a number of seconds")
             template_name = _front(self.path, front, "template", str, "a path")
             scenarios = parsed.scenarios[: settings.max_scenarios] if settings.max_scenarios else parsed.scenarios
-            expectations = load_expectations(expectations_path(settings, self.path), parsed.scenarios)
-            template = PromptTemplate.load(find_template(self.path, settings.template, template_name))
+            inputs = ListInputs(
+                path=self.path,
+                template=find_template(self.path, settings.template, template_name),
+                expectations=expectations_path(settings.rootdir, self.path),
+            )
+            expectations = load_expectations(inputs.expectations, parsed.scenarios)
+            _check_output_files(settings, inputs, expectations)
+            template = PromptTemplate.load(inputs.template)
         except (ScenarioFormatError, TemplateError) as exc:
             raise self.CollectError(str(exc)) from None
         problems = {p.line: p for p in parsed.problems}

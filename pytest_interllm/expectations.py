@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from pytest_interllm.faults import FAULTS
-from pytest_interllm.scenarios import Scenario, ScenarioFormatError
+from pytest_interllm.scenarios import Scenario, ScenarioFormatError, normalize_text
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def load_expectations(path: Path, scenarios: Iterable[Scenario]) -> ExpectationF
     if not path.is_file():
         return ExpectationFile()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = normalize_text(path.read_bytes().decode("utf-8"))
         data = yaml.safe_load(text)
         lines = _key_lines(text)
     except (OSError, UnicodeDecodeError) as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Generator, Iterator
 from html import escape
 from pathlib import Path
@@ -23,7 +22,10 @@ from pytest_interllm.collect import (
 )
 from pytest_interllm.cost import Budget, PriceError, Prices
 from pytest_interllm.expectations import Expectations
+from pytest_interllm.inputs import check_templates, input_files, list_inputs
 from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.outputs import Cleanup, Manifest, OutputDirError, check_output_dir
+from pytest_interllm.prompt import TemplateError
 from pytest_interllm.report.html import render as render_html
 from pytest_interllm.report.html import summary as render_summary
 from pytest_interllm.report.record import build as build_record
@@ -69,22 +71,6 @@ def _load_dotenv(rootdir: Path) -> None:
     env_file = rootdir / ".env"
     if env_file.is_file():
         load_dotenv(env_file, override=False)
-
-
-def clear_outputs(settings: Settings) -> None:
-    """Empty the output directory at the start of a run (keeping `.gitkeep`)."""
-    out = settings.output_dir
-    if not out.is_dir():
-        out.mkdir(parents=True, exist_ok=True)
-        return
-    inside = out.is_relative_to(settings.rootdir) and out != settings.rootdir
-    for child in out.iterdir():
-        if child.name == ".gitkeep" or (not inside and not child.name.startswith("scenario_")):
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
 
 
 def _add_list_args(config: pytest.Config, settings: Settings) -> None:
@@ -138,8 +124,6 @@ def pytest_configure(config: pytest.Config) -> None:
             codex = locate(settings.codex)
         except CodexMissing as exc:
             raise pytest.UsageError(f"pytest-interllm: {exc}") from None
-    if not _is_worker(config) and not config.option.collectonly:
-        clear_outputs(settings)
     session = InterllmSession(config, settings, codex)
     config.stash[COST_KEY] = (_prices(settings), _budget(settings, workerinput))
     plan = None
@@ -257,6 +241,8 @@ class InterllmSession:
         self.service: ProviderService | None = None
         self.proxy: ProxyClient | None = None
         self.budget_ledger: Path | None = None  # the controller's, shared by xdist workers
+        self.manifest: Manifest | None = None  # the controller's record of the output files scenarios left
+        self.cleanup = Cleanup()
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
 
@@ -293,7 +279,8 @@ class InterllmSession:
             [
                 f"interllm: provider {self.provider_text()}, expected model {s.model}, executor {s.executor}",
                 f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
-                f"interllm: outputs {s.relative(s.output_dir)}/, timeout {s.timeout:g}s per scenario",
+                f"interllm: outputs {s.relative(s.output_dir)}/{self.cleanup_text()}, "
+                f"timeout {s.timeout:g}s per scenario",
             ]
             + (
                 [
@@ -312,6 +299,13 @@ class InterllmSession:
                 else []
             )
         )
+
+    def cleanup_text(self) -> str:
+        """What the start of the run removed from the output dir, for the header."""
+        done = self.cleanup
+        parts = [f"{len(done.removed)} earlier outputs of the plugin removed"] if done.removed else []
+        parts += [f"{len(done.kept)} kept: changed since written"] if done.kept else []
+        return f" ({', '.join(parts)})" if parts else ""
 
     def provider_text(self) -> str:
         """The provider, what is behind it, and why it was chosen."""
@@ -360,6 +354,8 @@ class InterllmSession:
         record = getattr(report, "interllm_record", None)
         if record is not None and not _is_worker(self.config):
             self.records.append(record)
+            if self.manifest is not None and record["output_exists"] and record["output_path"]:
+                self.manifest.add(record["output_path"])
             if self.runlog is not None:
                 self.runlog.write(record)
 
@@ -433,9 +429,31 @@ class InterllmSession:
         }
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before any scenario and before xdist starts its workers: inputs checked once, then earlier outputs removed.
+        if _is_worker(self.config):
+            return
         s = self.settings
-        if not _is_worker(self.config) and not self.config.option.collectonly and s.log_dir is not None:
-            self.runlog = RunLog(s.log_dir, self.redactor, self.info())
+        inputs = list_inputs(s, list_cache_dir(self.config))
+        files = input_files(inputs)
+        try:
+            check_templates(inputs)
+            check_output_dir(s, files)
+        except (TemplateError, OutputDirError) as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if self.config.option.collectonly:
+            return
+        self.manifest = Manifest(s)
+        self.cleanup = self.manifest.clear(files)
+        if s.log_dir is not None:
+            self.runlog = RunLog(s.log_dir, self.redactor, self.info(), self.cleanup_lines())
+
+    def cleanup_lines(self) -> list[str]:
+        """The log's account of the earlier outputs removed (and kept) at the start of the run."""
+        done, where = self.cleanup, self.settings.relative(self.settings.output_dir)
+        lines = [f"earlier outputs of the plugin removed from {where}/: {len(done.removed)}"]
+        lines += [f"  removed {name}" for name in done.removed]
+        lines += [f"  kept {name}: {why}" for name, why in done.kept]
+        return lines
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.records:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from pytest_interllm.scenarios import normalize_text
+
 PLACEHOLDERS = ("index", "title", "body", "section", "output_path", "model")
 DEFAULT_TEMPLATE_NAME = "prompt_template.txt"
 
@@ -52,9 +54,21 @@ class PromptTemplate:
             text = resources.files("pytest_interllm.templates").joinpath(DEFAULT_TEMPLATE_NAME).read_text("utf-8")
             return cls.parse(text, f"<packaged {DEFAULT_TEMPLATE_NAME}>")
         try:
-            return cls.parse(path.read_text(encoding="utf-8"), str(path))
+            text = normalize_text(path.read_bytes().decode("utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             raise TemplateError(f"{path}: cannot read the prompt template: {exc}") from exc
+        template = cls.parse(text, str(path))
+        if "output_path" not in template.names:
+            raise TemplateError(
+                f"{path}: the template never names the output file: add {{output_path}} where it tells the agent "
+                "where to write (without it every scenario would run and fail with no-output-file)"
+            )
+        return template
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The placeholders the template uses."""
+        return tuple(name for _, name in self.parts if name is not None)
 
     def render(self, **values: object) -> str:
         """Substitute the placeholders; values are inserted verbatim."""

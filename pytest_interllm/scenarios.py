@@ -90,6 +90,11 @@ def scenario_name(index: int, title: str, width: int = 3) -> str:
     return f"{label}-{slug}" if slug else label
 
 
+def normalize_text(text: str) -> str:
+    """The text as every checkout gives it: a leading BOM dropped, CRLF and CR line endings turned into LF."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
@@ -98,7 +103,7 @@ def _read_text(path: Path) -> str:
     if b"\x00" in data[:8192]:
         raise ScenarioFormatError(path, 1, "this is a binary file, not a markdown scenario list")
     try:
-        return data.decode("utf-8-sig")
+        return normalize_text(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ScenarioFormatError(path, line, f"not valid UTF-8 text (byte {exc.start})") from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +257,7 @@ class Settings:
     prices: Path | None = None
     budget: float | None = None
     provider_source: str = "default"
+    raw: Mapping[str, tuple[str | None, str]] = field(default_factory=dict, compare=False)  # value, where from
 
     def output_path(self, label: str) -> Path:
         """Absolute path of a scenario's output file."""
@@ -414,6 +415,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         if picked["interllm_budget"][0] is None
         else _convert(str(picked["interllm_budget"][0]), picked["interllm_budget"][1], float, "an amount in USD"),
         provider_source=source,
+        raw=picked,
     )
 
 

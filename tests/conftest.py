@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_interllm.outputs import MANIFEST
+
 THREE = """\
 # Replication
 
@@ -49,6 +51,6 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def outputs(pytester: pytest.Pytester) -> list[str]:
-    """Names of the files in `outputs/`."""
+    """Names of the files in `outputs/` (but the plugin's manifest of what it wrote)."""
     out = pytester.path / "outputs"
-    return sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    return sorted(p.name for p in out.iterdir() if p.name != MANIFEST) if out.is_dir() else []

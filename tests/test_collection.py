@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import write
+from tests.conftest import outputs, run, write
 
 
 def test_collects_each_top_level_item_with_its_id(project: pytest.Pytester) -> None:
@@ -111,14 +111,6 @@ def test_item_reports_its_markdown_line(project: pytest.Pytester) -> None:
             {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  timeout: [1\n"},
             "*scenarios/list.yaml:3: invalid YAML*",
         ),
-        (
-            {"input/list.md": "- a\n", "input/prompt_template.txt": "Do {title}\nthen {titel}\n"},
-            "*input/prompt_template.txt:2: unknown placeholder {titel}*",
-        ),
-        (
-            {"input/list.md": "- a\n", "input/prompt_template.txt": "Do {title!r}\n"},
-            "*prompt_template.txt:1: unknown placeholder {title!r}*",
-        ),
     ],
 )
 def test_bad_input_is_a_collection_error_naming_file_and_line(
@@ -131,6 +123,39 @@ def test_bad_input_is_a_collection_error_naming_file_and_line(
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*ERROR collecting input/list.md*", expected])
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"input/prompt_template.txt": "Do {title}\nthen {titel} into `{output_path}`\n"},
+            "ERROR: */input/prompt_template.txt:2: unknown placeholder {titel}*",
+        ),
+        (
+            {"input/prompt_template.txt": "Do {title!r} into `{output_path}`\n"},
+            "ERROR: */input/prompt_template.txt:1: unknown placeholder {title!r}*",
+        ),
+        (
+            {"input/prompt_template.txt": "Scenario {index}: {title}\n\n{body}\n"},
+            "ERROR: */input/prompt_template.txt: the template never names the output file: add {output_path}*",
+        ),
+        (
+            {"input/list.md": "---\ntemplate: nope.txt\n---\n- a\n"},
+            "ERROR: */input/nope.txt: cannot read the prompt template*",
+        ),
+    ],
+)
+def test_a_bad_template_is_a_usage_error_before_any_scenario_runs(
+    project: pytest.Pytester, files: dict[str, str], expected: str
+) -> None:
+    for name, text in files.items():
+        write(project.path / name, text)
+    result = run(project, "--interllm", "input/list.md")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "START scenario" not in result.stdout.str() and "Traceback" not in result.stderr.str()
+    assert outputs(project) == []
 
 
 def test_binary_list_is_a_collection_error(pytester: pytest.Pytester) -> None:

@@ -271,3 +271,17 @@ def test_proxy_backs_off_on_429_honouring_retry_after(loop: LoopRunner) -> None:
     finally:
         loop.run(proxy.stop())
         loop.run(upstream.stop())
+
+
+def test_cassettes_recorded_from_lf_files_replay_from_a_crlf_checkout(project: pytest.Pytester) -> None:
+    """The prompt is the same bytes whatever the checkout: a Windows copy (BOM, CRLF) replays a Unix recording."""
+    template = "Scenario {index}: {title}\nSection: {section}\n\n{body}\n\nWrite it to the file `{output_path}`.\n"
+    write(project.path / "input" / "prompt_template.txt", template)
+    write(project.path / "scenarios" / "list.yaml", "defaults:\n  min_words: 5\n")
+    run(project, "--interllm", "input/list.md", "--interllm-provider", "record").assert_outcomes(passed=3)
+    for name in ("input/list.md", "input/prompt_template.txt", "scenarios/list.yaml"):
+        path = project.path / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    replayed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay")
+    replayed.assert_outcomes(passed=3)
+    replayed.stdout.fnmatch_lines(["interllm: proxy: 6 requests, 0 sent upstream, 6 replayed*"])

@@ -222,3 +222,46 @@ def test_an_unchanged_list_is_read_from_the_cache(tmp_path: Path) -> None:
     stored.write_text("{not json")
     assert parse_scenarios(path, cache).scenarios[1].title == "Edited title"
     assert parse_scenarios(path, cache).problems == parse_scenarios(path).problems
+
+
+def _windows(text: str) -> bytes:
+    """`text` as a Windows checkout stores it: a BOM and CRLF line endings."""
+    return b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8")
+
+
+def test_crlf_and_bom_lists_parse_to_the_same_scenarios(tmp_path: Path) -> None:
+    unix = parse_scenarios(write(tmp_path / "unix" / "list.md", MIXED))
+    path = tmp_path / "windows" / "list.md"
+    path.parent.mkdir()
+    path.write_bytes(_windows(MIXED))
+    windows = parse_scenarios(path)
+    assert [(s.index, s.title, s.body, s.section, s.line, s.name) for s in windows.scenarios] == [
+        (s.index, s.title, s.body, s.section, s.line, s.name) for s in unix.scenarios
+    ]
+    assert windows.front_matter == unix.front_matter
+    assert not any("\r" in s.body or "\ufeff" in s.title for s in windows.scenarios)
+    old_mac = tmp_path / "mac.md"
+    old_mac.write_bytes(MIXED.replace("\n", "\r").encode("utf-8"))
+    assert [s.body for s in parse_scenarios(old_mac).scenarios] == [s.body for s in unix.scenarios]
+
+
+def test_crlf_and_bom_templates_and_expectations_read_the_same(tmp_path: Path) -> None:
+    from pytest_interllm.expectations import load_expectations
+    from pytest_interllm.prompt import PromptTemplate
+
+    template = "Scenario {index}: {title}\n\n{body}\n\nWrite it to the file `{output_path}`.\n"
+    yaml_text = "defaults:\n  min_words: 3\n2:\n  must_contain: [Kafka]\n"
+    scenarios = parse_scenarios(write(tmp_path / "list.md", "- One\n- Two\n")).scenarios
+    rendered = {}
+    loaded = {}
+    for kind, data in (("unix", template.encode()), ("windows", _windows(template))):
+        (tmp_path / f"{kind}.txt").write_bytes(data)
+        values = {"index": 1, "title": "T", "body": "B", "section": "", "output_path": "o.md", "model": "m"}
+        rendered[kind] = PromptTemplate.load(tmp_path / f"{kind}.txt").render(**values)
+    for kind, data in (("unix", yaml_text.encode()), ("windows", _windows(yaml_text))):
+        (tmp_path / f"{kind}.yaml").write_bytes(data)
+        found = load_expectations(tmp_path / f"{kind}.yaml", scenarios)
+        loaded[kind] = [(e.min_words, e.must_contain, e.line) for e in found.by_index.values()]
+    assert rendered["windows"] == rendered["unix"] and "\r" not in rendered["windows"]
+    assert not rendered["windows"].startswith("\ufeff")
+    assert loaded["windows"] == loaded["unix"] == [(3, (), 0), (3, ("Kafka",), 3)]

@@ -13,7 +13,9 @@ from pytest_interllm.report.redact import Redactor
 class RunLog:
     """Appends and flushes each scenario as it ends, so an interrupted run keeps what it did."""
 
-    def __init__(self, log_dir: Path, redactor: Redactor, header: dict[str, str]) -> None:
+    def __init__(
+        self, log_dir: Path, redactor: Redactor, header: dict[str, str], notes: list[str] | None = None
+    ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = log_dir / f"run-{stamp}"
@@ -29,6 +31,8 @@ class RunLog:
         self._line(f"pytest-interllm run started {time.strftime('%Y-%m-%d %H:%M:%S')}")
         for key, value in header.items():
             self._line(f"  {key}: {value}")
+        for note in notes or []:
+            self._line(note)
         self._text.flush()
 
     def _line(self, text: str = "") -> None:
