@@ -30,8 +30,14 @@ def _tail(text: str, limit: int = 600) -> str:
 
 
 def _request_lines(outcome: ScenarioOutcome) -> list[str]:
+    session = outcome.thread_id
     return [
         f"provider request {n} at {_clock(r.time)}: POST {r.path} model={r.model!r} status={r.status}"
+        + (
+            f" thread={r.thread_id} (not the session's thread)"
+            if session and r.thread_id not in (None, session)
+            else ""
+        )
         for n, r in enumerate(outcome.requests, 1)
     ]
 
@@ -67,7 +73,9 @@ def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     others = sorted({str(m) for m in outcome.provider_models if m != expected})
     if others:
         return ScenarioFailure(
-            "model-mismatch", f"expected {expected}, the provider was asked for {', '.join(others)}", evidence
+            "model-mismatch",
+            f"expected {expected}, the provider was asked for {', '.join(others)}",
+            evidence + _tool_evidence(outcome),
         )
     return None
 
@@ -80,7 +88,8 @@ def _excerpt(output: str) -> str:
 
 def _tool_evidence(outcome: ScenarioOutcome) -> list[str]:
     return [
-        f"tool call {c.call_id}: exit {c.exit_code} `{c.command.splitlines()[0][:120] if c.command else ''}`"
+        f"tool call {c.call_id}: {'' if c.exit_code is None else f'exit {c.exit_code} '}"
+        f"`{c.command.splitlines()[0][:120] if c.command else ''}`"
         + (f" → {_excerpt(c.output)}" if c.output.strip() else "")
         for c in outcome.tool_calls
     ]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 HINTS: dict[str, str] = {
-    "model-mismatch": "check the model passed in the codex call, `model`/profiles in CODEX_HOME/config.toml "
-    "and OPENAI_DEFAULT_MODEL",
+    "model-mismatch": "check the model passed in the codex call, `model`/profiles in CODEX_HOME/config.toml, "
+    "OPENAI_DEFAULT_MODEL, and the model of any sub-agent the agent spawned",
     "empty-model": "the model reached codex as an empty string: check INTERLLM_MODEL in .env and the environment",
     "provider-error": "the model provider refused the request: check the HTTP status, the API key and the base URL",
     "exec-not-found": "codex ran a command or working directory that does not exist: see the tool calls",

@@ -15,6 +15,7 @@ EXPECTED_CLASS: dict[str, str] = {
     "mcp-no-content": "mcp-protocol",
     "crash": "codex-crashed",
     "omit-model": "model-mismatch",
+    "subagent-model": "model-mismatch",
 }
 FAULTS = tuple(EXPECTED_CLASS)
 # What codex's own config says when the executor leaves the model out (the original script's machine).

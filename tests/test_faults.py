@@ -20,6 +20,7 @@ HEADLINES = {
     "mcp-no-content": "codex answered the tool call with an error result without structuredContent*",
     "crash": "the codex server died during the call (*Connection closed*)",
     "omit-model": "expected gpt-5-codex, codex session ran gpt-4o (session_configured at ??:??:??)",
+    "subagent-model": "expected gpt-5-codex, the provider was asked for gpt-5.6-luna",
 }
 
 
@@ -38,13 +39,38 @@ def test_fault_is_classified_and_the_other_scenarios_pass(project: pytest.Pytest
     )
     result.stdout.fnmatch_lines([f"[[]{expected}[]] {HEADLINES[fault]}", "*check next: *"])
     assert "Traceback" not in result.stdout.str()
-    # Under omit-model the agent works (on the wrong model) and writes its file; every other fault prevents it.
+    # Under the model faults the agent works (partly on the wrong model) and writes its file; the others prevent it.
     written = (
         ["scenario_001.md", "scenario_002.md", "scenario_003.md"]
-        if fault == "omit-model"
+        if fault in ("omit-model", "subagent-model")
         else ["scenario_001.md", "scenario_003.md"]
     )
     assert outputs(project) == written
+
+
+def test_a_sub_agent_on_another_model_is_caught_by_the_provider_audit(project: pytest.Pytester) -> None:
+    """codex's session says the expected model; only the requests the provider received show the sub-agent's."""
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: subagent-model\n")
+    result = run(project, "--interllm", "input/list.md", "-k", "scenario_001", "--junitxml=junit.xml")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(
+        [
+            "[[]model-mismatch[]] expected gpt-5-codex, the provider was asked for gpt-5.6-luna",
+            "evidence:",
+            "  session_configured at ??:??:??: model='gpt-5-codex'",
+            "  provider request 1 at ??:??:??: POST */v1/responses model='gpt-5-codex' status=200",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "  provider request 3 at ??:??:??: POST */v1/responses model='gpt-5.6-luna' status=200 thread=* "
+            "(not the session's thread)",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ['  tool call interllm_agent_*: `spawn_agent {*"model": "gpt-5.6-luna"}` → {"agent_id"*']
+    )
+    assert '<property name="interllm_session_model" value="gpt-5-codex"' in (project.path / "junit.xml").read_text()
 
 
 def test_final_output_is_kept_when_the_agent_answers_in_the_conversation(project: pytest.Pytester) -> None:

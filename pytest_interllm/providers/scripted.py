@@ -23,6 +23,10 @@ from pytest_interllm.providers.server import LocalServer
 
 CALL_PREFIX = "interllm_write_"
 ORCHESTRATOR_PREFIX = "interllm_codex_"
+AGENT_PREFIX = "interllm_agent_"
+AGENT_TOOLS = "multi_agent_v1"  # codex's namespace of sub-agent tools (spawn_agent, wait_agent, ...)
+# A model codex accepts for a sub-agent (spawn_agent refuses names it does not know), not the expected one.
+SUBAGENT_MODEL = "gpt-5.6-luna"
 _ARG = re.compile(r"^\s*-\s*(model|cwd|sandbox|approval-policy):\s*(\S.*)$", re.MULTILINE)
 OUTSIDE_DIR = "/opt/interllm-outside"  # not a writable root of codex's workspace-write sandbox
 MISSING_DIR = "/nonexistent/interllm-missing-workdir"
@@ -342,6 +346,10 @@ class ScriptedModel(LocalServer):
             return [self._message(self._final_text(scenario, outputs[-1]))]
         if scenario.output_path is None:
             return [self._message("I found no output file path in the prompt, so I wrote nothing.")]
+        if fault == "subagent-model" and AGENT_TOOLS in tools:
+            delegated = self._delegate(items)
+            if delegated is not None:
+                return [delegated]
         document = render_document(scenario)
         if fault == "no-write":
             return [self._message(f"Here is the plan for '{scenario.title}':\n\n{document}")]
@@ -375,6 +383,32 @@ class ScriptedModel(LocalServer):
                 }
             ]
         return [self._message(f"No file tool was offered; here is the document instead:\n\n{document}")]
+
+    def _delegate(self, items: Any) -> dict[str, Any] | None:
+        """The `subagent-model` fault: spawn a sub-agent on another model and wait for it, then go on as usual.
+
+        Codex's session stays on the expected model; only the provider's requests show the sub-agent's model.
+        """
+        done = [
+            i
+            for i in items
+            if isinstance(i, dict)
+            and i.get("type") == "function_call_output"
+            and str(i.get("call_id", "")).startswith(AGENT_PREFIX)
+        ]
+        call_id = f"{AGENT_PREFIX}{self._next_id()}"
+        if not done:
+            message = "Review the wording of the plan and reply with one sentence."
+            call = self._function_call(call_id, "spawn_agent", {"message": message, "model": SUBAGENT_MODEL})
+            return {**call, "namespace": AGENT_TOOLS}
+        if len(done) == 1:
+            try:
+                agent = json.loads(str(done[0].get("output") or "{}")).get("agent_id")
+            except (ValueError, AttributeError):
+                return None  # codex refused the spawn: nothing to wait for
+            call = self._function_call(call_id, "wait_agent", {"targets": [agent], "timeout_ms": 30000})
+            return {**call, "namespace": AGENT_TOOLS}
+        return None
 
     def _orchestrate(self, body: dict[str, Any], items: Any, fault: str | None) -> list[dict[str, Any]]:
         """The orchestrator of the Agents SDK executor: one `codex` tool call, then codex's answer as its own."""
