@@ -203,4 +203,6 @@ class ScenarioItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.scenario.line - 1, f"scenario {self.scenario.index}: {self.scenario.title}"
+        label = f"scenario {self.scenario.index}: {self.scenario.title}"
+        redactor = self.config.stash.get(REDACTOR_KEY, None)  # the label heads the failure in terminal and report
+        return self.path, self.scenario.line - 1, redactor.text(label) if redactor is not None else label

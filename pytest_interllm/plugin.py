@@ -233,8 +233,8 @@ class InterllmSession:
         self.settings = settings
         self.codex = codex
         self.executor: CodexExecutor | None = None
-        self.status = StatusLines(settings.lists, settings.rootdir, list_cache_dir(config))
         self.redactor = Redactor.from_environ()
+        self.status = StatusLines(settings.lists, settings.rootdir, list_cache_dir(config), self.redactor)
         self.records: list[dict[str, Any]] = []
         self.runlog: RunLog | None = None
         self.plan: ProviderPlan | None = None

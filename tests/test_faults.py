@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_interllm.codex.process import alive
 from pytest_interllm.faults import EXPECTED_CLASS
 from tests.conftest import outputs, run, write
+from tests.test_no_orphans import server_pids
 
 HEADLINES = {
     "http-400-empty-model": "expected gpt-5-codex, codex ran with an empty model*",
@@ -76,6 +78,7 @@ def test_a_sub_agent_on_another_model_is_caught_by_the_provider_audit(project: p
 def test_final_output_is_kept_when_the_agent_answers_in_the_conversation(project: pytest.Pytester) -> None:
     write(project.path / "scenarios" / "list.yaml", "1:\n  fault: no-write\n")
     result = run(project, "--interllm", "input/list.md", "-k", "scenario_001")
+    result.assert_outcomes(failed=1, deselected=2)
     result.stdout.fnmatch_lines(
         [
             "final_output:",
@@ -120,6 +123,9 @@ def test_unknown_fault_names_the_yaml_line(project: pytest.Pytester) -> None:
 
 def test_timeout_from_the_command_line_restarts_codex_for_the_next_scenario(project: pytest.Pytester) -> None:
     write(project.path / "scenarios" / "list.yaml", "1:\n  fault: stall\n")
-    result = run(project, "--interllm", "input/list.md", "--interllm-timeout", "2")
+    result = run(project, "--interllm", "input/list.md", "--interllm-timeout", "2", "--junitxml=junit.xml")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["[[]timeout[]] no answer from codex within 2s"])
+    stalled, after, last = server_pids(project.path / "junit.xml")
+    assert stalled != after == last  # a new server after the timeout, then kept while nothing goes wrong
+    assert not alive(stalled)

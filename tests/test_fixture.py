@@ -7,6 +7,8 @@ import pytest
 from tests.conftest import outputs, run, write
 
 HAND_WRITTEN = """
+import os
+
 import pytest
 from pytest_interllm.errors import ScenarioFailure
 
@@ -36,6 +38,17 @@ def test_model_left_to_codex_config_is_a_mismatch(interllm_codex):
     assert "final_output" not in outcome.final_output and outcome.final_output.startswith("Wrote the plan")
 
 
+def test_codex_gets_only_its_own_environment(interllm_codex):
+    outcome = interllm_codex.run(PROMPT, output_file="outputs/hand.md", model="gpt-5-codex")
+    with open(f"/proc/{outcome.codex_pid}/environ", "rb") as fh:
+        environ = dict(e.split(b"=", 1) for e in fh.read().split(b"\\0") if e)
+    # Ours, and what mcp's stdio client always passes on (USER, SHELL, TERM, LOGNAME): nothing else.
+    mcp_defaults = {b"LOGNAME", b"SHELL", b"TERM", b"USER"}
+    assert set(environ) - mcp_defaults == {b"CODEX_HOME", b"HOME", b"INTERLLM_PROVIDER_KEY", b"LANG", b"PATH"}
+    assert environ[b"HOME"] != os.environ["HOME"].encode()  # a clean HOME: no shell setup of the user's
+    assert os.environ["OPENAI_API_KEY"].encode() not in b"".join(environ.values())
+
+
 @pytest.mark.interllm(model="gpt-5.2-codex", timeout=2)
 def test_marker_sets_model_and_timeout(interllm_codex):
     outcome = interllm_codex.run(PROMPT, output_file="outputs/hand.md")
@@ -55,9 +68,12 @@ def codex_home(project: pytest.Pytester) -> str:
     return str(project.path / "codex-home")
 
 
-def test_model_assertion_passes_and_fails_for_real(project: pytest.Pytester, codex_home: str) -> None:
-    result = run(project, "test_hand.py", "--interllm-codex-home", codex_home, "-v")
-    result.assert_outcomes(passed=3)
+def test_model_assertion_passes_and_fails_for_real(
+    project: pytest.Pytester, codex_home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-planted-never-for-codex-0a1b2c3d4e")
+    result = run(project, "test_hand.py", "--interllm-codex-home", codex_home, "--interllm-provider", "offline", "-v")
+    result.assert_outcomes(passed=4)
     # Each run removes the file first, so the last (stalled) run leaves none: a stale file never passes.
     assert outputs(project) == []
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -17,17 +18,31 @@ from tests.conftest import write
 
 
 def codex_pids(cwd: Path) -> set[int]:
-    """Live codex processes whose working directory is `cwd` (codex runs with cwd = the rootdir)."""
+    """Live `codex mcp-server` processes whose working directory is `cwd` (codex runs with cwd = the rootdir).
+
+    Only the servers: not the `--version` probe, nor the sandbox helpers and commands a server starts.
+    """
     found: set[int] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if Path(os.readlink(entry / "cwd")) == cwd and b"codex" in (entry / "cmdline").read_bytes():
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if Path(os.readlink(entry / "cwd")) == cwd and argv[0].endswith(b"codex") and argv[1:2] == [b"mcp-server"]:
                 found.add(int(entry.name))
         except OSError:
             continue
     return {pid for pid in found if alive(pid)}
+
+
+def server_pids(junit: Path) -> list[int]:
+    """The codex server each scenario ran on, in order (the `interllm_codex_pid` JUnit property)."""
+    return [
+        int(str(p.get("value")))
+        for case in ET.parse(junit).getroot().iter("testcase")
+        for p in case.iter("property")
+        if p.get("name") == "interllm_codex_pid"
+    ]
 
 
 class Watch:
@@ -69,14 +84,16 @@ def faulty(project: pytest.Pytester) -> pytest.Pytester:
     return project
 
 
-def test_crash_and_timeout_leave_no_codex_behind(faulty: pytest.Pytester) -> None:
+def test_crash_and_timeout_restart_codex_and_leave_none_behind(faulty: pytest.Pytester) -> None:
     watch = Watch(faulty.path)
-    proc = start(faulty, "--interllm", "input/list.md")
+    proc = start(faulty, "--interllm", "input/list.md", "--junitxml=junit.xml")
     out, _ = proc.communicate(timeout=120)
     seen = watch.stop()
     assert "2 failed, 1 passed" in out, out
-    # One server at start, a replacement after the crash, another after the timeout.
-    assert len(seen) >= 3, seen
+    # One server at start, a replacement after the crash (scenario 1), another after the timeout (scenario 2).
+    pids = server_pids(faulty.path / "junit.xml")
+    assert len(pids) == 3 and len(set(pids)) == 3, pids
+    assert seen == set(pids), (seen, pids)
     assert [pid for pid in seen if alive(pid)] == []
 
 

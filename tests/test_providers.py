@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -140,12 +141,25 @@ def test_max_concurrency_holds_across_workers(project: pytest.Pytester, monkeypa
     assert peak > 2  # without the limit the same run does overlap more: the limit is what held it
 
 
+def log_of(result: pytest.RunResult, project: pytest.Pytester) -> list[dict[str, Any]]:
+    """The JSONL records of the run whose terminal summary named the log (not the newest file: two runs may
+    share a second)."""
+    line = next(x for x in result.outlines if x.startswith("interllm: log "))
+    path = project.path / line.split(" and ")[1]
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
 def test_replay_records_show_in_the_jsonl(project: pytest.Pytester) -> None:
-    run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
-    run(project, "--interllm", "input/list.md", "--interllm-provider", "replay", "-k", "scenario_001")
-    logs = sorted((project.path / "logs").glob("run-*.jsonl"))
-    record = json.loads(logs[-1].read_text().splitlines()[0])
-    assert record["session_model"] == "gpt-5-codex" and len(record["requests"]) == 2
+    recorded = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
+    recorded.assert_outcomes(passed=1, deselected=2)
+    replayed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay", "-k", "scenario_001")
+    replayed.assert_outcomes(passed=1, deselected=2)
+    [first] = log_of(recorded, project)
+    [record] = log_of(replayed, project)
+    assert record["result"] == "passed" and record["session_model"] == "gpt-5-codex"
+    assert [(r["model"], r["status"], r["replayed"]) for r in record["requests"]] == [("gpt-5-codex", 200, True)] * 2
+    assert [r["replayed"] for r in first["requests"]] == [False, False]
+    assert record["tokens_in"] == first["tokens_in"] > 0  # the recorded usage, served back
 
 
 def test_openai_provider_against_a_local_compatible_server(

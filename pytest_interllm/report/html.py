@@ -57,6 +57,7 @@ def _timeline(record: dict[str, Any]) -> str:
         rows.append(
             f"<tr><td>{_clock(req['time'])} request</td>"
             f"<td>POST {escape(req['path'])} model={escape(repr(req['model']))}"
+            f"{' (replayed from the cassette)' if req.get('replayed') else ''}"
             f'</td><td class="{klass}">HTTP {req["status"]}</td><td>{req["latency"]:.3f}s</td>'
             f"<td>{req['input_tokens']} in / {req['output_tokens']} out</td></tr>"
         )

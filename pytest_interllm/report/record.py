@@ -74,6 +74,8 @@ def build(
                 "latency": round(r.latency, 4),
                 "input_tokens": r.input_tokens,
                 "output_tokens": r.output_tokens,
+                "thread_id": r.thread_id,
+                "replayed": r.replayed,
             }
             for r in outcome.requests
         ],

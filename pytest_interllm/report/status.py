@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_interllm.report.redact import Redactor
 from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios
 
 
@@ -44,6 +45,7 @@ class StatusLines:
     lists: tuple[Path, ...]
     rootdir: Path
     cache_dir: Path | None = None
+    redactor: Redactor = field(default_factory=Redactor)
     titles: dict[str, tuple[int, int, str]] | None = None
     started: dict[str, float] = field(default_factory=dict)
 
@@ -59,8 +61,8 @@ class StatusLines:
                     continue
                 prefix = path.relative_to(self.rootdir).as_posix() if path.is_relative_to(self.rootdir) else ""
                 total = len(parsed.scenarios)
-                for s in parsed.scenarios:
-                    self.titles[f"{prefix}::{s.name}"] = (s.index, total, s.title)
+                for s in parsed.scenarios:  # a title may quote a secret: the terminal gets it masked
+                    self.titles[f"{prefix}::{s.name}"] = (s.index, total, self.redactor.text(s.title))
         return self.titles
 
     def _lookup(self, nodeid: str) -> tuple[int, int, str] | None:
