@@ -11,6 +11,7 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import ExpectationFile, Expectations, load_expectations
+from pytest_interllm.faults import unavailable
 from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
@@ -86,8 +87,9 @@ class InterllmFile(pytest.File):
             )
             if scenario.section:
                 item.extra_keyword_matches.add(scenario.section)
-            if expect.skip:
-                item.add_marker(pytest.mark.skip(reason=expect.skip))
+            refused = unavailable(expect.fault, settings.provider, settings.executor) if expect.fault else None
+            if expect.skip or refused:
+                item.add_marker(pytest.mark.skip(reason=expect.skip or f"{refused}; skipped"))
             if expect.xfail:
                 item.add_marker(pytest.mark.xfail(reason=expect.xfail))
             for marker in expect.markers:

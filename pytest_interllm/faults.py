@@ -21,3 +21,17 @@ FAULTS = tuple(EXPECTED_CLASS)
 # What codex's own config says when the executor leaves the model out (the original script's machine).
 CONFIG_DEFAULT_MODEL = "gpt-4o"
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+# Faults the codex executor makes in its own call to codex; the others are acted out by the scripted model.
+CALL_FAULTS = ("http-400-empty-model", "omit-model", "mcp-no-content")
+
+
+def unavailable(fault: str, provider: str, executor: str) -> str | None:
+    """Why `fault` cannot be injected into a run with this provider and executor, or None when it can."""
+    if fault == "crash" and executor == "agents":
+        return "the crash fault is not available with the agents executor (the Agents SDK owns the codex process)"
+    if provider != "offline" and (executor == "agents" or fault not in CALL_FAULTS):
+        return (
+            f"fault {fault!r} is acted out by the built-in scripted model: it needs --interllm-provider offline "
+            f"(this run's provider is {provider})"
+        )
+    return None

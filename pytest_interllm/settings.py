@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_interllm.faults import FAULTS
+from pytest_interllm.faults import FAULTS, unavailable
 
 DEFAULT_MODEL = "gpt-5-codex"
 DEFAULT_TIMEOUT = 300.0
@@ -304,7 +304,7 @@ def add_options(parser: pytest.Parser) -> None:
         kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "metavar": opt.metavar}
         env = f" Env {opt.env}." if opt.env else ""
         group.addoption(opt.flag, help=f"{opt.help}{env} Ini {opt.ini}.", **kwargs)
-        parser.addini(opt.ini, opt.help, default=opt.default)
+        parser.addini(opt.ini, opt.help, default=None)  # None: not set, so an ini equal to the default still wins
 
 
 def _pick(config: pytest.Config, opt: Option, environ: Mapping[str, str]) -> tuple[str | None, str]:
@@ -315,7 +315,7 @@ def _pick(config: pytest.Config, opt: Option, environ: Mapping[str, str]) -> tup
     if opt.env and environ.get(opt.env):
         return environ[opt.env], opt.env
     ini = config.getini(opt.ini)
-    if ini is not None and ini != opt.default and str(ini) != "":
+    if ini is not None and str(ini) != "":
         return str(ini), f"ini {opt.ini}"
     return opt.default, "default"
 
@@ -340,8 +340,8 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         value, source = picked[opt.dest]
         if opt.choices and value is not None and value not in opt.choices:
             raise pytest.UsageError(f"{source}: unknown value {value!r} (choose from {', '.join(opt.choices)})")
-    provider, source = picked["interllm_provider"]
-    if source == "default":
+    provider, provider_from = picked["interllm_provider"]
+    if provider_from == "default":
         strict_cli = config.getoption("interllm_strict_provider")
         strict = bool(strict_cli) if strict_cli is not None else bool(config.getini("interllm_strict_provider"))
         if env.get("OPENAI_API_KEY"):
@@ -357,6 +357,10 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             f"{source}: executor {executor!r} is not available in this version "
             f"(available: {', '.join(AVAILABLE_EXECUTORS)})"
         )
+    fault, fault_source = picked["interllm_fault"]
+    refused = unavailable(fault, str(provider), str(executor)) if fault else None
+    if refused is not None:
+        raise pytest.UsageError(f"{fault_source}: {refused}")
     model, model_source = picked["interllm_model"]
     if not model or not model.strip():
         raise pytest.UsageError(f"{model_source}: the expected model is empty")
@@ -397,7 +401,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         output_dir=output_dir,
         retries=retries,
         provider_retries=provider_retries,
-        fault=picked["interllm_fault"][0],
+        fault=fault,
         log_dir=None if str(picked["interllm_log_dir"][0]).lower() == "none" else path_of("interllm_log_dir"),
         summary=path_of("interllm_summary"),
         orchestrator_model=picked["interllm_orchestrator_model"][0],
@@ -414,7 +418,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         budget=None
         if picked["interllm_budget"][0] is None
         else _convert(str(picked["interllm_budget"][0]), picked["interllm_budget"][1], float, "an amount in USD"),
-        provider_source=source,
+        provider_source=provider_from,
         raw=picked,
     )
 

@@ -129,3 +129,40 @@ def test_timeout_from_the_command_line_restarts_codex_for_the_next_scenario(proj
     stalled, after, last = server_pids(project.path / "junit.xml")
     assert stalled != after == last  # a new server after the timeout, then kept while nothing goes wrong
     assert not alive(stalled)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--interllm-executor", "agents", "--interllm-fault", "crash"],
+            {},
+            "--interllm-fault: the crash fault is not available with the agents executor*",
+        ),
+        (
+            ["--interllm-provider", "record"],
+            {"INTERLLM_FAULT": "no-write"},
+            "INTERLLM_FAULT: fault 'no-write' is acted out by the built-in scripted model: it needs "
+            "--interllm-provider offline (this run's provider is record)",
+        ),
+    ],
+)
+def test_a_fault_this_run_cannot_inject_is_a_usage_error(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def test_a_listed_fault_another_provider_cannot_inject_is_skipped_not_ignored(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: no-write\n2:\n  fault: omit-model\n")
+    result = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-rs")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["SKIPPED [[]1[]] input/list.md*: fault 'no-write' is acted out by the built-in scripted model*; skipped"]
+    )
+    # omit-model is the executor's own call: it works with any provider.
+    result.stdout.fnmatch_lines(["[[]model-mismatch[]] expected gpt-5-codex, codex session ran gpt-4o*"])

@@ -299,3 +299,20 @@ def test_cassettes_recorded_from_lf_files_replay_from_a_crlf_checkout(project: p
     replayed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay")
     replayed.assert_outcomes(passed=3)
     replayed.stdout.fnmatch_lines(["interllm: proxy: 6 requests, 0 sent upstream, 6 replayed*"])
+
+
+def test_a_fixed_provider_token_reaches_codex_through_the_proxy(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTERLLM_PROVIDER_TOKEN", "debug-token-for-curl-0123456789")
+    project.makeconftest(
+        "def pytest_runtest_logreport(report):\n"
+        "    pid = dict(report.user_properties).get('interllm_codex_pid')\n"
+        "    if report.when == 'call' and pid:\n"
+        "        with open(f'/proc/{pid}/environ', 'rb') as fh, open('seen.txt', 'ab') as out:\n"
+        "            out.write(b'token ok\\n' if b'INTERLLM_PROVIDER_KEY=debug-token-for-curl-0123456789' in fh.read()"
+        " else b'other token\\n')\n"
+    )
+    result = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert (project.path / "seen.txt").read_text() == "token ok\n"

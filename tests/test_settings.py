@@ -41,6 +41,11 @@ def test_ini_over_front_matter(shown: pytest.Pytester) -> None:
     assert resolved(shown) == "RESOLVED scenario_001 from-ini 7.0"
 
 
+def test_an_ini_value_equal_to_the_default_still_beats_front_matter(shown: pytest.Pytester) -> None:
+    shown.makeini("[pytest]\naddopts = -p no:cacheprovider\ninterllm_model = gpt-5-codex\ninterllm_timeout = 300\n")
+    assert resolved(shown) == "RESOLVED scenario_001 gpt-5-codex 300.0"
+
+
 def test_env_over_ini(shown: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     shown.makeini("[pytest]\naddopts = -p no:cacheprovider\ninterllm_model = from-ini\n")
     monkeypatch.setenv("INTERLLM_MODEL", "from-env")
@@ -77,6 +82,41 @@ def test_header_names_provider_model_and_codex(project: pytest.Pytester) -> None
             "interllm: codex *",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "key", "provider"),
+    [
+        (
+            ["--interllm-executor", "agents"],
+            None,
+            "offline (built-in scripted model on 127.0.0.1, not a real LLM, no "
+            "OPENAI_API_KEY), expected model gpt-5-codex, executor agents",
+        ),
+        (
+            [],
+            "sk-header-test-0123456789abcdef",
+            "openai (audit proxy in front of the OpenAI API) (OPENAI_API_KEY is set), expected*",
+        ),
+        (
+            ["--interllm-provider", "openai"],
+            "sk-header-test-0123456789abcdef",
+            "openai (audit proxy in front of the OpenAI API), expected*",
+        ),
+        (
+            ["--interllm-provider", "offline"],
+            "sk-header-test-0123456789abcdef",
+            "offline (built-in scripted model on 127.0.0.1, not a real LLM), expected*",
+        ),
+    ],
+)
+def test_header_says_why_this_provider(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str], key: str | None, provider: str
+) -> None:
+    if key:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", *args)
+    result.stdout.fnmatch_lines([f"interllm: provider {provider}"])
 
 
 @pytest.mark.parametrize(

@@ -109,9 +109,10 @@ class AuditProxy(LocalServer):
         record_mode: str | None,
         max_concurrency: int | None = None,
         redactor: Redactor | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__()
-        self.token = secrets.token_urlsafe(24)
+        self.token = token or secrets.token_urlsafe(24)
         self.upstream_url = upstream_url.rstrip("/") if upstream_url else None
         self.upstream_key = upstream_key
         self.cassettes = cassettes

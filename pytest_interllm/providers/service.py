@@ -55,6 +55,7 @@ class ProviderService:
             record_mode=plan.record_mode,
             max_concurrency=plan.max_concurrency,
             redactor=redactor,
+            token=os.environ.get("INTERLLM_PROVIDER_TOKEN") or None,  # fixed by hand to debug with curl
         )
         self.runner.run(self.proxy.start(), 30)
 
