@@ -93,7 +93,13 @@ class InterllmFile(pytest.File):
             if expect.xfail:
                 item.add_marker(pytest.mark.xfail(reason=expect.xfail))
             for marker in expect.markers:
-                item.add_marker(marker)
+                try:
+                    item.add_marker(marker)
+                except (Exception, pytest.fail.Exception) as exc:  # --strict-markers, or its warning as an error
+                    raise self.CollectError(
+                        f"{expect.source or inputs.expectations}:{expect.line or 1}: marker {marker!r} is not "
+                        f"registered: add it to `markers` in your pytest configuration ({exc})"
+                    ) from None
             yield item
 
 

@@ -91,10 +91,19 @@ def test_executor_from_the_ini_and_default_model_env_ignored(
 ) -> None:
     project.makeini("[pytest]\naddopts = -p no:cacheprovider\ninterllm_executor = agents\n")
     monkeypatch.setenv("OPENAI_DEFAULT_MODEL", "gpt-4o")
-    result = run(project, "--interllm", "input/list.md", "-k", "scenario_003")
+    result = run(
+        project, "--interllm", "input/list.md", "-k", "scenario_003", "--interllm-orchestrator-model", "gpt-5.2-codex"
+    )
     result.assert_outcomes(passed=1, deselected=2)
-    result.stdout.fnmatch_lines(["interllm: OPENAI_DEFAULT_MODEL=gpt-4o is set and ignored*"])
-    assert set(records(project)[3]["orchestrator_models"]) == {"gpt-5-codex"}
+    result.stdout.fnmatch_lines(
+        [
+            "interllm: OPENAI_DEFAULT_MODEL=gpt-4o is set and ignored*",
+            "interllm: orchestrator (OpenAI Agents SDK) model gpt-5.2-codex, tracing kept local*",
+        ]
+    )
+    record = records(project)[3]
+    assert set(record["orchestrator_models"]) == {"gpt-5.2-codex"}
+    assert record["session_model"] == "gpt-5-codex" and set(record["provider_models"]) == {"gpt-5-codex"}
 
 
 def test_trace_upload_needs_a_real_key(project: pytest.Pytester) -> None:

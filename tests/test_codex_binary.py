@@ -41,3 +41,30 @@ def test_broken_codex_names_its_exit_status(project: pytest.Pytester) -> None:
     result = run(project, "--interllm", "input/list.md", "--interllm-codex", broken)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{broken}: `--version` exited 127: error while loading shared libraries*"])
+
+
+FAKE_CODEX = 'case "$1" in --version) echo "codex-cli 0.153.4";; mcp-server) exit 0;; *) exit 2;; esac\n'
+
+
+def test_codex_on_path_is_found_when_the_bundled_one_is_missing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import codex_cli_bin
+
+    from pytest_interllm.codex.locate import CodexMissing, locate
+
+    def missing() -> str:
+        raise FileNotFoundError("no bundled binary in this wheel")
+
+    monkeypatch.setattr(codex_cli_bin, "bundled_codex_path", missing)
+    monkeypatch.setenv("PATH", str(pytester.path / "bin"))
+    with pytest.raises(CodexMissing) as info:
+        locate(None)
+    assert str(info.value).splitlines() == [
+        "no usable codex binary; tried:",
+        "  - openai-codex-cli-bin (FileNotFoundError: no bundled binary in this wheel): (none): no such file",
+        "  - codex on PATH (not found): (none): no such file",
+    ]
+    on_path = _script(pytester, "codex", FAKE_CODEX)
+    found = locate(None)
+    assert (found.path, found.version) == (on_path, "codex-cli 0.153.4")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import outputs, run, write
@@ -110,6 +112,10 @@ def test_item_reports_its_markdown_line(project: pytest.Pytester) -> None:
             {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  timeout: [1\n"},
             "*scenarios/list.yaml:3: invalid YAML*",
         ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  output_file: ../elsewhere.md\n"},
+            "*scenarios/list.yaml:1: 'output_file' must stay inside the rootdir, got '../elsewhere.md'*",
+        ),
     ],
 )
 def test_bad_input_is_a_collection_error_naming_file_and_line(
@@ -190,3 +196,63 @@ def test_expectations_add_skip_xfail_and_markers(project: pytest.Pytester) -> No
             "MARKS 3 ['interllm', 'xfail'] 5",
         ]
     )
+
+
+SHOW_PROMPTS = (
+    "def pytest_collection_modifyitems(items):\n"
+    "    for item in items:\n"
+    "        marks = sorted(m.name for m in item.iter_markers())\n"
+    "        print('ITEM', item.scenario.index, item.config.stash[__import__('pytest_interllm.collect', "
+    "fromlist=['x']).SETTINGS_KEY].relative(item.output_file), marks)\n"
+    "        print('PROMPT', item.prompt().replace('\\n', ' | '))\n"
+)
+
+
+def test_expectations_and_the_template_shape_each_prompt(project: pytest.Pytester) -> None:
+    write(
+        project.path / "templates" / "t.txt",
+        "Scenario {index}: {title}\nSection={section} Model={model}\n\n{body}\n\n"
+        "Write it to the file `{output_path}`.\n",
+    )
+    write(
+        project.path / "scenarios" / "list.yaml",
+        "scenario_002-stream-cdc-events-to-kafka:\n  model: gpt-5.2-codex\n  output_file: outputs/kafka.md\n"
+        "  markers: [slow]\n",
+    )
+    project.makeconftest(SHOW_PROMPTS)
+    project.makeini("[pytest]\nmarkers =\n    slow: scenarios that take long\n")
+    result = project.runpytest(
+        "--interllm", "input/list.md", "--collect-only", "-q", "-s", "--interllm-template", "templates/t.txt"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "ITEM 1 outputs/scenario_001.md ['interllm']",
+            "PROMPT Scenario 1: Copy the orders table to the warehouse | Section=Replication Model=gpt-5-codex |  "
+            "| Copy the `orders` table to the warehouse | - Use updated_at as the watermark |  "
+            "| Write it to the file `outputs/scenario_001.md`. | ",
+            "ITEM 2 outputs/kafka.md ['interllm', 'slow']",
+            "PROMPT Scenario 2: Stream CDC events to Kafka | Section=Replication Model=gpt-5.2-codex | *"
+            "Write it to the file `outputs/kafka.md`. | ",
+            "ITEM 3 outputs/scenario_003.md ['interllm']",
+            "PROMPT Scenario 3: Pick up CSV drops from SFTP | Section=Files Model=gpt-5-codex | *",
+        ]
+    )
+
+
+def test_which_template_a_list_uses(tmp_path: Path) -> None:
+    from pytest_interllm.prompt import find_template
+
+    listed = write(tmp_path / "input" / "list.md", "- a\n")
+    assert find_template(listed, None, None) is None  # the packaged template
+    beside = write(tmp_path / "input" / "prompt_template.txt", "x {output_path}")
+    assert find_template(listed, None, None) == beside
+    assert find_template(listed, None, "../t/front.txt") == (tmp_path / "t" / "front.txt").resolve()
+    explicit = tmp_path / "explicit.txt"
+    assert find_template(listed, explicit, "../t/front.txt") == explicit
+
+
+def test_an_unregistered_marker_names_the_yaml_line(project: pytest.Pytester) -> None:
+    write(project.path / "scenarios" / "list.yaml", "1: {}\n2:\n  markers: [slwo]\n")
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", "--strict-markers")
+    result.stdout.fnmatch_lines(["*scenarios/list.yaml:2: marker 'slwo' is not registered: add it to `markers`*"])
+    assert "Traceback" not in result.stdout.str()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.process import alive
+from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.faults import EXPECTED_CLASS
+from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.settings import Settings
 from tests.conftest import outputs, run, write
 from tests.test_no_orphans import server_pids
 
@@ -40,6 +47,8 @@ def test_fault_is_classified_and_the_other_scenarios_pass(project: pytest.Pytest
         ]
     )
     result.stdout.fnmatch_lines([f"[[]{expected}[]] {HEADLINES[fault]}", "*check next: *"])
+    if fault == "stall":  # our own hard timeout is never retried
+        assert "provider retr" not in next(line for line in result.outlines if "END   scenario 2/3" in line)
     assert "Traceback" not in result.stdout.str()
     # Under the model faults the agent works (partly on the wrong model) and writes its file; the others prevent it.
     written = (
@@ -166,3 +175,50 @@ def test_a_listed_fault_another_provider_cannot_inject_is_skipped_not_ignored(pr
     )
     # omit-model is the executor's own call: it works with any provider.
     result.stdout.fnmatch_lines(["[[]model-mismatch[]] expected gpt-5-codex, codex session ran gpt-4o*"])
+
+
+def _audit(status: int, retry_after: float | None = None) -> AuditRecord:
+    return AuditRecord(0.0, "POST", "/v1/responses", "gpt-5-codex", status, None, "codex", 0.1, retry_after=retry_after)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "wait"),
+    [
+        (ScenarioOutcome("p", "m", "o", is_error=True, requests=[_audit(429, 1.0)]), 1.0),  # honours Retry-After
+        (ScenarioOutcome("p", "m", "o", is_error=True, requests=[_audit(503)]), 0.5),
+        (ScenarioOutcome("p", "m", "o", is_error=True, final_output="stream error: idle timeout waiting for SSE"), 0.5),
+        (ScenarioOutcome("p", "m", "o", is_error=True, requests=[_audit(401)]), None),  # not transient
+        (ScenarioOutcome("p", "m", "o", timed_out=True, error="no answer", requests=[_audit(429, 1.0)]), None),
+        (ScenarioOutcome("p", "m", "o", timed_out=True, error="no answer from codex within 2s"), None),  # ours
+    ],
+    ids=["429", "503", "idle-stream", "401", "429-then-timeout", "hard-timeout"],
+)
+def test_which_provider_errors_are_retried(outcome: ScenarioOutcome, wait: float | None) -> None:
+    assert CodexExecutor._transient(outcome) == wait
+
+
+def test_provider_retries_back_off_exponentially_up_to_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        rootdir=tmp_path, lists=(), model="gpt-5-codex", model_explicit=False, provider="offline", executor="codex",
+        timeout=5, timeout_explicit=False, max_scenarios=None, codex=None, codex_home=None,
+        sandbox="workspace-write", template=None, output_dir=tmp_path / "outputs",
+    )  # fmt: skip
+    assert settings.provider_retries == 2  # the default
+    executor = CodexExecutor(settings, CodexBinary("/nonexistent/codex", "codex-cli 0.153.4"))
+    attempts: list[int] = []
+
+    def rate_limited(*args: object) -> ScenarioOutcome:
+        attempts.append(1)
+        return ScenarioOutcome("p", "m", "o", is_error=True, final_output="429", requests=[_audit(429, 1.0)])
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(executor, "_attempt", rate_limited)
+    monkeypatch.setattr("pytest_interllm.executors.codex.time.sleep", sleeps.append)
+    try:
+        outcome = executor.run("p", output_file="o.md")
+    finally:
+        executor.close()
+    assert len(attempts) == 3 and sleeps == [1.0, 3.0]  # Retry-After 1 s, then doubled (1 × (2² − 1))
+    assert outcome.provider_retries == 2 and outcome.retry_errors == ["429", "429"]

@@ -20,6 +20,9 @@ def test_expected_model_runs(interllm_codex):
     interllm_codex.check(outcome)
     assert outcome.session_model == "gpt-5-codex"
     assert outcome.provider_models == ["gpt-5-codex", "gpt-5-codex"]
+    assert [(r.status, r.thread_id) for r in outcome.requests] == [(200, outcome.thread_id)] * 2
+    types = [e.type for e in outcome.events]
+    assert types[0] == "session_configured" and types[-1] == "task_complete" and "exec_command_end" in types
     [call] = outcome.tool_calls
     assert call.exit_code == 0 and call.command.startswith("mkdir -p outputs && cat > outputs/hand.md")
     assert outcome.output_text.startswith("# Scenario 1: Copy logs")

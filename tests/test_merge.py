@@ -69,6 +69,7 @@ def test_two_shards_cover_every_scenario_once_and_merge_to_the_single_run(projec
     tally = [line for line in merged.stdout.splitlines() if line.startswith(("failed", "passed"))]
     assert tally == [line for line in solo.stdout.splitlines() if line.startswith(("failed", "passed"))]
     assert tally == ["failed: 1 · failed: no-output-file: 1 · passed: 15 · skipped: 1"]
+    assert tally[0] in (project.path / "merged.md").read_text()
     page = (project.path / "merged.html").read_text()
     assert page.count("<details") >= 17 and "no-output-file" in page
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from pytest_interllm.codex.locate import locate
 from pytest_interllm.codex.process import alive
 from tests.conftest import write
 
 
-def codex_pids(cwd: Path) -> set[int]:
+def codex_pids(cwd: Path, wrapper: str | None = None) -> set[int]:
     """Live `codex mcp-server` processes whose working directory is `cwd` (codex runs with cwd = the rootdir).
 
     Only the servers: not the `--version` probe, nor the sandbox helpers and commands a server starts.
@@ -28,7 +29,10 @@ def codex_pids(cwd: Path) -> set[int]:
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if Path(os.readlink(entry / "cwd")) == cwd and argv[0].endswith(b"codex") and argv[1:2] == [b"mcp-server"]:
+            if wrapper is not None and argv[1:2] == [wrapper.encode()]:
+                argv = argv[1:]  # a script run by bash: [bash, script, mcp-server]
+            server = argv[0].endswith(wrapper.encode() if wrapper else b"codex") and argv[1:2] == [b"mcp-server"]
+            if server and Path(os.readlink(entry / "cwd")) == cwd:
                 found.add(int(entry.name))
         except OSError:
             continue
@@ -48,8 +52,9 @@ def server_pids(junit: Path) -> list[int]:
 class Watch:
     """Polls for codex processes of a run in the background, remembering every pid it saw."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, wrapper: str | None = None) -> None:
         self.cwd = cwd
+        self.wrapper = wrapper
         self.seen: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -57,7 +62,7 @@ class Watch:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.seen |= codex_pids(self.cwd)
+            self.seen |= codex_pids(self.cwd, self.wrapper)
             time.sleep(0.05)
 
     def stop(self) -> set[int]:
@@ -111,4 +116,21 @@ def test_sigint_terminates_codex(faulty: pytest.Pytester) -> None:
     assert seen, out
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "KeyboardInterrupt" in out
+    assert [pid for pid in seen if alive(pid)] == []
+
+
+def test_a_codex_that_ignores_sigterm_is_killed(project: pytest.Pytester) -> None:
+    """A wrapper that ignores SIGTERM and outlives codex (as a hung server would): it must not survive the run."""
+    real = locate(None).path
+    wrapper = write(
+        project.path / "bin" / "codex",
+        f'#!/bin/bash\ntrap \'\' TERM\n{real} "$@"\n[ "$#" = 1 ] && [ "$1" = mcp-server ] && exec sleep 300\nexit 0\n',
+    )
+    wrapper.chmod(0o755)
+    watch = Watch(project.path, wrapper=str(wrapper))
+    proc = start(project, "--interllm", "input/list.md", "-k", "scenario_001", "--interllm-codex", str(wrapper))
+    out, _ = proc.communicate(timeout=120)
+    seen = watch.stop()
+    assert "1 passed" in out, out
+    assert len(seen) == 1, seen  # the wrapper (sleeping after codex) was the server
     assert [pid for pid in seen if alive(pid)] == []

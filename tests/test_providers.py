@@ -78,6 +78,20 @@ def test_record_modes_once_and_none(project: pytest.Pytester) -> None:
     )
     none.assert_outcomes(passed=2, failed=1)
     none.stdout.fnmatch_lines(["[[]cassette-mismatch[]] list/scenario_003: not recorded (no cassette in *)"])
+    first = (project.path / "cassettes" / "list" / "scenario_001.yaml").read_bytes()
+    episodes = run(
+        project,
+        "--interllm",
+        "input/list.md",
+        "--interllm-provider",
+        "record",
+        "--interllm-record-mode",
+        "new_episodes",
+    )
+    episodes.assert_outcomes(passed=3)
+    episodes.stdout.fnmatch_lines(["interllm: proxy: 6 requests, 2 sent upstream, 4 replayed*"])
+    assert (project.path / "cassettes" / "list" / "scenario_001.yaml").read_bytes() == first
+    assert (project.path / "cassettes" / "list" / "scenario_003.yaml").is_file()
 
 
 def test_no_secret_reaches_a_cassette(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,9 +164,12 @@ def log_of(result: pytest.RunResult, project: pytest.Pytester) -> list[dict[str,
 
 
 def test_replay_records_show_in_the_jsonl(project: pytest.Pytester) -> None:
-    recorded = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
+    tapes = ("--interllm-cassette-dir", "tapes", "-k", "scenario_001")
+    recorded = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", *tapes)
     recorded.assert_outcomes(passed=1, deselected=2)
-    replayed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay", "-k", "scenario_001")
+    assert [p.name for p in (project.path / "tapes" / "list").iterdir()] == ["scenario_001.yaml"]
+    assert not (project.path / "cassettes").exists()
+    replayed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay", *tapes)
     replayed.assert_outcomes(passed=1, deselected=2)
     [first] = log_of(recorded, project)
     [record] = log_of(replayed, project)
@@ -282,6 +299,16 @@ def test_proxy_backs_off_on_429_honouring_retry_after(loop: LoopRunner) -> None:
         statuses = [r.status for r in upstream.audit]
         assert statuses == [429, 200]
         assert upstream.audit[1].time - upstream.audit[0].time >= 0.9  # waited for Retry-After: 1
+        # A 429 that does not clear: retried at most three times, then passed on to codex.
+        upstream.audit.clear()
+        upstream.current = CallContext(label="y", fault="http-429")
+        reply = httpx.post(
+            proxy.scenario_url("list", "s2") + "/responses",
+            json=body,
+            headers={"authorization": f"Bearer {proxy.token}"},
+            timeout=30,
+        )
+        assert reply.status_code == 429 and [r.status for r in upstream.audit] == [429] * 4
     finally:
         loop.run(proxy.stop())
         loop.run(upstream.stop())

@@ -36,6 +36,17 @@ def report_texts(path: Path) -> dict[str, str]:
     return texts
 
 
+def table_cells(path: Path) -> dict[str, list[str]]:
+    """The results table's cells of each row, as text (test id → cells)."""
+    blob = re.search(r'data-jsonblob="([^"]*)"', path.read_text(encoding="utf-8"))
+    assert blob
+    data = json.loads(html.unescape(blob.group(1)))
+    return {
+        test_id: [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in rows[0]["resultsTableRow"]]
+        for test_id, rows in data["tests"].items()
+    }
+
+
 def norm(text: str) -> str:
     """Whitespace collapsed, as a browser shows it."""
     return re.sub(r"\s+", " ", text).strip()
@@ -60,6 +71,11 @@ def test_report_shows_prompt_output_class_and_models(project: pytest.Pytester, x
         assert norm(record["prompt"]) in text
         assert norm(record["final_output"]) in text
         assert f"output file: outputs/scenario_00{index}.md (exists)" in text
+    passing = next(t for i, t in texts.items() if "scenario_001" in i)
+    # The timeline (tool call, provider requests, codex events) and the output file's preview.
+    assert "tool call mkdir -p outputs && cat > outputs/scenario_001.md" in passing and "exit 0" in passing
+    assert re.search(r"request POST \S*/v1/responses model='gpt-5-codex' HTTP 200", passing)
+    assert "task_complete" in passing and "## Goal" in passing
     failing = next(t for i, t in texts.items() if "scenario_002" in i)
     assert "[model-mismatch] expected gpt-5-codex, codex session ran gpt-4o" in failing
     assert "expected 'gpt-5-codex'" in failing and "codex session (session_configured) 'gpt-4o'" in failing
@@ -69,6 +85,11 @@ def test_report_shows_prompt_output_class_and_models(project: pytest.Pytester, x
     for column in ("Scenario", "Model", "Failure class", "Tokens"):
         assert f">{column}</th>" in summary
     assert "failed: model-mismatch" in summary and "codex-cli 0.153.4" in summary
+    for fact in ("offline (built-in scripted model, not a real LLM)", "executor</th><td>codex", "gpt-5-codex"):
+        assert fact in summary
+    cells = {i.split("::")[1][:12]: c for i, c in table_cells(project.path / "reports" / "report.html").items()}
+    assert cells["scenario_002"][2:5] == ["2", "gpt-4o", "model-mismatch"] and int(cells["scenario_002"][5]) > 0
+    assert cells["scenario_001"][2:5] == ["1", "gpt-5-codex", ""]
 
 
 def test_jsonl_log_validates_against_the_packaged_schema(project: pytest.Pytester) -> None:
@@ -91,10 +112,28 @@ def test_jsonl_log_validates_against_the_packaged_schema(project: pytest.Pyteste
     assert "run finished" in text
 
 
+def test_the_jsonl_log_is_flushed_scenario_by_scenario(project: pytest.Pytester) -> None:
+    project.makeconftest(
+        "import pathlib\n"
+        "def pytest_runtest_logstart(nodeid):\n"
+        "    for log in pathlib.Path('logs').glob('run-*.jsonl'):\n"
+        "        with open('seen.txt', 'a') as out:\n"
+        "            out.write(f'{len(log.read_text().splitlines())}\\n')\n"
+    )
+    run(project, "--interllm", "input/list.md").assert_outcomes(passed=3)
+    assert (project.path / "seen.txt").read_text().split() == ["0", "1", "2"]  # as each scenario starts
+
+
 def test_junit_xml_carries_model_class_and_output(project: pytest.Pytester) -> None:
     write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
     run(project, "--interllm", "input/list.md", "--junitxml=reports/junit.xml").assert_outcomes(passed=2, failed=1)
     xml = (project.path / "reports" / "junit.xml").read_text()
+    assert '<property name="interllm_index" value="2"' in xml
+    assert '<property name="interllm_expected_model" value="gpt-5-codex"' in xml
+    assert '<property name="interllm_fault" value="omit-model"' in xml
+    assert '<property name="interllm_attempts" value="1"' in xml
+    tokens = [int(t) for t in re.findall(r'name="interllm_tokens" value="(\d+)"', xml)]
+    assert len(tokens) == 3 and min(tokens) > 0
     assert '<property name="interllm_session_model" value="gpt-4o"' in xml
     assert '<property name="interllm_failure_class" value="model-mismatch"' in xml
     assert '<property name="interllm_output" value="outputs/scenario_001.md"' in xml
@@ -102,11 +141,13 @@ def test_junit_xml_carries_model_class_and_output(project: pytest.Pytester) -> N
 
 def test_markdown_summary_for_ci(project: pytest.Pytester) -> None:
     write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
+    write(project.path / "summary.md", "## An earlier step of the CI job\n")  # appended to, as $GITHUB_STEP_SUMMARY
     result = run(
         project, "--interllm", "input/list.md", "--interllm-summary", "summary.md", "--interllm-log-dir", "none"
     )
     result.assert_outcomes(passed=2, failed=1)
     text = (project.path / "summary.md").read_text()
+    assert text.startswith("## An earlier step of the CI job\n## pytest-interllm")
     assert "| 2 | Stream CDC events to Kafka | ❌ failed | model-mismatch | gpt-4o |" in text
     assert "passed: 2" in text and "failed: model-mismatch: 1" in text
     assert not (project.path / "logs").exists()
@@ -119,6 +160,14 @@ def test_script_in_a_scenario_renders_as_text(project: pytest.Pytester, tmp_path
     assert "<script>alert('x')</script>" in text  # present as text once the report's own escaping is undone
     page = (project.path / "reports" / "report.html").read_text()
     assert "<script>alert(" not in page and "<b>bold</b>" not in page
+    # Our extras are HTML that the report inserts as is: every piece of scenario text in them must be escaped.
+    blob = re.search(r'data-jsonblob="([^"]*)"', page)
+    assert blob
+    [rows] = json.loads(html.unescape(blob.group(1)))["tests"].values()
+    extras = [str(e["content"]) for row in rows for e in row["extras"]]
+    assert extras and all("<script" not in e and "<b>bold" not in e for e in extras)
+    for extra in extras:  # the step `<b>bold</b>` is in the prompt and the output preview, the script in the prompt
+        assert "&lt;script&gt;alert(" in extra and extra.count("&lt;b&gt;bold&lt;/b&gt;") >= 2
 
 
 # Read at import: the suite's autouse fixture clears INTERLLM_* variables, this one is CI's (.ci/run).

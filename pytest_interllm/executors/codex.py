@@ -180,6 +180,8 @@ class CodexExecutor:
     @staticmethod
     def _transient(outcome: ScenarioOutcome) -> float | None:
         """Seconds to wait before a retry when the failure is transient, else None."""
+        if outcome.timed_out:
+            return None  # our own hard timeout: the scenario had its time
         bad = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400]
         if (outcome.is_error or outcome.error) and bad and bad[-1].status in TRANSIENT_STATUSES:
             return bad[-1].retry_after or 0.5
