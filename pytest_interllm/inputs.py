@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_interllm.prompt import PromptTemplate, find_template
-from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios
+from pytest_interllm.scenarios import front_matter
 from pytest_interllm.settings import Settings
 
 
@@ -31,14 +31,11 @@ class ListInputs:
         return {path.resolve(): what for path, what in found.items() if path.is_file()}
 
 
-def list_inputs(settings: Settings, cache_dir: Path | None) -> tuple[ListInputs, ...]:
-    """The inputs of every list of the run; a list that does not parse is left to collection to report."""
+def list_inputs(settings: Settings) -> tuple[ListInputs, ...]:
+    """The inputs of every list of the run (only the front matter is read: collection parses the lists)."""
     found = []
     for path in settings.lists:
-        try:
-            template = parse_scenarios(path, cache_dir).front_matter.get("template")
-        except ScenarioFormatError:
-            template = None
+        template = front_matter(path).get("template")
         found.append(
             ListInputs(
                 path=path,

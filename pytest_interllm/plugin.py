@@ -433,7 +433,7 @@ class InterllmSession:
         if _is_worker(self.config):
             return
         s = self.settings
-        inputs = list_inputs(s, list_cache_dir(self.config))
+        inputs = list_inputs(s)
         files = input_files(inputs)
         try:
             check_templates(inputs)

@@ -137,6 +137,14 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], str, int
     return data, "".join(lines[end + 1 :]), end + 1
 
 
+def front_matter(path: Path) -> dict[str, Any]:
+    """A list's front matter alone, without parsing its markdown; a list that does not read gives {}."""
+    try:
+        return _split_front_matter(path, _read_text(path))[0]
+    except ScenarioFormatError:
+        return {}  # collection reports it, at its line
+
+
 class _Inline:
     """Inline text of paragraphs and headings; markdown-it's inline parser runs only on text with markup."""
 
