@@ -137,9 +137,12 @@ def _provider_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
         bad = [r for r in outcome.requests if r.status >= 400]
         text = outcome.final_output.strip().splitlines()[0][:200] if outcome.final_output.strip() else "no text"
         if _EMPTY_MODEL.search(outcome.final_output):
+            empty = any(m == "" for m in outcome.provider_models) or "'' model" in outcome.final_output
             return ScenarioFailure(
-                "empty-model",
-                f"the provider rejected the model: {text}",
+                "empty-model" if empty else "provider-error",
+                f"the provider rejected the model: {text}"
+                if empty
+                else f"the provider does not serve {outcome.session_model or outcome.expected_model}: {text}",
                 _session_line(outcome) + _request_lines(outcome),
             )
         if re.search(r"idle timeout|timed out", outcome.final_output, re.IGNORECASE):

@@ -28,6 +28,7 @@ class Prices:
 
     table: dict[str, tuple[float, float]]
     source: str
+    free: str | None = None  # why the run spends nothing (scripted model, replay): then every cost is 0
 
     @classmethod
     def load(cls, override: Path | None = None) -> Prices:
@@ -48,7 +49,10 @@ class Prices:
         return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
 
     def of_requests(self, requests: Iterable[AuditRecord]) -> float:
-        return sum(self.cost(r.model, r.input_tokens, r.output_tokens) for r in requests)
+        """What these requests cost: nothing in a run that spends nothing, nothing for a replayed request."""
+        if self.free:
+            return 0.0
+        return sum(self.cost(r.model, r.input_tokens, r.output_tokens) for r in requests if not r.replayed)
 
 
 def _parse(text: str, source: str) -> dict[str, tuple[float, float]]:
@@ -86,11 +90,11 @@ class Budget:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
-    def create_ledger(directory: Path | None = None) -> Path:
-        """A fresh ledger file (zero spent) for the workers of one run."""
+    def create_ledger(directory: Path | None = None, spent: float = 0.0) -> Path:
+        """A fresh ledger file for the workers of one run (`spent`: what the run spent before any scenario)."""
         handle, name = tempfile.mkstemp(prefix="interllm-budget-", suffix=".json", dir=directory)
         with os.fdopen(handle, "w") as fh:
-            json.dump({"spent": 0.0, "scenarios": 0, "reserved": 0.0}, fh)
+            json.dump({"spent": spent, "scenarios": 0, "reserved": 0.0}, fh)
         return Path(name)
 
     @contextmanager
@@ -125,11 +129,11 @@ class Budget:
             tally["reserved"] = reserved + average
         return None, average
 
-    def add(self, cost: float) -> None:
-        """One attempt's cost."""
+    def add(self, cost: float, scenarios: int = 1) -> None:
+        """One attempt's cost (`scenarios=0` for spend that is not a scenario's, e.g. the preflight)."""
         with self._tally() as tally:
             tally["spent"] += cost
-            tally["scenarios"] += 1
+            tally["scenarios"] += scenarios
 
     def finish(self, reserved: float) -> None:
         """Release what `start` reserved for a scenario that has ended."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from pytest_interllm.inputs import check_templates, input_files, list_inputs
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.outputs import Cleanup, Manifest, OutputDirError, check_output_dir
 from pytest_interllm.prompt import TemplateError
+from pytest_interllm.providers.credentials import Credential, CredentialError, for_run, login_secrets
 from pytest_interllm.report.html import render as render_html
 from pytest_interllm.report.html import summary as render_summary
 from pytest_interllm.report.record import build as build_record
@@ -34,6 +36,7 @@ from pytest_interllm.report.runlog import RunLog
 from pytest_interllm.report.status import StatusLines, ends_test, result_of
 from pytest_interllm.report.summary import counts as summary_counts
 from pytest_interllm.report.summary import markdown as summary_markdown
+from pytest_interllm.report.summary import spend as summary_spend
 from pytest_interllm.scenarios import list_cache_dir
 from pytest_interllm.settings import Settings, add_options, resolve
 
@@ -65,12 +68,27 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _load_dotenv(rootdir: Path) -> None:
+def _load_dotenv(rootdir: Path) -> frozenset[str]:
+    """Load `.env` without overriding the real environment; the names it set."""
     from dotenv import load_dotenv
 
     env_file = rootdir / ".env"
-    if env_file.is_file():
-        load_dotenv(env_file, override=False)
+    if not env_file.is_file():
+        return frozenset()
+    before = set(os.environ)
+    load_dotenv(env_file, override=False)
+    return frozenset(set(os.environ) - before)
+
+
+def _free(plan: ProviderPlan | None, workerinput: dict[str, Any] | None) -> str | None:
+    """Why the run spends nothing (no dollar estimate is shown), or None when requests reach a real model."""
+    if workerinput is not None and "interllm_free" in workerinput:
+        return workerinput["interllm_free"]  # type: ignore[no-any-return]  # the controller knows the credential
+    if plan is None or plan.upstream == "scripted":
+        return "no spend: scripted model"
+    if plan.provider == "replay":
+        return "no spend: replayed from cassettes"
+    return None
 
 
 def _add_list_args(config: pytest.Config, settings: Settings) -> None:
@@ -109,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "interllm(model=None, timeout=None): expected model and timeout of an interllm scenario item."
     )
-    _load_dotenv(Path(config.rootpath))
+    from_dotenv = _load_dotenv(Path(config.rootpath))
     settings = resolve(config)
     config.stash[SETTINGS_KEY] = settings
     if not settings.lists:
@@ -125,12 +143,19 @@ def pytest_configure(config: pytest.Config) -> None:
         except CodexMissing as exc:
             raise pytest.UsageError(f"pytest-interllm: {exc}") from None
     session = InterllmSession(config, settings, codex)
-    config.stash[COST_KEY] = (_prices(settings), _budget(settings, workerinput))
     plan = None
     if settings.provider != "offline":
         from pytest_interllm.providers.service import plan_for
 
-        plan = plan_for(settings)
+        if workerinput is None:  # only the controller reads the credential: workers talk to its proxy
+            try:
+                session.credential = for_run(settings, os.environ, from_dotenv)
+            except CredentialError as exc:
+                if not config.option.collectonly:
+                    raise pytest.UsageError(f"pytest-interllm: {exc}") from None
+            session.redactor.add(login_secrets(session.credential))
+        plan = plan_for(settings, session.credential)
+    config.stash[COST_KEY] = (replace(_prices(settings), free=_free(plan, workerinput)), _budget(settings, workerinput))
     if plan is not None and not config.option.collectonly:
         from pytest_interllm.providers.service import ProviderService, ProxyClient
 
@@ -215,7 +240,8 @@ class XdistHooks:
         self.session.status.load()
         if self.session.settings.budget is not None:
             if self.session.budget_ledger is None:
-                self.session.budget_ledger = Budget.create_ledger()
+                spent = self.session.preflight["cost_usd"] if self.session.preflight is not None else 0.0
+                self.session.budget_ledger = Budget.create_ledger(spent=spent)
             node.workerinput["interllm_budget_ledger"] = str(self.session.budget_ledger)
         codex = self.session.codex
         if codex is not None:
@@ -223,6 +249,7 @@ class XdistHooks:
         proxy = self.session.proxy
         if proxy is not None:
             node.workerinput["interllm_proxy"] = (proxy.root, proxy.token)
+        node.workerinput["interllm_free"] = self.session.config.stash[COST_KEY][0].free
 
 
 class InterllmSession:
@@ -242,6 +269,8 @@ class InterllmSession:
         self.proxy: ProxyClient | None = None
         self.budget_ledger: Path | None = None  # the controller's, shared by xdist workers
         self.manifest: Manifest | None = None  # the controller's record of the output files scenarios left
+        self.credential: Credential | None = None  # the controller's: the user's key or codex login
+        self.preflight: dict[str, Any] | None = None
         self.cleanup = Cleanup()
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
@@ -317,13 +346,16 @@ class InterllmSession:
         cassettes = s.relative(plan.cassette_dir) if plan.cassette_dir else ""
         if plan.provider == "replay":
             return f"replay (cassettes in {cassettes}/, nothing sent upstream)"
-        upstream = {"scripted": "the built-in scripted model", "openai": "the OpenAI API"}.get(
-            plan.upstream, plan.upstream
-        )
+        upstream = "the built-in scripted model" if plan.upstream == "scripted" else plan.upstream
+        who = f" with {self.credential_text()}" if self.credential is not None else ""
         limit = f", at most {plan.max_concurrency} upstream requests at once" if plan.max_concurrency else ""
         if plan.provider == "record":
-            return f"record (from {upstream} into {cassettes}/, mode {plan.record_mode}{limit})"
-        return f"openai (audit proxy in front of {upstream}{limit}){why}"
+            return f"record (from {upstream}{who} into {cassettes}/, mode {plan.record_mode}{limit})"
+        return f"openai (audit proxy in front of {upstream}{who}{limit}){why}"
+
+    def credential_text(self) -> str:
+        """Whose credential the run uses, never the secret ("ChatGPT login (plan plus, account …c0de) from …")."""
+        return self.redactor.text(self.credential.describe()) if self.credential is not None else "no credential"
 
     def _reporter(self) -> pytest.TerminalReporter | None:
         if self.config.get_verbosity() <= -2:
@@ -399,6 +431,7 @@ class InterllmSession:
                 result=result_of(report),
                 failure=report.longreprtext if report.failed else None,
                 expected_model=item.model,
+                free=bool(self.config.stash[COST_KEY][0].free),
             )
         )
         report.interllm_record = record  # type: ignore[attr-defined]  # travels to the xdist controller
@@ -420,7 +453,8 @@ class InterllmSession:
         return {
             "provider": f"{s.provider} (built-in scripted model, not a real LLM)"
             if s.provider == "offline"
-            else s.provider,
+            else s.provider + (f", {self.credential_text()}" if self.credential is not None else ""),
+            "spend": self.config.stash[COST_KEY][0].free or f"estimated from {self.config.stash[COST_KEY][0].source}",
             "executor": s.executor,
             "codex": self.codex.version if self.codex else "unknown",
             "expected model": s.model,
@@ -442,10 +476,29 @@ class InterllmSession:
             raise pytest.UsageError(str(exc)) from None
         if self.config.option.collectonly:
             return
+        self._preflight()
         self.manifest = Manifest(s)
         self.cleanup = self.manifest.clear(files)
         if s.log_dir is not None:
             self.runlog = RunLog(s.log_dir, self.redactor, self.info(), self.cleanup_lines())
+
+    def _preflight(self) -> None:
+        """A real run first sends one minimal request with the expected model; a refusal stops it (exit 4)."""
+        plan, s = self.plan, self.settings
+        if plan is None or not plan.real or not s.preflight or self.proxy is None:
+            return
+        from pytest_interllm.providers.service import preflight_problem
+
+        answer = self.proxy.preflight(s.model)
+        problem = preflight_problem(answer, self.credential_text())
+        if problem is not None:
+            raise pytest.UsageError(f"pytest-interllm: {self.redactor.text(problem)}")
+        prices, budget = self.config.stash[COST_KEY]
+        answer["cost_usd"] = (
+            0.0 if prices.free else prices.cost(s.model, answer["input_tokens"], answer["output_tokens"])
+        )
+        budget.add(answer["cost_usd"], scenarios=0)
+        self.preflight = answer
 
     def cleanup_lines(self) -> list[str]:
         """The log's account of the earlier outputs removed (and kept) at the start of the run."""
@@ -463,12 +516,18 @@ class InterllmSession:
         terminalreporter.write_line("interllm: " + ", ".join(f"{k} {v}" for k, v in tally.items()))
         tin = sum(r["tokens_in"] for r in self.records)
         tout = sum(r["tokens_out"] for r in self.records)
-        cost = sum(r["cost_usd"] for r in self.records)
-        prices = self.config.stash[COST_KEY][0].source
+        prices = self.config.stash[COST_KEY][0]
+        terminalreporter.write_line(f"interllm: provider {self.provider_text()}")
+        if self.preflight is not None:
+            p = self.preflight
+            terminalreporter.write_line(
+                f"interllm: preflight: {p['model']} answered HTTP {p['status']} in {p['latency']:.2f}s "
+                f"({p['input_tokens']} in / {p['output_tokens']} out tokens)"
+            )
+        extra = self.preflight["cost_usd"] if self.preflight is not None else 0.0
         budget = f" of a ${self.settings.budget:.4f} budget" if self.settings.budget is not None else ""
-        terminalreporter.write_line(
-            f"interllm: tokens {tin} in / {tout} out, estimated cost ${cost:.4f}{budget} (prices: {prices})"
-        )
+        costs = f"{summary_spend(self.records, prices.free, extra)}{budget} (prices: {prices.source})"
+        terminalreporter.write_line(f"interllm: tokens {tin} in / {tout} out, {prices.free or costs}")
         if self.service is not None:
             st = self.service.stats()
             terminalreporter.write_line(
@@ -490,7 +549,8 @@ class InterllmSession:
         if path is not None and not self.config.option.collectonly:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as fh:
-                fh.write(self.redactor.text(summary_markdown(self.records, self.info())))
+                free = self.config.stash[COST_KEY][0].free
+                fh.write(self.redactor.text(summary_markdown(self.records, self.info(), free)))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.executor is not None:
@@ -508,7 +568,11 @@ class InterllmSession:
 
 @pytest.fixture(scope="session")
 def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]:
-    """The worker's codex executor (one reused `codex mcp-server`), shared by every test of the session."""
+    """The worker's codex executor (one reused `codex mcp-server`), shared by every test of the session.
+
+    Without `--interllm` lists there is no run session: the fixture then sets up the configured provider itself
+    (the audit proxy with the user's credential for a real provider), so hand-written tests run for real too.
+    """
     session: InterllmSession | None = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
     if session is not None:
         yield session.get_executor()
@@ -516,14 +580,29 @@ def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]
     settings = request.config.stash[SETTINGS_KEY]
     try:
         codex = locate(settings.codex)
-    except CodexMissing as exc:
+        credential = for_run(settings, os.environ)
+    except (CodexMissing, CredentialError) as exc:
         pytest.fail(f"pytest-interllm: {exc}", pytrace=False)
     label = getattr(request.config, "workerinput", {}).get("workerid", "main")
-    executor = make_executor(settings, codex, label)
+    service = proxy = None
+    if settings.provider != "offline":
+        from pytest_interllm.providers.service import ProviderService, ProxyClient, plan_for
+
+        plan = plan_for(settings, credential)
+        assert plan is not None
+        redactor = Redactor.from_environ()
+        redactor.add(login_secrets(credential))
+        service = ProviderService(plan, redactor)
+        proxy = ProxyClient(service.root, service.proxy.token)
+        request.config.stash[COST_KEY] = (replace(_prices(settings), free=_free(plan, None)), Budget(None))
+    executor = make_executor(settings, codex, label, proxy)
     try:
         yield executor
     finally:
         executor.close()
+        if proxy is not None and service is not None:
+            proxy.close()
+            service.close()
 
 
 @pytest.fixture
@@ -535,5 +614,7 @@ def interllm_codex(request: pytest.FixtureRequest, interllm_executor: CodexExecu
     marker = request.node.get_closest_marker("interllm")
     kwargs = marker.kwargs if marker else {}
     cost = request.config.stash.get(COST_KEY, None)
-    prices = cost[0] if cost is not None else _prices(request.config.stash[SETTINGS_KEY])
+    prices = (
+        cost[0] if cost is not None else replace(_prices(request.config.stash[SETTINGS_KEY]), free=_free(None, None))
+    )
     return BoundCodex(interllm_executor, kwargs.get("model"), kwargs.get("timeout"), request.node.name, prices)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_interllm.faults import FAULTS, unavailable
+from pytest_interllm.providers.credentials import AUTH_MODES
 
 DEFAULT_MODEL = "gpt-5-codex"
 DEFAULT_TIMEOUT = 300.0
@@ -61,10 +62,39 @@ OPTIONS = (
     Option(
         "interllm_base_url",
         "--interllm-base-url",
-        "upstream of the openai/record providers: an OpenAI-compatible server (vLLM, Ollama, ...).",
+        "upstream root of the openai/record providers (the proxy posts to <root>/responses): an OpenAI-compatible "
+        "server (vLLM, Ollama, ...) or another endpoint for your credential.",
         None,
         "OPENAI_BASE_URL",
         "URL",
+    ),
+    Option(
+        "interllm_auth",
+        "--interllm-auth",
+        "whose credential real runs use: auto (OPENAI_API_KEY, else your codex login), api-key or codex-login. "
+        "Codex never holds it: the audit proxy adds it upstream.",
+        "auto",
+        "INTERLLM_AUTH",
+        "KIND",
+        AUTH_MODES,
+    ),
+    Option(
+        "interllm_auth_file",
+        "--interllm-auth-file",
+        "codex login to use (default $CODEX_HOME/auth.json, then ~/.codex/auth.json); only ever read.",
+        None,
+        "INTERLLM_AUTH_FILE",
+        "PATH",
+    ),
+    Option(
+        "interllm_preflight",
+        "--interllm-preflight",
+        "on (default): one minimal request with the expected model before any scenario of a real run, to check "
+        "the credential and the model; off skips it.",
+        "on",
+        "INTERLLM_PREFLIGHT",
+        "on|off",
+        ("on", "off"),
     ),
     Option(
         "interllm_record_mode",
@@ -257,6 +287,9 @@ class Settings:
     prices: Path | None = None
     budget: float | None = None
     provider_source: str = "default"
+    auth: str = "auto"
+    auth_file: Path | None = None
+    preflight: bool = True
     raw: Mapping[str, tuple[str | None, str]] = field(default_factory=dict, compare=False)  # value, where from
 
     def output_path(self, label: str) -> Path:
@@ -419,6 +452,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         if picked["interllm_budget"][0] is None
         else _convert(str(picked["interllm_budget"][0]), picked["interllm_budget"][1], float, "an amount in USD"),
         provider_source=provider_from,
+        auth=str(picked["interllm_auth"][0]),
+        auth_file=path_of("interllm_auth_file"),
+        preflight=picked["interllm_preflight"][0] == "on",
         raw=picked,
     )
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from pytest_interllm.outputs import MANIFEST
+from pytest_interllm.providers.scripted import ScriptedModel
+from pytest_interllm.runtime import LoopRunner
 
 THREE = """\
 # Replication
@@ -54,3 +65,89 @@ def outputs(pytester: pytest.Pytester) -> list[str]:
     """Names of the files in `outputs/` (but the plugin's manifest of what it wrote)."""
     out = pytester.path / "outputs"
     return sorted(p.name for p in out.iterdir() if p.name != MANIFEST) if out.is_dir() else []
+
+
+class StandIn(ScriptedModel):
+    """A stand-in for a real upstream on 127.0.0.1: accepts only the given bearer (and ChatGPT account id),
+    answers the Responses API like the scripted model, refuses some models as the ChatGPT backend does, and
+    remembers the headers of every request it got."""
+
+    def __init__(
+        self,
+        tokens: tuple[str, ...],
+        account_id: str | None = None,
+        refuse: tuple[str, ...] = (),
+        accept_file: Path | None = None,
+    ) -> None:
+        super().__init__(token=tokens[0])
+        self.tokens = tokens
+        self.accept_file = accept_file  # a token written there later is accepted too (a login refreshed mid-run)
+        self.account_id = account_id
+        self.refuse = refuse
+        self.seen: list[dict[str, str]] = []
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route(path, self._gate, methods=["POST"]) for path in ("/responses", "/v1/responses")])
+
+    async def _gate(self, request: Request) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.seen.append(headers)
+        account_ok = self.account_id is None or headers.get("chatgpt-account-id") == self.account_id
+        bearer = headers.get("authorization", "").removeprefix("Bearer ")
+        later = (self.accept_file.read_text(),) if self.accept_file is not None and self.accept_file.is_file() else ()
+        if bearer not in (*self.tokens, *later) or not account_ok:
+            return JSONResponse({"detail": "Unauthorized: invalid token or account"}, status_code=401)
+        model = json.loads(await request.body()).get("model")
+        if model in self.refuse:
+            message = f"The '{model}' model is not supported when using Codex with a ChatGPT account."
+            return JSONResponse({"detail": message}, status_code=400)
+        self.token = bearer  # the scripted model below checks the same bearer
+        return await self._responses(request)
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    """An unsigned JWT, as codex logins are read (nobody checks the signature)."""
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def chatgpt_login(
+    path: Path, *, expires_in: float = 3600, account: str = "acct-0000-c0de", plan: str = "plus"
+) -> dict[str, str]:
+    """Write a fake ChatGPT codex login (auth.json); return its tokens."""
+    claims = {"https://api.openai.com/auth": {"chatgpt_account_id": account, "chatgpt_plan_type": plan}}
+    tokens = {
+        "id_token": jwt({"email": "user@example.com", **claims}),
+        "access_token": jwt({"exp": int(time.time() + expires_in), "sub": "user-1", "nonce": os.urandom(4).hex()}),
+        "refresh_token": "rt-planted-refresh-" + os.urandom(8).hex(),
+        "account_id": account,
+    }
+    data = {"auth_mode": "chatgpt", "OPENAI_API_KEY": None, "tokens": tokens, "last_refresh": "2026-11-25T10:00:00Z"}
+    write(path, json.dumps(data, indent=2))
+    return tokens
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopRunner]:
+    runner = LoopRunner()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def upstream(loop: LoopRunner) -> Iterator[Callable[..., StandIn]]:
+    """Start stand-in upstreams on the test's loop: `upstream(tokens, account_id=..., refuse=...)`."""
+    started: list[StandIn] = []
+
+    def start(tokens: tuple[str, ...], **kwargs: Any) -> StandIn:
+        server = StandIn(tokens, **kwargs)
+        loop.run(server.start())
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        loop.run(server.stop())

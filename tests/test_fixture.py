@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from tests.conftest import outputs, run, write
+from tests.conftest import StandIn, outputs, run, write
 
 HAND_WRITTEN = """
 import os
@@ -27,7 +29,7 @@ def test_expected_model_runs(interllm_codex):
     assert call.exit_code == 0 and call.command.startswith("mkdir -p outputs && cat > outputs/hand.md")
     assert outcome.output_text.startswith("# Scenario 1: Copy logs")
     assert outcome.tokens_in > 0 and outcome.tokens_out > 0
-    assert outcome.cost_usd > 0  # estimated from the packaged price table
+    assert outcome.cost_usd == 0.0  # the scripted model: no spend
 
 
 def test_model_left_to_codex_config_is_a_mismatch(interllm_codex):
@@ -85,3 +87,27 @@ def test_explicit_model_beats_a_codex_config_default(project: pytest.Pytester, c
     # Scenario items always pass `model`, so codex's own default cannot take over.
     result = run(project, "--interllm", "input/list.md", "--interllm-codex-home", codex_home, "-k", "scenario_001")
     result.assert_outcomes(passed=1, deselected=2)
+
+
+def test_hand_written_tests_run_for_real_with_a_real_provider(
+    project: pytest.Pytester, upstream: Callable[..., StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `--interllm` lists the fixture still honours the provider: the audit proxy, the user's key."""
+    key = "sk-hand-written-real-key-0a9b8c7d6e"
+    server = upstream((key,))
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    project.makepyfile(
+        test_real="""
+PROMPT = "Scenario 1: Copy logs\\n\\nWrite the complete document to the file `outputs/real.md`."
+
+
+def test_real(interllm_codex):
+    outcome = interllm_codex.run(PROMPT, output_file="outputs/real.md", model="gpt-5-codex")
+    interllm_codex.check(outcome)
+    assert outcome.cost_usd > 0  # estimated from the packaged price table: this run spends
+    assert [r.status for r in outcome.requests] == [200, 200]
+"""
+    )
+    result = run(project, "test_real.py", "--interllm-provider", "openai", "--interllm-base-url", server.url)
+    result.assert_outcomes(passed=1)
+    assert len(server.seen) == 2 and {h["authorization"] for h in server.seen} == {f"Bearer {key}"}

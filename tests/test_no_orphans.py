@@ -28,10 +28,11 @@ def codex_pids(cwd: Path, wrapper: str | None = None) -> set[int]:
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            argv = (entry / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
             if wrapper is not None and argv[1:2] == [wrapper.encode()]:
                 argv = argv[1:]  # a script run by bash: [bash, script, mcp-server]
-            server = argv[0].endswith(wrapper.encode() if wrapper else b"codex") and argv[1:2] == [b"mcp-server"]
+            # Exactly `codex mcp-server`: not the `mcp-server --help` probe of the binary check.
+            server = argv[0].endswith(wrapper.encode() if wrapper else b"codex") and argv[1:] == [b"mcp-server"]
             if server and Path(os.readlink(entry / "cwd")) == cwd:
                 found.add(int(entry.name))
         except OSError:

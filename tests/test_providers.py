@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.report.redact import Redactor
 from pytest_interllm.runtime import LoopRunner
-from tests.conftest import run, write
+from tests.conftest import StandIn, run, write
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
 
@@ -107,13 +109,6 @@ def test_no_secret_reaches_a_cassette(project: pytest.Pytester, monkeypatch: pyt
     assert "planted-provider-token" not in text and "authorization" not in text.lower()
 
 
-@pytest.fixture
-def loop() -> LoopRunner:
-    runner = LoopRunner()
-    yield runner
-    runner.close()
-
-
 def test_proxy_refuses_requests_without_the_run_token(loop: LoopRunner, tmp_path: Path) -> None:
     upstream = ScriptedModel(token="sk-upstream-real-key-1234567890")
     loop.run(upstream.start())
@@ -179,24 +174,28 @@ def test_replay_records_show_in_the_jsonl(project: pytest.Pytester) -> None:
     assert record["tokens_in"] == first["tokens_in"] > 0  # the recorded usage, served back
 
 
-def test_openai_provider_against_a_local_compatible_server(
-    project: pytest.Pytester, loop: LoopRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def paid(project: pytest.Pytester, upstream: Callable[..., StandIn], monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    """A run that spends: OPENAI_API_KEY and OPENAI_BASE_URL point at a local OpenAI-compatible stand-in
+    (as a vLLM or Ollama server would), so the default provider is `openai`."""
     key = "sk-local-server-key-9f8e7d6c5b4a"
-    server = ScriptedModel(token=key)  # a stand-in for vLLM/Ollama: any OpenAI-compatible Responses server
-    loop.run(server.start())
-    try:
-        monkeypatch.setenv("OPENAI_API_KEY", key)
-        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        result = run(project, "--interllm", "input/list.md", "-rA")
-        result.assert_outcomes(passed=3)
-        result.stdout.fnmatch_lines(
-            [f"interllm: provider openai (audit proxy in front of {server.url}) (OPENAI_API_KEY is set)*"]
-        )
-        assert len(server.audit) == 6 and {r.status for r in server.audit} == {200}
-        assert key not in result.stdout.str()
-    finally:
-        loop.run(server.stop())
+    server = upstream((key,))
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    return server
+
+
+def test_openai_provider_against_a_local_compatible_server(project: pytest.Pytester, paid: StandIn) -> None:
+    result = run(project, "--interllm", "input/list.md", "-rA")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            f"interllm: provider openai (audit proxy in front of {paid.url} with API key sk-…5b4a from the "
+            "environment) (OPENAI_API_KEY is set)*"
+        ]
+    )
+    assert len(paid.audit) == 7 and {r.status for r in paid.audit} == {200}  # the preflight, 2 per scenario
+    assert paid.token not in result.stdout.str()
 
 
 def test_strict_provider_refuses_the_offline_fallback(project: pytest.Pytester) -> None:
@@ -209,7 +208,7 @@ def test_strict_provider_refuses_the_offline_fallback(project: pytest.Pytester) 
     )
 
 
-def test_cost_per_scenario_and_in_total_from_the_price_table(project: pytest.Pytester) -> None:
+def test_cost_per_scenario_and_in_total_from_the_price_table(project: pytest.Pytester, paid: StandIn) -> None:
     # One dollar per input token makes the estimate equal to the audited input tokens.
     write(project.path / "prices.yaml", "gpt-5-codex: {input: 1000000, output: 0}\n")
     result = run(
@@ -220,13 +219,33 @@ def test_cost_per_scenario_and_in_total_from_the_price_table(project: pytest.Pyt
     records = [json.loads(line) for line in log.read_text().splitlines()]
     for record in records:
         assert record["cost_usd"] == sum(r["input_tokens"] for r in record["requests"]) > 0
-    total = sum(r["cost_usd"] for r in records)
+    preflight = re.search(
+        r"interllm: preflight: gpt-5-codex answered HTTP 200 in .*s \((\d+) in /", result.stdout.str()
+    )
+    assert preflight
+    total = sum(r["cost_usd"] for r in records) + int(preflight.group(1))  # the preflight is spend too
     result.stdout.fnmatch_lines([f"interllm: tokens * in / * out, estimated cost ${total:.4f} (prices: */prices.yaml)"])
     assert f"| ${records[0]['cost_usd']:.4f} |" in (project.path / "summary.md").read_text()
 
 
-def test_budget_exhaustion_skips_the_rest_with_the_reason(project: pytest.Pytester) -> None:
-    result = run(project, "--interllm", "input/list.md", "--interllm-budget", "0.001", "-rs")
+def test_a_run_on_the_scripted_model_or_cassettes_spends_nothing(project: pytest.Pytester) -> None:
+    offline = run(project, "--interllm", "input/list.md", "--interllm-summary", "summary.md", "-k", "scenario_001")
+    offline.assert_outcomes(passed=1, deselected=2)
+    offline.stdout.fnmatch_lines(["interllm: tokens * in / * out, no spend: scripted model"])
+    summary = (project.path / "summary.md").read_text()
+    assert "no spend: scripted model" in summary and "$" not in summary and "| — |" in summary
+    [record] = log_of(offline, project)
+    assert record["cost_usd"] is None and record["tokens_in"] > 0
+    run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
+    replayed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay", "-k", "scenario_001")
+    replayed.stdout.fnmatch_lines(["interllm: tokens * in / * out, no spend: replayed from cassettes"])
+    assert "$" not in "".join(line for line in replayed.outlines if line.startswith("interllm:"))
+
+
+def test_budget_exhaustion_skips_the_rest_with_the_reason(project: pytest.Pytester, paid: StandIn) -> None:
+    result = run(
+        project, "--interllm", "input/list.md", "--interllm-budget", "0.001", "-rs", "--interllm-preflight", "off"
+    )
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(
         [
@@ -257,16 +276,20 @@ def test_budget_ledger_is_one_tally_for_all_workers(tmp_path: Path) -> None:
     assert json.loads(ledger.read_text()) == {"spent": pytest.approx(0.014), "scenarios": 2, "reserved": 0.007}
 
 
-def test_budget_under_xdist_is_shared_not_split(project: pytest.Pytester) -> None:
+def test_budget_under_xdist_is_shared_not_split(project: pytest.Pytester, paid: StandIn) -> None:
     """Six scenarios of equal cost c on two workers with a budget of 3.5c: shared, three run. Split per worker
     (1.75c each), only two would."""
     write(project.path / "input" / "list.md", "".join(f"- Copy partner bucket {n} to the archive\n" for n in range(6)))
-    run(project, "--interllm", "input/list.md", "-k", "scenario_001").assert_outcomes(passed=1, deselected=5)
+    no_preflight = ("--interllm-preflight", "off")
+    run(project, "--interllm", "input/list.md", "-k", "scenario_001", *no_preflight).assert_outcomes(
+        passed=1, deselected=5
+    )
     (log,) = (project.path / "logs").glob("run-*.jsonl")
     cost = json.loads(log.read_text().splitlines()[0])["cost_usd"]
     assert cost > 0
     shutil.rmtree(project.path / "logs")
-    result = run(project, "--interllm", "input/list.md", "--interllm-budget", f"{3.5 * cost:.6f}", "-n", "2", "-rs")
+    budget = ("--interllm-budget", f"{3.5 * cost:.6f}")
+    result = run(project, "--interllm", "input/list.md", *budget, "-n", "2", "-rs", *no_preflight)
     result.assert_outcomes(passed=3, skipped=3)
     result.stdout.fnmatch_lines(["*interllm budget of $0.0* reached: $0.0* spent on * scenarios*"])
     assert len(list((project.path / "outputs").glob("scenario_*.md"))) == 3

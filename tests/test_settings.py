@@ -96,12 +96,14 @@ def test_header_names_provider_model_and_codex(project: pytest.Pytester) -> None
         (
             [],
             "sk-header-test-0123456789abcdef",
-            "openai (audit proxy in front of the OpenAI API) (OPENAI_API_KEY is set), expected*",
+            "openai (audit proxy in front of https://api.openai.com/v1 with API key sk-…cdef from the environment) "
+            "(OPENAI_API_KEY is set), expected*",
         ),
         (
             ["--interllm-provider", "openai"],
             "sk-header-test-0123456789abcdef",
-            "openai (audit proxy in front of the OpenAI API), expected*",
+            "openai (audit proxy in front of https://api.openai.com/v1 with API key sk-…cdef from the environment), "
+            "expected*",
         ),
         (
             ["--interllm-provider", "offline"],

@@ -13,6 +13,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pytest_interllm.providers.audit import AuditRecord, audit_request
+from pytest_interllm.providers.credentials import Credential, CredentialError
 from pytest_interllm.providers.scripted import _texts
 from pytest_interllm.providers.server import LocalServer
 from pytest_interllm.report.redact import Redactor
@@ -32,6 +34,25 @@ from pytest_interllm.report.redact import Redactor
 RECORD_MODES = ("once", "new_episodes", "none", "all")
 MISMATCH_STATUS = 409
 _ENV_CONTEXT = "<environment_context>"
+# Not forwarded upstream: hop-by-hop headers, what httpx sets itself, and codex's run token (ours, not theirs).
+_DROPPED = frozenset(
+    {
+        "authorization",
+        "connection",
+        "content-length",
+        "host",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "accept-encoding",
+        "chatgpt-account-id",
+    }
+)
+PREFLIGHT = ("_preflight", "preflight")  # the audit's scenario label of the preflight request
 
 
 def _prompt_of(body: dict[str, Any]) -> str:
@@ -51,6 +72,22 @@ def match_key(body: dict[str, Any]) -> dict[str, Any]:
         "tool_outputs": outputs,
         "stream": bool(body.get("stream")),
     }
+
+
+def _error_text(content: bytes) -> str:
+    """The provider's own words for a refusal: `error.message`, `detail`, or the start of the body."""
+    text = content.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:300]
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if data.get("detail"):
+            return str(data["detail"])
+    return text.strip()[:300]
 
 
 def usage_of(status: int, content: bytes) -> tuple[int, int]:
@@ -110,11 +147,13 @@ class AuditProxy(LocalServer):
         max_concurrency: int | None = None,
         redactor: Redactor | None = None,
         token: str | None = None,
+        credential: Credential | None = None,
     ) -> None:
         super().__init__()
         self.token = token or secrets.token_urlsafe(24)
         self.upstream_url = upstream_url.rstrip("/") if upstream_url else None
         self.upstream_key = upstream_key
+        self.credential = credential  # the user's own, read on each upstream request
         self.cassettes = cassettes
         self.record_mode = record_mode
         self.redactor = redactor or Redactor()
@@ -134,6 +173,7 @@ class AuditProxy(LocalServer):
             routes=[
                 Route("/s/{stem}/{label}/v1/responses", self._responses, methods=["POST"]),
                 Route("/_interllm/begin/{stem}/{label}", self._begin, methods=["POST"]),
+                Route("/_interllm/preflight", self._preflight, methods=["POST"]),
                 Route("/_interllm/audit/{stem}/{label}", self._audit, methods=["GET"]),
             ]
         )
@@ -210,7 +250,7 @@ class AuditProxy(LocalServer):
         if replayed is not None:
             status, content_type, content = replayed
         else:
-            status, content_type, content = await self._forward(raw)
+            status, content_type, content = await self._forward(raw, request.headers)
             self._store(key, index, body, status, content_type, content)
         tin, tout = usage_of(status, content)
         self._record(request, start, model, status, tin, tout, replayed=replayed is not None)
@@ -246,35 +286,100 @@ class AuditProxy(LocalServer):
         response = recorded["response"]
         return int(response["status"]), str(response["content_type"]), str(response["body"]).encode("utf-8")
 
-    async def _forward(self, raw: bytes) -> tuple[int, str, bytes]:
-        """Send the request upstream with the real key, honouring Retry-After on 429 (bounded)."""
-        assert self._client is not None
+    def _upstream_headers(self, incoming: Mapping[str, str]) -> dict[str, str] | str:
+        """Codex's own headers (user-agent, originator, session-id, ...) with the user's credential instead of our
+        run token; or why no request may go upstream now (a login that has expired)."""
+        headers = {k: v for k, v in incoming.items() if k.lower() not in _DROPPED}
+        headers.setdefault("content-type", "application/json")
+        headers.setdefault("accept", "text/event-stream")
+        if self.credential is not None:
+            try:
+                login = self.credential.read()  # anew each time: a login refreshed in another terminal counts
+            except CredentialError as exc:
+                return str(exc)
+            if login.expired():
+                return login.expired_message()
+            headers.update(login.headers())
+        elif self.upstream_key:
+            headers["authorization"] = f"Bearer {self.upstream_key}"
+        return headers
+
+    async def _send(self, raw: bytes, headers: dict[str, str]) -> httpx.Response:
+        """One upstream request under the concurrency limit (raises `httpx.HTTPError`)."""
+        assert self._client is not None and self.upstream_url is not None
+        if self._semaphore is not None:
+            await self._semaphore.acquire()
+        began = time.time()
+        try:
+            self.upstream_requests += 1
+            reply = await self._client.post(f"{self.upstream_url}/responses", content=raw, headers=headers)
+            await reply.aread()
+            return reply
+        finally:
+            with self._lock:
+                self.windows.append((began, time.time()))
+            if self._semaphore is not None:
+                self._semaphore.release()
+
+    async def _forward(self, raw: bytes, incoming: Mapping[str, str]) -> tuple[int, str, bytes]:
+        """Send the request upstream with the user's credential, honouring Retry-After on 429 (bounded)."""
         if self.upstream_url is None:
             body = json.dumps({"error": {"message": "replay only: nothing is sent upstream"}}).encode()
             return 502, "application/json", body
-        headers = {"content-type": "application/json", "accept": "text/event-stream"}
-        if self.upstream_key:
-            headers["authorization"] = f"Bearer {self.upstream_key}"
+        headers = self._upstream_headers(incoming)
+        if isinstance(headers, str):  # nothing is sent: codex gets the reason as the provider's refusal
+            return 401, "application/json", json.dumps({"error": {"message": headers, "type": "login"}}).encode()
         for attempt in range(4):
-            if self._semaphore is not None:
-                await self._semaphore.acquire()
-            began = time.time()
             try:
-                self.upstream_requests += 1
-                reply = await self._client.post(f"{self.upstream_url}/responses", content=raw, headers=headers)
-                content = reply.content
+                reply = await self._send(raw, headers)
             except httpx.HTTPError as exc:
-                return 502, "application/json", json.dumps({"error": {"message": f"upstream: {exc}"}}).encode()
-            finally:
-                with self._lock:
-                    self.windows.append((began, time.time()))
-                if self._semaphore is not None:
-                    self._semaphore.release()
+                message = f"upstream {self.upstream_url}: {type(exc).__name__}: {exc}"
+                return 502, "application/json", json.dumps({"error": {"message": message}}).encode()
             if reply.status_code == 429 and attempt < 3:
                 await asyncio.sleep(min(float(reply.headers.get("retry-after", "1") or 1), 30.0))
                 continue
-            return reply.status_code, reply.headers.get("content-type", "application/json"), content
+            return reply.status_code, reply.headers.get("content-type", "application/json"), reply.content
         return 429, "application/json", b"{}"
+
+    async def _preflight(self, request: Request) -> Response:
+        """One minimal request with the run's model, before any scenario: does the credential work, and does the
+        upstream serve this model? Audited (scenario `_preflight/preflight`), never recorded in a cassette."""
+        if not self._authorized(request):
+            return JSONResponse({"error": {"message": "unauthorized"}}, status_code=401)
+        start = time.monotonic()
+        model = str((await request.json()).get("model") or "")
+        body = {
+            "model": model,
+            "instructions": "You are a connectivity check. Reply with the single word OK.",
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Reply OK."}]}],
+            "tools": [],
+            "tool_choice": "auto",
+            "parallel_tool_calls": False,
+            "store": False,
+            "stream": True,
+        }
+        answer: dict[str, Any] = {"model": model, "upstream": self.upstream_url}
+        headers = self._upstream_headers({"user-agent": "pytest-interllm preflight"})
+        if isinstance(headers, str):
+            answer.update(status=401, text=headers, local=True)
+            return JSONResponse(answer)
+        try:
+            reply = await self._send(json.dumps(body).encode(), headers)
+        except httpx.HTTPError as exc:
+            answer.update(status=0, text=f"{type(exc).__name__}: {exc}")
+            return JSONResponse(answer)
+        tin, tout = usage_of(reply.status_code, reply.content)
+        record = audit_request(request, start, model, reply.status_code, tin, tout, scenario="/".join(PREFLIGHT))
+        with self._lock:
+            self.audit.append(record)
+        answer.update(
+            status=reply.status_code,
+            text=_error_text(reply.content) if reply.status_code >= 400 else "",
+            input_tokens=tin,
+            output_tokens=tout,
+            latency=round(record.latency, 3),
+        )
+        return JSONResponse(answer)
 
     def _store(
         self, key: tuple[str, str], index: int, body: dict[str, Any], status: int, content_type: str, content: bytes

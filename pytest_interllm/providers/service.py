@@ -14,25 +14,29 @@ from urllib.parse import quote
 import httpx2 as httpx
 
 from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.providers.credentials import OPENAI_URL, Credential
 from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.report.redact import Redactor
 from pytest_interllm.runtime import LoopRunner
 
-OPENAI_URL = "https://api.openai.com/v1"
-
 
 @dataclass(frozen=True)
 class ProviderPlan:
-    """Where requests go for a provider: upstream URL and key, cassettes, record mode."""
+    """Where requests go for a provider: upstream URL and credential, cassettes, record mode."""
 
     provider: str
-    upstream: str  # "scripted", "openai" or a base URL, for the header
+    upstream: str  # "scripted", "none" (replay) or the upstream URL, for the header
     upstream_url: str | None
-    upstream_key: str | None
+    credential: Credential | None
     record_mode: str | None
     cassette_dir: Path | None
     max_concurrency: int | None
+
+    @property
+    def real(self) -> bool:
+        """Whether requests may reach a real model (and cost money): not the scripted model, not replay only."""
+        return self.upstream_url is not None and self.upstream != "scripted" and self.record_mode != "none"
 
 
 class ProviderService:
@@ -42,7 +46,7 @@ class ProviderService:
         self.plan = plan
         self.runner = LoopRunner()
         self.scripted: ScriptedModel | None = None
-        upstream_url, upstream_key = plan.upstream_url, plan.upstream_key
+        upstream_url, upstream_key = plan.upstream_url, None
         if plan.upstream == "scripted":
             self.scripted = ScriptedModel(latency=latency)
             self.runner.run(self.scripted.start(), 30)
@@ -56,6 +60,7 @@ class ProviderService:
             max_concurrency=plan.max_concurrency,
             redactor=redactor,
             token=os.environ.get("INTERLLM_PROVIDER_TOKEN") or None,  # fixed by hand to debug with curl
+            credential=plan.credential,
         )
         self.runner.run(self.proxy.start(), 30)
 
@@ -110,30 +115,51 @@ class ProxyClient:
         names = {f.name for f in fields(AuditRecord)}
         return [AuditRecord(**{k: v for k, v in row.items() if k in names}) for row in reply.json()["records"]]
 
+    def preflight(self, model: str) -> dict[str, Any]:
+        """One minimal request with `model` through the proxy to the real upstream (see `AuditProxy._preflight`)."""
+        reply = self._http.post(f"{self.root}/_interllm/preflight", json={"model": model}, timeout=300)
+        reply.raise_for_status()
+        answer: dict[str, Any] = reply.json()
+        return answer
+
     def close(self) -> None:
         self._http.close()
 
 
-def plan_for(settings: Any, environ: Any = None) -> ProviderPlan | None:
-    """The proxy plan of the configured provider, or None for the in-worker scripted model (`offline`)."""
-    env = os.environ if environ is None else environ
+def plan_for(settings: Any, credential: Credential | None) -> ProviderPlan | None:
+    """The proxy plan of the configured provider, or None for the in-worker scripted model (`offline`).
+
+    `openai` needs a credential or a base URL; `record` records from a real upstream when it has either, else
+    from the built-in scripted model; `replay` sends nothing upstream.
+    """
+    limit = settings.max_concurrency
     if settings.provider == "offline":
         return None
-    key = env.get("OPENAI_API_KEY") or None
-    base = settings.base_url
-    if settings.provider == "openai":
-        return ProviderPlan("openai", base or "openai", base or OPENAI_URL, key, None, None, settings.max_concurrency)
-    cassettes = settings.cassette_dir
     if settings.provider == "replay":
-        return ProviderPlan("replay", "none", None, None, "none", cassettes, settings.max_concurrency)
-    if base or key:
-        return ProviderPlan(
-            "record",
-            base or "openai",
-            base or OPENAI_URL,
-            key,
-            settings.record_mode,
-            cassettes,
-            settings.max_concurrency,
+        return ProviderPlan("replay", "none", None, None, "none", settings.cassette_dir, limit)
+    base = settings.base_url.rstrip("/") if settings.base_url else None
+    mode = settings.record_mode if settings.provider == "record" else None
+    cassettes = settings.cassette_dir if settings.provider == "record" else None
+    if base or credential is not None or settings.provider == "openai":
+        url = base or (credential.default_upstream if credential is not None else OPENAI_URL)
+        return ProviderPlan(settings.provider, url, url, credential, mode, cassettes, limit)
+    return ProviderPlan("record", "scripted", None, None, mode, cassettes, limit)
+
+
+def preflight_problem(answer: dict[str, Any], credential: str) -> str | None:
+    """Why the run must not start after the preflight's answer (a usage error's text), or None."""
+    status, text, model = int(answer.get("status") or 0), str(answer.get("text") or ""), answer.get("model")
+    upstream = answer.get("upstream")
+    skip = " (--interllm-preflight off skips this check)"
+    if status == 0:
+        return f"preflight: cannot reach {upstream}: {text}{skip}"
+    if status in (401, 403):
+        return (
+            f"preflight: {upstream} refused the credential, {credential}: HTTP {status}: {text}. Check the key, or "
+            f"sign codex in again with `codex login`{skip}"
         )
-    return ProviderPlan("record", "scripted", None, None, settings.record_mode, cassettes, settings.max_concurrency)
+    if status == 400 and "model" in text.lower():
+        return f"preflight: {upstream} does not serve the model {model!r}: HTTP 400: {text}{skip}"
+    if status >= 400:
+        return f"preflight: {upstream} answered HTTP {status}: {text}{skip}"
+    return None

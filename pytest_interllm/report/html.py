@@ -98,8 +98,8 @@ def render(record: dict[str, Any]) -> str:
         parts.append(_section("failure details", _pre(record["failure"]), open_=True))
     facts = (
         f"duration {record['duration']:.2f}s · tokens {record['tokens_in']} in / {record['tokens_out']} out"
-        f" · estimated cost ${record['cost_usd']:.4f}"
-        f" · attempts {record['attempts']} · provider retries {record['provider_retries']}"
+        + (" · no spend" if record["cost_usd"] is None else f" · estimated cost ${record['cost_usd']:.4f}")
+        + f" · attempts {record['attempts']} · provider retries {record['provider_retries']}"
         + (f" · fault {record['fault']}" if record["fault"] else "")
     )
     parts.append(f"<p>{escape(facts)}</p>")

@@ -25,6 +25,7 @@ def build(
     result: str,
     failure: str | None,
     expected_model: str,
+    free: bool = False,
 ) -> dict[str, Any]:
     """The record of one scenario, pass or fail; `outcome` is None when it never reached codex."""
     record: dict[str, Any] = {
@@ -55,7 +56,7 @@ def build(
         "attempts": 1,
         "provider_retries": 0,
         "thread_id": None,
-        "cost_usd": 0.0,
+        "cost_usd": None if free else 0.0,
     }
     if outcome is None:
         return record
@@ -102,7 +103,7 @@ def build(
         attempts=outcome.attempts,
         provider_retries=outcome.provider_retries,
         thread_id=outcome.thread_id,
-        cost_usd=round(outcome.cost_usd, 6),
+        cost_usd=None if free else round(outcome.cost_usd, 6),
     )
     if outcome.spans or outcome.orchestrator_requests:
         record.update(

@@ -12,6 +12,7 @@ _PATTERNS = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{12,}"),
     re.compile(r"(?i)(authorization:\s*bearer\s+)[^\s\"']+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.=]{16,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),  # a JWT (a login's tokens)
 )
 MASK = "[REDACTED]"
 
@@ -26,6 +27,10 @@ class Redactor:
     def from_environ(cls, environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> Redactor:
         env = os.environ if environ is None else environ
         return cls([v for k, v in env.items() if _SECRET_NAME.search(k)] + list(extra))
+
+    def add(self, values: Iterable[str]) -> None:
+        """Mask these values too (the tokens of a login file, read at start)."""
+        self.values = sorted({*self.values, *(v for v in values if len(v) >= 8)}, key=len, reverse=True)
 
     def text(self, value: str) -> str:
         for secret in self.values:

@@ -1,0 +1,212 @@
+"""The user's own credential for real runs: an API key, or their codex login (`auth.json`), only ever read.
+
+Codex never holds it: the audit proxy reads the login on each upstream request (so a login refreshed in
+another terminal is picked up) and sets the upstream headers itself. The plugin never writes auth.json and
+never refreshes a token: codex refreshes by rewriting the file, and a used refresh token can sign the user
+out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OPENAI_URL = "https://api.openai.com/v1"
+CHATGPT_URL = "https://chatgpt.com/backend-api/codex"
+AUTH_MODES = ("auto", "api-key", "codex-login")
+_CLAIMS = "https://api.openai.com/auth"
+
+
+class CredentialError(Exception):
+    """No usable credential, or a login that cannot be used (expired, unreadable), naming where it looked."""
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (codex does not verify them either); {} when it is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _tail(secret: str) -> str:
+    return f"…{secret[-4:]}" if len(secret) >= 12 else "…"
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+
+@dataclass(frozen=True)
+class Login:
+    """What one read of the credential gives: the upstream headers and what may be shown of it."""
+
+    kind: str  # "api-key" or "chatgpt"
+    bearer: str
+    account_id: str | None = None
+    plan: str | None = None
+    expires: float | None = None  # the access token's JWT `exp`
+
+    def headers(self) -> dict[str, str]:
+        headers = {"authorization": f"Bearer {self.bearer}"}
+        if self.account_id:
+            headers["chatgpt-account-id"] = self.account_id
+        return headers
+
+    def secrets(self) -> list[str]:
+        return [self.bearer]
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires is not None and self.expires <= (time.time() if now is None else now)
+
+    def expired_message(self) -> str:
+        return (
+            f"your codex login expired on {_when(self.expires or 0)}: run `codex login` in a terminal and start "
+            "again (the plugin never refreshes a login: a used refresh token can sign you out)"
+        )
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Where the run's credential comes from; `read()` gives the current `Login` (a login file is read anew)."""
+
+    kind: str  # "api-key" (a key from the environment) or "codex-login" (an auth.json)
+    origin: str  # for people: "OPENAI_API_KEY from .env", "codex login /home/u/.codex/auth.json"
+    key: str | None = None
+    auth_file: Path | None = None
+
+    def read(self) -> Login:
+        """The credential as it is now; raises `CredentialError` naming the file when it cannot be used."""
+        if self.key is not None:
+            return Login("api-key", self.key)
+        assert self.auth_file is not None
+        return read_login(self.auth_file)
+
+    @property
+    def default_upstream(self) -> str:
+        """Where this credential is accepted: the ChatGPT backend for a ChatGPT login, else the OpenAI API."""
+        try:
+            kind = self.read().kind
+        except CredentialError:
+            kind = "api-key"
+        return CHATGPT_URL if kind == "chatgpt" else OPENAI_URL
+
+    def describe(self) -> str:
+        """What the credential is, never the secret: "ChatGPT login (plan plus, account …c0de) from …"."""
+        try:
+            login = self.read()
+        except CredentialError as exc:
+            return f"{self.origin} (unusable: {exc})"
+        if login.kind == "chatgpt":
+            facts = [f"plan {login.plan}"] if login.plan else []
+            facts += [f"account {_tail(login.account_id)}"] if login.account_id else []
+            facts += [f"expires {_when(login.expires)}"] if login.expires else []
+            return f"ChatGPT login ({', '.join(facts)}) from {self.origin}"
+        where = self.origin.removeprefix("OPENAI_API_KEY ") if self.key is not None else f"from {self.origin}"
+        return f"API key sk-{_tail(login.bearer)} {where}" if login.bearer.startswith("sk-") else f"API key {where}"
+
+
+def read_login(path: Path) -> Login:
+    """A codex `auth.json`: a ChatGPT login (tokens) or an API key stored by `codex login --api-key`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CredentialError(f"{path}: cannot read the codex login: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CredentialError(f"{path}: not a codex login (invalid JSON: {exc})") from None
+    if not isinstance(data, dict):
+        raise CredentialError(f"{path}: not a codex login (expected a JSON object)")
+    tokens = data.get("tokens") if isinstance(data.get("tokens"), dict) else None
+    key = data.get("OPENAI_API_KEY")
+    if isinstance(key, str) and key and (data.get("auth_mode") in (None, "apikey", "api_key") or tokens is None):
+        return Login("api-key", key)
+    access = tokens.get("access_token") if tokens else None
+    if not isinstance(access, str) or not access:
+        raise CredentialError(f"{path}: the codex login holds neither tokens nor an API key: run `codex login`")
+    id_claims = jwt_claims(str(tokens.get("id_token") or "")).get(_CLAIMS) if tokens else None
+    id_claims = id_claims if isinstance(id_claims, dict) else {}
+    account = tokens.get("account_id") if tokens else None
+    exp = jwt_claims(access).get("exp")
+    return Login(
+        "chatgpt",
+        access,
+        account_id=str(account or id_claims.get("chatgpt_account_id") or "") or None,
+        plan=str(id_claims.get("chatgpt_plan_type") or "") or None,
+        expires=float(exp) if isinstance(exp, int | float) else None,
+    )
+
+
+def login_files(explicit: Path | None, environ: Mapping[str, str]) -> list[Path]:
+    """Where a codex login is looked for: the explicit file, else `$CODEX_HOME/auth.json`, `~/.codex/auth.json`."""
+    if explicit is not None:
+        return [explicit]
+    found = [Path(environ["CODEX_HOME"]).expanduser() / "auth.json"] if environ.get("CODEX_HOME") else []
+    home = Path(environ.get("HOME") or Path.home())
+    return [*found, home / ".codex" / "auth.json"]
+
+
+def resolve(
+    mode: str, auth_file: Path | None, environ: Mapping[str, str], from_dotenv: frozenset[str] = frozenset()
+) -> Credential | None:
+    """The run's credential for `--interllm-auth MODE`, or None (auto, and nothing found)."""
+    key = environ.get("OPENAI_API_KEY")
+    if mode in ("auto", "api-key") and key:
+        where = "from .env" if "OPENAI_API_KEY" in from_dotenv else "from the environment"
+        return Credential("api-key", f"OPENAI_API_KEY {where}", key=key)
+    if mode == "api-key":
+        raise CredentialError("--interllm-auth api-key: OPENAI_API_KEY is not set (in the environment or .env)")
+    candidates = login_files(auth_file, environ)
+    for path in candidates:
+        if path.is_file():
+            return Credential("codex-login", f"codex login {path}", auth_file=path)
+    if mode == "codex-login":
+        tried = ", ".join(str(p) for p in candidates)
+        raise CredentialError(
+            f"--interllm-auth codex-login: no codex login found (looked for {tried}): run `codex login`"
+        )
+    return None
+
+
+def for_run(settings: Any, environ: Mapping[str, str], from_dotenv: frozenset[str] = frozenset()) -> Credential | None:
+    """The credential a real provider of this run uses, checked once at start; raises `CredentialError`."""
+    if settings.provider in ("offline", "replay"):
+        return None
+    credential = resolve(settings.auth, settings.auth_file, environ, from_dotenv)
+    if credential is None and settings.provider == "openai" and not settings.base_url:
+        tried = ", ".join(str(p) for p in login_files(settings.auth_file, environ))
+        raise CredentialError(
+            "--interllm-provider openai: no credential: set OPENAI_API_KEY (environment or .env), or sign codex in "
+            f"with `codex login` (looked for {tried}), or give --interllm-base-url for a local server"
+        )
+    if credential is not None:
+        login = credential.read()
+        if login.expired():
+            raise CredentialError(login.expired_message())
+    return credential
+
+
+def login_secrets(credential: Credential | None) -> list[str]:
+    """Every token of the credential's login file (access, refresh, id) and its key: never to be written."""
+    if credential is None:
+        return []
+    if credential.key is not None:
+        return [credential.key]
+    try:
+        data = json.loads(credential.auth_file.read_text(encoding="utf-8")) if credential.auth_file else {}
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    tokens = data.get("tokens")
+    values = [v for v in tokens.values() if isinstance(v, str) and len(v) >= 16] if isinstance(tokens, dict) else []
+    key = data.get("OPENAI_API_KEY")
+    return values + ([key] if isinstance(key, str) and key else [])

@@ -1,0 +1,173 @@
+"""Real runs with the user's own codex login or API key, against a stand-in upstream on 127.0.0.1.
+
+The stand-in accepts only the fake login's access token and account id, so a pass proves the audit proxy
+forwarded the user's credential (codex itself holds only the run's token).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import StandIn, chatgpt_login, outputs, run, write
+
+OPENAI = ("--interllm", "input/list.md", "--interllm-provider", "openai")
+
+
+def login_path(project: pytest.Pytester) -> Path:
+    """`~/.codex/auth.json`: pytester points HOME at the test's directory."""
+    return project.path / ".codex" / "auth.json"
+
+
+def written_files(root: Path) -> dict[Path, bytes]:
+    """Every file of the project but the user's own login."""
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and ".codex" not in p.parts}
+
+
+def test_a_chatgpt_login_runs_for_real_and_is_never_written_or_leaked(
+    project: pytest.Pytester, upstream: Callable[..., StandIn]
+) -> None:
+    tokens = chatgpt_login(login_path(project))
+    before = login_path(project).read_bytes()
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"])
+    base = f"http://127.0.0.1:{server.port}"
+    result = run(project, *OPENAI, "--interllm-base-url", base, "--html=reports/r.html", "--junitxml=reports/j.xml")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            f"interllm: provider openai (audit proxy in front of {base} with ChatGPT login (plan plus, account …c0de, "
+            f"expires *) from codex login {login_path(project)})*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["interllm: preflight: gpt-5-codex answered HTTP 200 in *"])
+    # 1 preflight + 2 requests per scenario, each with the login's token and account id and codex's own headers.
+    assert len(server.seen) == 7
+    assert {h["authorization"] for h in server.seen} == {f"Bearer {tokens['access_token']}"}
+    assert {h["chatgpt-account-id"] for h in server.seen} == {tokens["account_id"]}
+    codex = [h for h in server.seen if h["user-agent"].startswith("codex_cli_rs/")]
+    assert len(codex) == 6 and all(h.get("session-id") and h.get("originator") for h in codex)
+    assert login_path(project).read_bytes() == before  # never written, never refreshed
+    for path, data in written_files(project.path).items():
+        for secret in tokens.values():
+            if len(secret) > 16:
+                assert secret.encode() not in data, path
+    assert outputs(project) == ["scenario_001.md", "scenario_002.md", "scenario_003.md"]
+
+
+def test_an_api_key_stored_by_codex_login_works_the_same(
+    project: pytest.Pytester, upstream: Callable[..., StandIn]
+) -> None:
+    key = "sk-proj-planted-login-key-7f6e5d4c3b2a"
+    write(login_path(project), json.dumps({"OPENAI_API_KEY": key}))
+    server = upstream((key,))
+    result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}/v1", "-k", "scenario_001")
+    result.assert_outcomes(passed=1, deselected=2)
+    line = (
+        "interllm: provider openai (audit proxy in front of * with "
+        f"API key sk-…3b2a from codex login {login_path(project)})*"
+    )
+    result.stdout.fnmatch_lines([line])
+    assert {h["authorization"] for h in server.seen} == {f"Bearer {key}"} and len(server.seen) == 3
+    assert key not in result.stdout.str()
+
+
+def test_a_model_the_upstream_does_not_serve_stops_the_run_before_any_scenario(
+    project: pytest.Pytester, upstream: Callable[..., StandIn]
+) -> None:
+    tokens = chatgpt_login(login_path(project))
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"], refuse=("gpt-5-codex",))
+    result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: pytest-interllm: preflight: http://127.0.0.1:* does not serve the model 'gpt-5-codex': HTTP 400: "
+            "The 'gpt-5-codex' model is not supported when using Codex with a ChatGPT account. (--interllm-preflight "
+            "off skips this check)"
+        ]
+    )
+    assert "START scenario" not in result.stdout.str() and outputs(project) == []
+    assert len(server.seen) == 1  # the preflight alone
+
+
+def test_without_the_preflight_each_scenario_fails_as_a_provider_error(
+    project: pytest.Pytester, upstream: Callable[..., StandIn]
+) -> None:
+    tokens = chatgpt_login(login_path(project))
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"], refuse=("gpt-5-codex",))
+    base = f"http://127.0.0.1:{server.port}"
+    result = run(project, *OPENAI, "--interllm-base-url", base, "--interllm-preflight", "off", "-k", "scenario_001")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(
+        ["[[]provider-error[]] the provider does not serve gpt-5-codex: *The 'gpt-5-codex' model is not supported*"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            "wrong-account",
+            "preflight: http://127.0.0.1:* refused the credential, ChatGPT login (plan plus, account "
+            "…c0de, expires *) from codex login */.codex/auth.json: HTTP 401: Unauthorized: invalid token or account*",
+        ),
+        ("closed-port", "preflight: cannot reach http://127.0.0.1:1: ConnectError*"),
+    ],
+)
+def test_a_refused_or_unreachable_upstream_stops_the_run(
+    project: pytest.Pytester, upstream: Callable[..., StandIn], make: str, message: str
+) -> None:
+    tokens = chatgpt_login(login_path(project))
+    server = upstream((tokens["access_token"],), account_id="acct-someone-else")
+    base = "http://127.0.0.1:1" if make == "closed-port" else f"http://127.0.0.1:{server.port}"
+    result = run(project, *OPENAI, "--interllm-base-url", base)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-interllm: {message}"])
+    assert "START scenario" not in result.stdout.str()
+
+
+def test_an_expired_login_is_one_usage_error_and_nothing_is_sent(
+    project: pytest.Pytester, upstream: Callable[..., StandIn]
+) -> None:
+    tokens = chatgpt_login(login_path(project), expires_in=-3600)
+    before = login_path(project).read_bytes()
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"])
+    result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest-interllm: your codex login expired on 20??-??-?? ??:?? UTC: run `codex login` in a terminal*"]
+    )
+    assert server.seen == [] and login_path(project).read_bytes() == before
+    assert "START scenario" not in result.stdout.str()
+
+
+def test_the_login_is_read_anew_for_each_request(project: pytest.Pytester, upstream: Callable[..., StandIn]) -> None:
+    """Refreshed in another terminal after scenario 1: the new token is used. Expired after scenario 2: scenario 3
+    fails as a provider error with the hint, and the expired token never leaves the machine."""
+    first = chatgpt_login(login_path(project))
+    project.makeconftest(
+        "import json, pathlib, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
+        "from tests.conftest import chatgpt_login\n"
+        "def pytest_runtest_logreport(report):\n"
+        "    if report.when != 'call':\n"
+        "        return\n"
+        "    path = pathlib.Path('.codex/auth.json')\n"
+        "    if 'scenario_001' in report.nodeid:\n"
+        "        tokens = chatgpt_login(path)\n"
+        "        pathlib.Path('refreshed.txt').write_text(tokens['access_token'])\n"
+        "    elif 'scenario_002' in report.nodeid:\n"
+        "        chatgpt_login(path, expires_in=-60)\n"
+    )
+    accepted = project.path / "refreshed.txt"
+    server = upstream((first["access_token"],), account_id=first["account_id"], accept_file=accepted)
+    result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        ["[[]provider-error[]] codex returned HTTP 401: *your codex login expired on * run `codex login`*"]
+    )
+    used = [h["authorization"].removeprefix("Bearer ") for h in server.seen]
+    assert used[:3] == [first["access_token"]] * 3  # preflight and scenario 1
+    assert used[3:] == [accepted.read_text()] * 2  # scenario 2; scenario 3's requests never left
