@@ -171,3 +171,102 @@ def test_the_login_is_read_anew_for_each_request(project: pytest.Pytester, upstr
     used = [h["authorization"].removeprefix("Bearer ") for h in server.seen]
     assert used[:3] == [first["access_token"]] * 3  # preflight and scenario 1
     assert used[3:] == [accepted.read_text()] * 2  # scenario 2; scenario 3's requests never left
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--interllm-auth", "token"],
+            {},
+            "ERROR: --interllm-auth: unknown value 'token' (choose from auto, api-key, codex-login)",
+        ),
+        (
+            ["--interllm-auth", "api-key"],
+            {},
+            "ERROR: pytest-interllm: --interllm-auth api-key: OPENAI_API_KEY is not set (in the environment or .env)",
+        ),
+        (
+            [],
+            {"INTERLLM_AUTH": "codex-login"},
+            "ERROR: pytest-interllm: --interllm-auth codex-login: no codex login "
+            "found (looked for */.codex/auth.json): run `codex login`",
+        ),
+        (
+            [],
+            {},
+            "ERROR: pytest-interllm: --interllm-provider openai: no credential: set OPENAI_API_KEY (environment "
+            "or .env), or sign codex in with `codex login` (looked for */.codex/auth.json), or give "
+            "--interllm-base-url*",
+        ),
+    ],
+)
+def test_a_missing_credential_is_one_usage_error(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = run(project, *OPENAI, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_which_credential_is_used(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: OPENAI_API_KEY first (saying whether it came from .env), else $CODEX_HOME/auth.json, else
+    ~/.codex/auth.json; an explicit file or kind wins."""
+    chatgpt_login(login_path(project), account="acct-home-1111")
+    chatgpt_login(project.path / "codex-home" / "auth.json", account="acct-codex-home-2222")
+    chatgpt_login(project.path / "elsewhere.json", account="acct-explicit-3333")
+    write(project.path / ".env", "OPENAI_API_KEY=sk-from-dotenv-0123456789abcd\n")
+
+    def provider(*args: str) -> str:
+        result = project.runpytest(*OPENAI, "--collect-only", *args)
+        return next(line for line in result.outlines if line.startswith("interllm: provider"))
+
+    assert "with API key sk-…abcd from .env)" in provider()
+    assert "account …1111, expires" in provider("--interllm-auth", "codex-login")
+    (project.path / ".env").unlink()
+    monkeypatch.delenv("OPENAI_API_KEY")  # loaded into this process by the in-process run above
+    assert "account …1111, expires" in provider()
+    monkeypatch.setenv("CODEX_HOME", str(project.path / "codex-home"))
+    assert "account …2222, expires" in provider("--interllm-auth", "codex-login")
+    assert "account …3333, expires" in provider(
+        "--interllm-auth-file", "elsewhere.json", "--interllm-auth", "codex-login"
+    )
+    monkeypatch.setenv("INTERLLM_AUTH_FILE", "elsewhere.json")
+    monkeypatch.setenv("INTERLLM_AUTH", "codex-login")
+    assert "account …3333, expires" in provider()
+    project.makeini("[pytest]\ninterllm_auth = auto\ninterllm_auth_file = codex-home/auth.json\n")
+    monkeypatch.delenv("INTERLLM_AUTH_FILE")
+    monkeypatch.delenv("INTERLLM_AUTH")
+    assert "account …2222, expires" in provider()
+
+
+def test_record_and_replay_with_a_login(project: pytest.Pytester, upstream: Callable[..., StandIn]) -> None:
+    tokens = chatgpt_login(login_path(project))
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"])
+    base = ("--interllm-base-url", f"http://127.0.0.1:{server.port}", "-k", "scenario_001")
+    recorded = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", *base)
+    recorded.assert_outcomes(passed=1, deselected=2)
+    assert len(server.seen) == 3  # the preflight and the scenario's two requests
+    cassette = (project.path / "cassettes" / "list" / "scenario_001.yaml").read_text()
+    assert all(secret not in cassette for secret in tokens.values() if len(secret) > 16)
+    replayed = run(project, "--interllm", "input/list.md", "--interllm-provider", "replay", "-q", *base[2:])
+    replayed.assert_outcomes(passed=1, deselected=2)
+    assert len(server.seen) == 3  # nothing more upstream
+    replayed.stdout.fnmatch_lines(["interllm: provider replay (cassettes in cassettes/, nothing sent upstream)"])
+
+
+def test_a_quiet_run_still_says_what_was_real(project: pytest.Pytester, upstream: Callable[..., StandIn]) -> None:
+    tokens = chatgpt_login(login_path(project))
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"])
+    result = run(project, *OPENAI, "--interllm-base-url", server.url, "-q", "-k", "scenario_002")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert "test session starts" not in result.stdout.str()  # -q: no header, but the summary says it
+    result.stdout.fnmatch_lines(
+        [
+            "interllm: provider openai (audit proxy in front of * with ChatGPT login (plan plus, account …c0de, *",
+            "interllm: preflight: gpt-5-codex answered HTTP 200 in *",
+            "interllm: tokens * in / * out, estimated cost $0.0* (prices: packaged estimates)",
+        ]
+    )

@@ -151,6 +151,8 @@ def preflight_problem(answer: dict[str, Any], credential: str) -> str | None:
     status, text, model = int(answer.get("status") or 0), str(answer.get("text") or ""), answer.get("model")
     upstream = answer.get("upstream")
     skip = " (--interllm-preflight off skips this check)"
+    if answer.get("local"):  # the proxy refused to send (an expired or unreadable login): its own words
+        return f"preflight: {text}"
     if status == 0:
         return f"preflight: cannot reach {upstream}: {text}{skip}"
     if status in (401, 403):
