@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.outcome import AuditRecord
 
 
 class PriceError(Exception):

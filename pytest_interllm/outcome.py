@@ -1,14 +1,41 @@
-"""`ScenarioOutcome`: everything one scenario run left behind, pass or fail."""
+"""The data model every layer shares: `ScenarioOutcome` (everything one scenario run left behind, pass or
+fail) and the records it is made of: audited provider requests, codex events, tool calls."""
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_interllm.codex.events import CodexEvent
-from pytest_interllm.providers.audit import AuditRecord
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One request the provider saw: who asked, for which model, and how it was answered."""
+
+    time: float
+    method: str
+    path: str
+    model: str | None
+    status: int
+    thread_id: str | None
+    user_agent: str
+    latency: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    scenario: str | None = None
+    fault: str | None = None
+    retry_after: float | None = None
+    mismatch: str | None = None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class CodexEvent:
+    """One codex event: its wall-clock time, type and message."""
+
+    time: float
+    type: str
+    msg: dict[str, Any]
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,76 +93,3 @@ class ScenarioOutcome:
     agent_usage: dict[str, Any] = field(default_factory=dict)
     agent_replied: bool = False
     earlier_failures: list[str] = field(default_factory=list)
-
-
-def command_text(command: Any) -> str:
-    """A readable command line from codex's argv (`bash -lc SCRIPT` shows SCRIPT)."""
-    if isinstance(command, list):
-        parts = [str(c) for c in command]
-        if len(parts) == 3 and parts[1] in ("-lc", "-c"):
-            return parts[2]
-        return " ".join(parts)
-    return str(command)
-
-
-_EXIT = re.compile(r"(?:Process exited with code|exit code:?)\s*(-?\d+)", re.IGNORECASE)
-
-
-def _arguments_command(item: dict[str, Any]) -> str:
-    """The command of a function_call item (`exec_command` cmd, `shell` argv) or a custom tool's input."""
-    if item.get("type") == "custom_tool_call":
-        return f"{item.get('name', 'tool')}: {item.get('input', '')}"
-    try:
-        args = json.loads(str(item.get("arguments") or "{}"))
-    except ValueError:
-        return str(item.get("arguments", ""))
-    if isinstance(args, dict):
-        for key in ("cmd", "command"):
-            if key in args:
-                return command_text(args[key])
-    return f"{item.get('name', 'tool')} {json.dumps(args)}"
-
-
-def tool_calls(events: list[CodexEvent]) -> list[ToolCall]:
-    """Tool calls from the model's items and their outputs, with exec events' exit codes where codex sent them.
-
-    codex does not emit exec_command_* events for every command (a sandbox refusal has none), so the
-    response items are the primary record.
-    """
-    calls: dict[str, dict[str, Any]] = {}
-    for event in events:
-        item = event.msg.get("item") if event.type == "raw_response_item" else None
-        call_id = str((item or event.msg).get("call_id", ""))
-        if isinstance(item, dict) and item.get("type") in ("function_call", "custom_tool_call", "local_shell_call"):
-            calls.setdefault(call_id, {"command": _arguments_command(item), "started": event.time})
-        elif isinstance(item, dict) and item.get("type") in ("function_call_output", "custom_tool_call_output"):
-            output = item.get("output")
-            text = output if isinstance(output, str) else json.dumps(output)
-            entry = calls.setdefault(call_id, {"command": "", "started": event.time})
-            entry.setdefault("output", text)
-            found = _EXIT.search(text)
-            if found and "exit_code" not in entry:
-                entry["exit_code"] = int(found.group(1))
-            entry.setdefault("ended", event.time)
-        elif event.type == "exec_command_end":
-            entry = calls.setdefault(
-                call_id, {"command": command_text(event.msg.get("command")), "started": event.time}
-            )
-            code = event.msg.get("exit_code")
-            if isinstance(code, int):
-                entry["exit_code"] = code
-            duration = event.msg.get("duration")
-            if isinstance(duration, dict):
-                entry["duration"] = float(duration.get("secs", 0)) + float(duration.get("nanos", 0)) / 1e9
-            entry["output"] = str(event.msg.get("aggregated_output") or event.msg.get("stderr") or "")
-    return [
-        ToolCall(
-            call_id=call_id,
-            command=entry.get("command", ""),
-            exit_code=entry.get("exit_code"),
-            duration=entry.get("duration", (entry["ended"] - entry["started"]) if "ended" in entry else None),
-            output=entry.get("output", ""),
-            started=entry["started"],
-        )
-        for call_id, entry in calls.items()
-    ]

@@ -28,10 +28,10 @@ from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.outputs import Cleanup, Manifest, OutputDirError, check_output_dir
 from pytest_interllm.prompt import TemplateError
 from pytest_interllm.providers.credentials import Credential, CredentialError, for_run, login_secrets
+from pytest_interllm.redact import Redactor
 from pytest_interllm.report.html import render as render_html
 from pytest_interllm.report.html import summary as render_summary
 from pytest_interllm.report.record import build as build_record
-from pytest_interllm.report.redact import Redactor
 from pytest_interllm.report.runlog import RunLog
 from pytest_interllm.report.status import StatusLines, ends_test, result_of
 from pytest_interllm.report.summary import counts as summary_counts

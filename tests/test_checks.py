@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_interllm.checks import check_model, check_outcome
-from pytest_interllm.outcome import ScenarioOutcome
-from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
 
 
 def request(model: str | None, thread: str = "t-session") -> AuditRecord:

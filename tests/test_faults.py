@@ -10,8 +10,7 @@ from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.process import alive
 from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.faults import EXPECTED_CLASS
-from pytest_interllm.outcome import ScenarioOutcome
-from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
 from pytest_interllm.settings import Settings
 from tests.conftest import outputs, run, write
 from tests.test_no_orphans import server_pids

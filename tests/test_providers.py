@@ -15,7 +15,7 @@ import pytest
 from pytest_interllm.cost import Budget
 from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
-from pytest_interllm.report.redact import Redactor
+from pytest_interllm.redact import Redactor
 from pytest_interllm.runtime import LoopRunner
 from tests.conftest import StandIn, run, write
 

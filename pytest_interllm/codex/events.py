@@ -1,33 +1,27 @@
-"""Codex's `codex/event` notifications, as kept for one scenario."""
+"""Codex's `codex/event` notifications (MCP): one call's result, and the tool calls read from its events."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_interllm.outcome import CodexEvent, ToolCall
 
-@dataclass(frozen=True)
-class CodexEvent:
-    """One codex event: its wall-clock time, type and message."""
 
-    time: float
-    type: str
-    msg: dict[str, Any]
-    request_id: str | None = None
-
-    @classmethod
-    def from_params(cls, when: float, params: dict[str, Any]) -> CodexEvent:
-        """Build from notification params `{_meta: {requestId}, id, msg: {type, ...}}`."""
-        msg = params.get("msg")
-        msg = msg if isinstance(msg, dict) else {}
-        meta = params.get("_meta")
-        request_id = meta.get("requestId") if isinstance(meta, dict) else None
-        return cls(
-            time=when,
-            type=str(msg.get("type", "?")),
-            msg=msg,
-            request_id=None if request_id is None else str(request_id),
-        )
+def event_from_params(when: float, params: dict[str, Any]) -> CodexEvent:
+    """A `codex/event` notification's params `{_meta: {requestId}, id, msg: {type, ...}}` as a `CodexEvent`."""
+    msg = params.get("msg")
+    msg = msg if isinstance(msg, dict) else {}
+    meta = params.get("_meta")
+    request_id = meta.get("requestId") if isinstance(meta, dict) else None
+    return CodexEvent(
+        time=when,
+        type=str(msg.get("type", "?")),
+        msg=msg,
+        request_id=None if request_id is None else str(request_id),
+    )
 
 
 @dataclass
@@ -55,3 +49,76 @@ class CallResult:
             if isinstance(value, str):
                 return value
         return None
+
+
+def command_text(command: Any) -> str:
+    """A readable command line from codex's argv (`bash -lc SCRIPT` shows SCRIPT)."""
+    if isinstance(command, list):
+        parts = [str(c) for c in command]
+        if len(parts) == 3 and parts[1] in ("-lc", "-c"):
+            return parts[2]
+        return " ".join(parts)
+    return str(command)
+
+
+_EXIT = re.compile(r"(?:Process exited with code|exit code:?)\s*(-?\d+)", re.IGNORECASE)
+
+
+def _arguments_command(item: dict[str, Any]) -> str:
+    """The command of a function_call item (`exec_command` cmd, `shell` argv) or a custom tool's input."""
+    if item.get("type") == "custom_tool_call":
+        return f"{item.get('name', 'tool')}: {item.get('input', '')}"
+    try:
+        args = json.loads(str(item.get("arguments") or "{}"))
+    except ValueError:
+        return str(item.get("arguments", ""))
+    if isinstance(args, dict):
+        for key in ("cmd", "command"):
+            if key in args:
+                return command_text(args[key])
+    return f"{item.get('name', 'tool')} {json.dumps(args)}"
+
+
+def tool_calls(events: list[CodexEvent]) -> list[ToolCall]:
+    """Tool calls from the model's items and their outputs, with exec events' exit codes where codex sent them.
+
+    codex does not emit exec_command_* events for every command (a sandbox refusal has none), so the
+    response items are the primary record.
+    """
+    calls: dict[str, dict[str, Any]] = {}
+    for event in events:
+        item = event.msg.get("item") if event.type == "raw_response_item" else None
+        call_id = str((item or event.msg).get("call_id", ""))
+        if isinstance(item, dict) and item.get("type") in ("function_call", "custom_tool_call", "local_shell_call"):
+            calls.setdefault(call_id, {"command": _arguments_command(item), "started": event.time})
+        elif isinstance(item, dict) and item.get("type") in ("function_call_output", "custom_tool_call_output"):
+            output = item.get("output")
+            text = output if isinstance(output, str) else json.dumps(output)
+            entry = calls.setdefault(call_id, {"command": "", "started": event.time})
+            entry.setdefault("output", text)
+            found = _EXIT.search(text)
+            if found and "exit_code" not in entry:
+                entry["exit_code"] = int(found.group(1))
+            entry.setdefault("ended", event.time)
+        elif event.type == "exec_command_end":
+            entry = calls.setdefault(
+                call_id, {"command": command_text(event.msg.get("command")), "started": event.time}
+            )
+            code = event.msg.get("exit_code")
+            if isinstance(code, int):
+                entry["exit_code"] = code
+            duration = event.msg.get("duration")
+            if isinstance(duration, dict):
+                entry["duration"] = float(duration.get("secs", 0)) + float(duration.get("nanos", 0)) / 1e9
+            entry["output"] = str(event.msg.get("aggregated_output") or event.msg.get("stderr") or "")
+    return [
+        ToolCall(
+            call_id=call_id,
+            command=entry.get("command", ""),
+            exit_code=entry.get("exit_code"),
+            duration=entry.get("duration", (entry["ended"] - entry["started"]) if "ended" in entry else None),
+            output=entry.get("output", ""),
+            started=entry["started"],
+        )
+        for call_id, entry in calls.items()
+    ]

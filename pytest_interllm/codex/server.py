@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pytest_interllm.codex import process
-from pytest_interllm.codex.events import CallResult, CodexEvent
+from pytest_interllm.codex.events import CallResult, event_from_params
+from pytest_interllm.outcome import CodexEvent
 
 _FINAL_EVENTS = frozenset({"task_complete", "turn_aborted", "error", "stream_error"})
 
@@ -81,7 +82,7 @@ class CodexServer:
 
     async def _on_event(self, params: Any) -> None:
         if self._current is not None:
-            event = CodexEvent.from_params(time.time(), params.model_dump())
+            event = event_from_params(time.time(), params.model_dump())
             self._current.append(event)
             if event.type in _FINAL_EVENTS:
                 self._final.set()

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pytest_interllm.codex.events import CallResult, CodexEvent
+from pytest_interllm.codex.events import CallResult
 from pytest_interllm.executors.codex import CodexExecutor, config_toml
 from pytest_interllm.faults import CONFIG_DEFAULT_MODEL
-from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.outcome import CodexEvent, ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate
 from pytest_interllm.providers.scripted import CallContext
 

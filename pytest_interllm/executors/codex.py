@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_interllm.checks import check_outcome
-from pytest_interllm.codex.events import CallResult
+from pytest_interllm.codex.events import CallResult, tool_calls
 from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.server import CodexServer
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES
-from pytest_interllm.outcome import ScenarioOutcome, tool_calls
+from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.providers.scripted import CallContext, ScriptedModel
 from pytest_interllm.providers.service import ProxyClient
 from pytest_interllm.runtime import LoopRunner

@@ -1,34 +1,14 @@
-"""One audited provider request (a light module: the report and the checks import it)."""
+"""Building the audit record of one HTTP request a local provider served, and reading its prompt."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pytest_interllm.outcome import AuditRecord
 
 if TYPE_CHECKING:
     from starlette.requests import Request
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One request the provider saw: who asked, for which model, and how it was answered."""
-
-    time: float
-    method: str
-    path: str
-    model: str | None
-    status: int
-    thread_id: str | None
-    user_agent: str
-    latency: float
-    input_tokens: int = 0
-    output_tokens: int = 0
-    scenario: str | None = None
-    fault: str | None = None
-    retry_after: float | None = None
-    mismatch: str | None = None
-    replayed: bool = False
 
 
 def audit_request(
@@ -48,3 +28,19 @@ def audit_request(
         output_tokens=tout,
         **extra,
     )
+
+
+def user_texts(items: Any) -> list[str]:
+    """Every text part of the user messages of a Responses `input` list."""
+    out: list[str] = []
+    if isinstance(items, str):
+        return [items]
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or item.get("role") != "user":
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            out.append(content)
+        elif isinstance(content, list):
+            out.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return out

@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pytest_interllm.providers.audit import AuditRecord, audit_request
+from pytest_interllm.outcome import AuditRecord
+from pytest_interllm.providers.audit import audit_request, user_texts
 from pytest_interllm.providers.credentials import Credential, CredentialError
-from pytest_interllm.providers.scripted import _texts
 from pytest_interllm.providers.server import LocalServer
-from pytest_interllm.report.redact import Redactor
+from pytest_interllm.redact import Redactor
 
 RECORD_MODES = ("once", "new_episodes", "none", "all")
 MISMATCH_STATUS = 409
@@ -57,7 +57,7 @@ PREFLIGHT = ("_preflight", "preflight")  # the audit's scenario label of the pre
 
 def _prompt_of(body: dict[str, Any]) -> str:
     """The scenario's own words in a request: user messages other than codex's environment context."""
-    texts = [t for t in _texts(body.get("input") or []) if not t.lstrip().startswith(_ENV_CONTEXT)]
+    texts = [t for t in user_texts(body.get("input") or []) if not t.lstrip().startswith(_ENV_CONTEXT)]
     return "\n".join(t for t in texts if not t.lstrip().startswith("<"))
 
 

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pytest_interllm.providers.audit import AuditRecord, audit_request
+from pytest_interllm.outcome import AuditRecord
+from pytest_interllm.providers.audit import audit_request, user_texts
 from pytest_interllm.providers.server import LocalServer
 
 CALL_PREFIX = "interllm_write_"
@@ -48,22 +49,6 @@ class ScenarioRequest:
     title: str
     steps: tuple[str, ...]
     output_path: str | None
-
-
-def _texts(items: Any) -> list[str]:
-    """Every text part of the user messages of a Responses `input` list."""
-    out: list[str] = []
-    if isinstance(items, str):
-        return [items]
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict) or item.get("role") != "user":
-            continue
-        content = item.get("content")
-        if isinstance(content, str):
-            out.append(content)
-        elif isinstance(content, list):
-            out.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return out
 
 
 def read_scenario(prompt: str) -> ScenarioRequest:
@@ -341,7 +326,7 @@ class ScriptedModel(LocalServer):
             and i.get("type") in ("function_call_output", "custom_tool_call_output")
             and str(i.get("call_id", "")).startswith(CALL_PREFIX)
         ]
-        scenario = read_scenario("\n".join(_texts(items)))
+        scenario = read_scenario("\n".join(user_texts(items)))
         if outputs:
             return [self._message(self._final_text(scenario, outputs[-1]))]
         if scenario.output_path is None:
@@ -431,7 +416,7 @@ class ScriptedModel(LocalServer):
             if isinstance(parsed, list):  # the SDK hands MCP content over as a list of text parts
                 text = "\n".join(str(p.get("text", "")) for p in parsed if isinstance(p, dict)) or text
             return [self._message(text)]
-        args: dict[str, Any] = {"prompt": "\n".join(_texts(items))}
+        args: dict[str, Any] = {"prompt": "\n".join(user_texts(items))}
         for found in _ARG.finditer(str(body.get("instructions") or "")):
             args[found.group(1)] = found.group(2).strip()
         if fault == "omit-model":

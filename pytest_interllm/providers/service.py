@@ -13,11 +13,11 @@ from urllib.parse import quote
 
 import httpx2 as httpx
 
-from pytest_interllm.providers.audit import AuditRecord
+from pytest_interllm.outcome import AuditRecord
 from pytest_interllm.providers.credentials import OPENAI_URL, Credential
 from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
-from pytest_interllm.report.redact import Redactor
+from pytest_interllm.redact import Redactor
 from pytest_interllm.runtime import LoopRunner
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from pytest_interllm.report.redact import Redactor
+from pytest_interllm.redact import Redactor
 
 
 class RunLog:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_interllm.report.redact import Redactor
+from pytest_interllm.redact import Redactor
 from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios
 
 
