@@ -11,7 +11,7 @@ from pathlib import Path
 from common import median, project, pytest_run, scenario_list, update_summary, write_result
 
 from pytest_interllm.codex.locate import locate
-from pytest_interllm.executors.codex import CodexExecutor
+from pytest_interllm.plugin import make_executor
 from pytest_interllm.settings import Settings
 
 CALLS = 8
@@ -43,7 +43,7 @@ def reuse_vs_fresh(root: Path) -> tuple[float, float]:
         template=None,
         output_dir=root / "outputs",
     )
-    executor = CodexExecutor(settings, locate(None))
+    executor = make_executor(settings, locate(None), "bench")
     executor.start()
     prompt = "Scenario {i}: Copy logs\n\n- gzip them\n\nWrite the complete document to the file `outputs/s{i}.md`."
     try:

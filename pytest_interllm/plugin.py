@@ -50,14 +50,19 @@ PLUGIN_NAME = "interllm-session"
 def make_executor(
     settings: Settings, codex: CodexBinary, label: str, proxy: ProxyClient | None = None
 ) -> CodexExecutor:
-    """The configured executor; the Agents SDK is imported only when it is chosen."""
+    """The configured executor on a new event loop, with its provider endpoint: the run's proxy if there is one,
+    else the worker's own scripted model. The Agents SDK is imported only when it is chosen."""
     from pytest_interllm.executors.codex import CodexExecutor
+    from pytest_interllm.providers.endpoints import endpoint_for
+    from pytest_interllm.runtime import LoopRunner
 
+    runner = LoopRunner()
+    endpoint = endpoint_for(runner, proxy)
     if settings.executor == "agents":
         from pytest_interllm.executors.agents import AgentsExecutor
 
-        return AgentsExecutor(settings, codex, label, proxy)
-    return CodexExecutor(settings, codex, label, proxy)
+        return AgentsExecutor(settings, codex, endpoint, runner, label)
+    return CodexExecutor(settings, codex, endpoint, runner, label)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -11,6 +11,7 @@ from pytest_interllm.codex.process import alive
 from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.faults import EXPECTED_CLASS
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
+from pytest_interllm.plugin import make_executor
 from pytest_interllm.settings import Settings
 from tests.conftest import outputs, run, write
 from tests.test_no_orphans import server_pids
@@ -205,7 +206,7 @@ def test_provider_retries_back_off_exponentially_up_to_the_limit(
         sandbox="workspace-write", template=None, output_dir=tmp_path / "outputs",
     )  # fmt: skip
     assert settings.provider_retries == 2  # the default
-    executor = CodexExecutor(settings, CodexBinary("/nonexistent/codex", "codex-cli 0.153.4"))
+    executor = make_executor(settings, CodexBinary("/nonexistent/codex", "codex-cli 0.153.4"), "unit")
     attempts: list[int] = []
 
     def rate_limited(*args: object) -> ScenarioOutcome:

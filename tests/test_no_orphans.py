@@ -99,8 +99,8 @@ def test_crash_and_timeout_restart_codex_and_leave_none_behind(faulty: pytest.Py
     # One server at start, a replacement after the crash (scenario 1), another after the timeout (scenario 2).
     pids = server_pids(faulty.path / "junit.xml")
     assert len(pids) == 3 and len(set(pids)) == 3, pids
-    assert seen == set(pids), (seen, pids)
-    assert [pid for pid in seen if alive(pid)] == []
+    assert seen <= set(pids), (seen, pids)  # no other server; a short-lived one may slip between two polls
+    assert [pid for pid in {*seen, *pids} if alive(pid)] == []
 
 
 def test_sigint_terminates_codex(faulty: pytest.Pytester) -> None:

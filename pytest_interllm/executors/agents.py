@@ -19,7 +19,6 @@ from pytest_interllm.executors.codex import CodexExecutor, config_toml
 from pytest_interllm.faults import CONFIG_DEFAULT_MODEL
 from pytest_interllm.outcome import CodexEvent, ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate
-from pytest_interllm.providers.scripted import CallContext
 
 
 class SpanCapture:
@@ -144,25 +143,16 @@ class AgentsExecutor(CodexExecutor):
         label: str,
     ) -> ScenarioOutcome:
         self.start()
-        assert self.runner is not None
         target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
         orchestrator_model = self.settings.orchestrator_model or expected
-        context = CallContext(
-            label=label, fault=fault, fault_requests=fault_requests, requests=self._fault_budget.get(label, 0)
-        )
-        since = time.time()
-        base_url = self.base_url
-        if self.proxy is not None:
-            base_url = self.proxy.begin(label)
-        else:
-            assert self.model is not None
-            self.model.current = context
+        call = self.endpoint.open(label, fault, fault_requests)
+        base_url = call.url  # the orchestrator's requests and codex's: both audited under this scenario
         codex_home = self.codex_home
         if fault == "omit-model":
             codex_home = self.misconfigured_home  # the original machine: codex's config defaults to gpt-4o
             codex_home.mkdir(parents=True, exist_ok=True)
             (codex_home / "config.toml").write_text(f'model = "{CONFIG_DEFAULT_MODEL}"\n' + config_toml(base_url))
-        elif self.proxy is not None and self.settings.codex_home is None:
+        elif self.settings.codex_home is None:
             (codex_home / "config.toml").write_text(config_toml(base_url))  # codex is started per scenario here
         outcome = ScenarioOutcome(
             prompt=prompt, expected_model=expected, output_path=self.settings.relative(target), fault=fault
@@ -179,10 +169,8 @@ class AgentsExecutor(CodexExecutor):
                 limit + 60,
             )
         finally:
-            if self.model is not None:
-                self.model.current = None
-            self._fault_budget[label] = context.requests
-        records = self.proxy.records(label, since) if self.proxy is not None else list(context.records)
+            call.close()
+        records = call.requests()
         outcome.duration = time.monotonic() - start
         codex_requests = [r for r in records if r.user_agent.startswith("codex")]
         outcome.orchestrator_requests = [r for r in records if not r.user_agent.startswith("codex")]

@@ -14,12 +14,11 @@ from pytest_interllm.checks import check_outcome
 from pytest_interllm.codex.events import CallResult, tool_calls
 from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.server import CodexServer
+from pytest_interllm.endpoint import Endpoint
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES
 from pytest_interllm.outcome import ScenarioOutcome
-from pytest_interllm.providers.scripted import CallContext, ScriptedModel
-from pytest_interllm.providers.service import ProxyClient
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
 
@@ -58,46 +57,38 @@ def config_toml(base_url: str) -> str:
 
 
 class CodexExecutor:
-    """One worker's agent: the scripted model, an isolated CODEX_HOME and one reused codex MCP server.
+    """One worker's agent: an isolated CODEX_HOME and one reused codex MCP server, talking to the provider
+    `endpoint` the plugin gave it, on the worker's event loop `runner`.
 
     This is the object behind the `interllm_codex` fixture: `run()` sends a prompt through the real codex
     and returns a `ScenarioOutcome`; `check()` raises `ScenarioFailure` when the outcome is wrong.
     """
 
     def __init__(
-        self, settings: Settings, codex: CodexBinary, label: str = "main", proxy: ProxyClient | None = None
+        self, settings: Settings, codex: CodexBinary, endpoint: Endpoint, runner: LoopRunner, label: str = "main"
     ) -> None:
         self.settings = settings
-        self.proxy = proxy  # the run's shared audit proxy (openai/record/replay), else the scripted model here
-        self.token = ""
-        self.base_url = ""
+        self.endpoint = endpoint
+        self.runner = runner
         self.codex = codex
         self.label = label
-        self.runner: LoopRunner | None = None
-        self.model: ScriptedModel | None = None
         self.server: CodexServer | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix=f"interllm-{label}-"))
         self.home = self.workdir / "home"
         self.codex_home = settings.codex_home or self.workdir / "codex-home"
         self.stderr_path = self.workdir / "codex-stderr.log"
         self.restarts = 0
-        self._fault_budget: dict[str, int] = {}  # requests served per scenario label, across attempts
+
+    @property
+    def token(self) -> str:
+        return self.endpoint.token
 
     def start(self) -> None:
-        """Start the scripted model and the codex server (idempotent)."""
-        if self.runner is None:
-            self.runner = LoopRunner()
-        if self.proxy is not None:
-            self.token, self.base_url = self.proxy.token, self.proxy.url("tests/unattributed")
-        elif self.model is None:
-            latency = float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0)
-            model = ScriptedModel(token=os.environ.get("INTERLLM_PROVIDER_TOKEN") or None, latency=latency)
-            self.runner.run(model.start(), 30)
-            self.model = model
-            self.token, self.base_url = model.token, model.url
+        """Start the provider endpoint and the codex server (idempotent)."""
+        self.endpoint.start()
         if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
             self.codex_home.mkdir(parents=True, exist_ok=True)
-            (self.codex_home / "config.toml").write_text(config_toml(self.base_url), encoding="utf-8")
+            (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
         self.home.mkdir(parents=True, exist_ok=True)
         if self.server is None or not self.server.alive:
             self._start_server()
@@ -113,14 +104,13 @@ class CodexExecutor:
         }
 
     def _start_server(self) -> None:
-        assert self.runner is not None
         server = CodexServer(self.codex.path, self.codex_env(), self.settings.rootdir, self.stderr_path)
         self.runner.run(server.start(), 60)
         self.server = server
 
     def restart(self) -> None:
         """Replace the codex server (after a timeout or a crash)."""
-        if self.server is not None and self.runner is not None:
+        if self.server is not None:
             self.runner.run(self.server.stop(5), 15)
         self.server = None
         self.restarts += 1
@@ -211,24 +201,11 @@ class CodexExecutor:
         label: str,
     ) -> ScenarioOutcome:
         self.start()
-        assert self.runner is not None and self.server is not None
+        assert self.server is not None
         target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
         server = self.server
-        context = CallContext(
-            label=label,
-            fault=fault,
-            fault_requests=fault_requests,
-            on_crash=server.kill,
-            requests=self._fault_budget.get(label, 0),
-        )
-        since = time.time()
-        if self.proxy is not None:
-            key, url = "", self.proxy.begin(label)
-        else:
-            assert self.model is not None
-            key = self.model.open_call(context)
-            url = self.model.call_url(key)
-        arguments = self.arguments(prompt, model, url, fault)
+        call = self.endpoint.open(label, fault, fault_requests, on_crash=server.kill)
+        arguments = self.arguments(prompt, model, call.url, fault)
         outcome = ScenarioOutcome(
             prompt=prompt,
             expected_model=expected,
@@ -242,16 +219,13 @@ class CodexExecutor:
         try:
             result = self.runner.run(server.call(arguments, limit), limit + 30)
         except BaseException:
-            if self.model is not None:
-                self.model.close_call(key)
+            call.close()
             self.restart()
             raise
-        if self.model is not None:
-            self.model.close_call(key)
-        self._fault_budget[label] = context.requests
+        call.close()
         outcome.duration = time.monotonic() - start
         outcome.crashed = not server.alive and not result.timed_out
-        outcome.requests = self.proxy.records(label, since) if self.proxy is not None else list(context.records)
+        outcome.requests = call.requests()
         self._fill(outcome, result, stderr_seen, target)
         if result.timed_out or outcome.crashed:
             self.restart()
@@ -305,14 +279,10 @@ class CodexExecutor:
             raise failure
 
     def close(self) -> None:
-        """Stop codex and the scripted model, end the loop and remove the temporary home."""
-        if self.runner is not None:
-            if self.server is not None:
-                self.runner.run(self.server.stop(5), 15)
-            if self.model is not None:
-                self.runner.run(self.model.stop(), 15)
-            self.runner.close()
+        """Stop codex and the provider endpoint, end the loop and remove the temporary home."""
+        if self.server is not None:
+            self.runner.run(self.server.stop(5), 15)
+        self.endpoint.stop()
+        self.runner.close()
         self.server = None
-        self.model = None
-        self.runner = None
         shutil.rmtree(self.workdir, ignore_errors=True)
