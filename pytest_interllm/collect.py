@@ -11,7 +11,7 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import ExpectationFile, Expectations, load_expectations
-from pytest_interllm.faults import unavailable
+from pytest_interllm.faults import not_for_executor, unavailable
 from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
@@ -87,6 +87,9 @@ class InterllmFile(pytest.File):
             )
             if scenario.section:
                 item.extra_keyword_matches.add(scenario.section)
+            absent = not_for_executor(expect.fault, settings.executor) if expect.fault else None
+            if absent is not None:
+                raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line or 1}: {absent}")
             refused = unavailable(expect.fault, settings.provider, settings.executor) if expect.fault else None
             if expect.skip or refused:
                 item.add_marker(pytest.mark.skip(reason=expect.skip or f"{refused}; skipped"))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_interllm.codex.locate import CodexBinary, CodexMissing, locate
+from pytest_interllm.codex.locate import CodexBinary, CodexMissing, interface_of, locate
 from pytest_interllm.collect import (
     COST_KEY,
     EXECUTOR_KEY,
@@ -144,9 +144,9 @@ def pytest_configure(config: pytest.Config) -> None:
         codex = CodexBinary(*workerinput["interllm_codex"])
     elif not config.option.collectonly and not config.option.help:
         try:
-            codex = locate(settings.codex)
+            codex = locate(settings.codex, interface_of(settings.executor))
         except CodexMissing as exc:
-            raise pytest.UsageError(f"pytest-interllm: {exc}") from None
+            raise pytest.UsageError(f"pytest-interllm: --interllm-executor {settings.executor}: {exc}") from None
     session = InterllmSession(config, settings, codex)
     plan = None
     if settings.provider != "offline":
@@ -284,7 +284,7 @@ class InterllmSession:
         """The worker's executor, started on first use."""
         if self.executor is None:
             if self.codex is None:
-                self.codex = locate(self.settings.codex)
+                self.codex = locate(self.settings.codex, interface_of(self.settings.executor))
             label = getattr(self.config, "workerinput", {}).get("workerid", "main")
             self.executor = make_executor(self.settings, self.codex, label, self.proxy)
         return self.executor
@@ -311,7 +311,8 @@ class InterllmSession:
         home = str(s.codex_home) if s.codex_home else "isolated temporary CODEX_HOME"
         return (
             [
-                f"interllm: provider {self.provider_text()}, expected model {s.model}, executor {s.executor}",
+                f"interllm: provider {self.provider_text()}, expected model {s.model}, executor {s.executor}"
+                + (f" ({s.executor_reason})" if s.executor_reason else ""),
                 f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
                 f"interllm: outputs {s.relative(s.output_dir)}/{self.cleanup_text()}, "
                 f"timeout {s.timeout:g}s per scenario",
@@ -584,7 +585,7 @@ def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]
         return
     settings = request.config.stash[SETTINGS_KEY]
     try:
-        codex = locate(settings.codex)
+        codex = locate(settings.codex, interface_of(settings.executor))
         credential = for_run(settings, os.environ)
     except (CodexMissing, CredentialError) as exc:
         pytest.fail(f"pytest-interllm: {exc}", pytrace=False)

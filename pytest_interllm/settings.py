@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pytest_interllm.codex.locate import mcp_default_available
 from pytest_interllm.faults import FAULTS, unavailable
 from pytest_interllm.providers.credentials import AUTH_MODES
 
@@ -18,8 +19,7 @@ DEFAULT_TIMEOUT = 300.0
 PROVIDERS = ("offline", "openai", "record", "replay")
 AVAILABLE_PROVIDERS = PROVIDERS
 RECORD_MODES = ("once", "new_episodes", "none", "all")
-EXECUTORS = ("codex", "agents")
-AVAILABLE_EXECUTORS = ("codex", "agents")
+EXECUTORS = ("codex", "agents", "app-server")
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 
 
@@ -140,7 +140,9 @@ OPTIONS = (
     Option(
         "interllm_executor",
         "--interllm-executor",
-        "how scenarios reach codex: codex = one MCP call each.",
+        "how scenarios reach codex: codex (one MCP call each; codex ≤ 0.153.4), agents (an OpenAI Agents SDK "
+        "orchestrator over MCP), app-server (today's codex through OpenAI's SDK). Default: codex when a codex with "
+        "mcp-server is installed, else app-server.",
         "codex",
         "INTERLLM_EXECUTOR",
         "NAME",
@@ -287,6 +289,7 @@ class Settings:
     prices: Path | None = None
     budget: float | None = None
     provider_source: str = "default"
+    executor_reason: str = ""  # why this executor, when it was not chosen explicitly
     auth: str = "auto"
     auth_file: Path | None = None
     preflight: bool = True
@@ -385,10 +388,16 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
                 "forbidden (set the key, or choose --interllm-provider offline)"
             )
     executor, source = picked["interllm_executor"]
-    if executor not in AVAILABLE_EXECUTORS:
-        raise pytest.UsageError(
-            f"{source}: executor {executor!r} is not available in this version "
-            f"(available: {', '.join(AVAILABLE_EXECUTORS)})"
+    executor_reason = ""
+    if source == "default":
+        where = mcp_default_available(picked["interllm_codex"][0])
+        executor, executor_reason = (
+            ("codex", f"default: a codex with mcp-server is installed ({where})")
+            if where
+            else (
+                "app-server",
+                "default: no codex with mcp-server is installed; `python -m pytest_interllm install-codex` adds one",
+            )
         )
     fault, fault_source = picked["interllm_fault"]
     refused = unavailable(fault, str(provider), str(executor)) if fault else None
@@ -452,6 +461,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         if picked["interllm_budget"][0] is None
         else _convert(str(picked["interllm_budget"][0]), picked["interllm_budget"][1], float, "an amount in USD"),
         provider_source=provider_from,
+        executor_reason=executor_reason,
         auth=str(picked["interllm_auth"][0]),
         auth_file=path_of("interllm_auth_file"),
         preflight=picked["interllm_preflight"][0] == "on",

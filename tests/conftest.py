@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pytest_interllm.codex.install import CACHE_ENV, cache_root
 from pytest_interllm.outputs import MANIFEST
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.runtime import LoopRunner
@@ -33,12 +34,17 @@ THREE = """\
 """
 
 
+# Where `make setup` put codex 0.153.4, computed before pytester points HOME at each test's directory.
+CODEX_CACHE = str(cache_root())
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's own INTERLLM_* variables must not change what a test sees."""
     for name in list(os.environ):
         if name.startswith("INTERLLM_") or name in ("OPENAI_API_KEY", "OPENAI_DEFAULT_MODEL", "CODEX_HOME"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv(CACHE_ENV, CODEX_CACHE)
 
 
 @pytest.fixture

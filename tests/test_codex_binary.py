@@ -20,8 +20,9 @@ def test_missing_codex_is_one_usage_error(project: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "ERROR: pytest-interllm: no usable codex binary; tried:",
+            "ERROR: pytest-interllm: --interllm-executor codex: no usable codex binary with `mcp-server`; tried:",
             "  - --interllm-codex/INTERLLM_CODEX=/nonexistent/codex: /nonexistent/codex: no such file",
+            "fix: python -m pytest_interllm install-codex  (installs codex 0.153.4, the newest with mcp-server)",
         ]
     )
     assert "scenario_00" not in result.stdout.str()
@@ -46,7 +47,7 @@ def test_broken_codex_names_its_exit_status(project: pytest.Pytester) -> None:
 FAKE_CODEX = 'case "$1" in --version) echo "codex-cli 0.153.4";; mcp-server) exit 0;; *) exit 2;; esac\n'
 
 
-def test_codex_on_path_is_found_when_the_bundled_one_is_missing(
+def test_codex_on_path_is_found_when_the_cache_and_the_sdk_have_none(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import codex_cli_bin
@@ -57,13 +58,16 @@ def test_codex_on_path_is_found_when_the_bundled_one_is_missing(
         raise FileNotFoundError("no bundled binary in this wheel")
 
     monkeypatch.setattr(codex_cli_bin, "bundled_codex_path", missing)
+    monkeypatch.setenv("INTERLLM_CODEX_CACHE", str(pytester.path / "empty-cache"))
     monkeypatch.setenv("PATH", str(pytester.path / "bin"))
     with pytest.raises(CodexMissing) as info:
         locate(None)
     assert str(info.value).splitlines() == [
-        "no usable codex binary; tried:",
+        "no usable codex binary with `mcp-server`; tried:",
+        f"  - the cache {pytester.path / 'empty-cache'} (no codex ≤ 0.153.4 there): (none): no such file",
         "  - openai-codex-cli-bin (FileNotFoundError: no bundled binary in this wheel): (none): no such file",
         "  - codex on PATH (not found): (none): no such file",
+        "fix: python -m pytest_interllm install-codex  (installs codex 0.153.4, the newest with mcp-server)",
     ]
     on_path = _script(pytester, "codex", FAKE_CODEX)
     found = locate(None)

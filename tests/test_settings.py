@@ -78,7 +78,7 @@ def test_header_names_provider_model_and_codex(project: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(
         [
             "interllm: provider offline (built-in scripted model on 127.0.0.1, not a real LLM, no OPENAI_API_KEY), "
-            "expected model gpt-5.2-codex, executor codex",
+            "expected model gpt-5.2-codex, executor codex (default: *)",
             "interllm: codex *",
         ]
     )
@@ -133,7 +133,7 @@ def test_header_says_why_this_provider(
         ),
         (
             ["--interllm-executor", "langchain"],
-            "--interllm-executor: unknown value 'langchain' (choose from codex, agents)",
+            "--interllm-executor: unknown value 'langchain' (choose from codex, agents, app-server)",
         ),
         (["--interllm-sandbox", "yolo"], "--interllm-sandbox: unknown value 'yolo'*"),
         (["--interllm-model", " "], "--interllm-model: the expected model is empty"),

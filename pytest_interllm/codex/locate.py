@@ -1,15 +1,26 @@
-"""Finding a codex binary that still speaks `codex mcp-server`."""
+"""Finding a codex binary with the interface an executor speaks: `mcp-server` (codex ≤ 0.153.4, the codex and
+agents executors) or `app-server` (codex ≥ 0.151, the app-server executor through OpenAI's SDK)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+
+from pytest_interllm.codex.install import MCP_VERSION, cache_root, installed
+
+APP_SERVER_MINIMUM = (0, 151, 0)  # the oldest runtime OpenAI's SDK drives
+FIX = {
+    "mcp-server": "python -m pytest_interllm install-codex  (installs codex 0.153.4, the newest with mcp-server)",
+    "app-server": "pip install openai-codex  (OpenAI's SDK, which brings today's codex)",
+}
 
 
 class CodexMissing(Exception):
-    """No usable codex binary; the message lists every candidate tried and why it failed."""
+    """No usable codex binary; the message lists every candidate tried, why it failed, and the fix."""
 
 
 @dataclass(frozen=True)
@@ -20,48 +31,83 @@ class CodexBinary:
     version: str
 
 
-def candidates(explicit: str | None) -> list[tuple[str, str]]:
+def interface_of(executor: str) -> str:
+    """The codex subcommand an executor drives."""
+    return "app-server" if executor == "app-server" else "mcp-server"
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """`codex-cli 0.153.4` → (0, 153, 4); () when there is no version in it."""
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(g) for g in found.groups()) if found else ()
+
+
+def _bundled() -> tuple[str, str]:
+    """The codex the environment's `openai-codex-cli-bin` brings (the SDK's pinned runtime)."""
+    try:
+        import codex_cli_bin
+
+        return str(codex_cli_bin.bundled_codex_path()), "the SDK's runtime (openai-codex-cli-bin)"
+    except Exception as exc:  # the wheel may be missing or broken; the next candidate is tried
+        return "", f"openai-codex-cli-bin ({type(exc).__name__}: {exc})"
+
+
+def candidates(explicit: str | None, interface: str = "mcp-server") -> list[tuple[str, str]]:
     """Candidate binaries in order, each with where it came from."""
     if explicit:
         found = shutil.which(explicit) or explicit
         return [(found, f"--interllm-codex/INTERLLM_CODEX={explicit}")]
-    out: list[tuple[str, str]] = []
-    try:
-        import codex_cli_bin
-
-        out.append((str(codex_cli_bin.bundled_codex_path()), "openai-codex-cli-bin's bundled binary"))
-    except Exception as exc:  # the wheel may be missing or broken; the next candidate is tried
-        out.append(("", f"openai-codex-cli-bin ({type(exc).__name__}: {exc})"))
+    usable = [(v, path) for v, path in installed() if interface == "app-server" or v <= version_tuple(MCP_VERSION)]
+    cached = [(str(path), f"codex {'.'.join(map(str, v))} in {cache_root()}") for v, path in usable] or [
+        ("", f"the cache {cache_root()} (no codex{' ≤ ' + MCP_VERSION if interface == 'mcp-server' else ''} there)")
+    ]
+    ordered = [*cached, _bundled()] if interface == "mcp-server" else [_bundled(), *cached]
     on_path = shutil.which("codex")
-    out.append((on_path or "", "codex on PATH" + ("" if on_path else " (not found)")))
-    return out
+    return [*ordered, (on_path or "", "codex on PATH" + ("" if on_path else " (not found)"))]
 
 
-def check(path: str, timeout: float = 30.0) -> CodexBinary:
-    """Run `codex --version` and `codex mcp-server --help`; raise `CodexMissing` with the reason."""
+def mcp_default_available(explicit: str | None) -> str | None:
+    """Without running anything: where an MCP-capable codex seems to be (for the default executor), or None."""
+    if explicit:
+        return f"--interllm-codex {explicit}"
+    for version, path in installed():
+        if version <= version_tuple(MCP_VERSION):
+            return f"codex {'.'.join(map(str, version))} in {path.parents[3]}"
+    try:
+        bundled = version_tuple(metadata.version("openai-codex-cli-bin"))
+    except metadata.PackageNotFoundError:
+        return None
+    return f"the environment's codex {'.'.join(map(str, bundled))}" if bundled and bundled <= (0, 153, 4) else None
+
+
+def check(path: str, interface: str = "mcp-server", timeout: float = 30.0) -> CodexBinary:
+    """Run `codex --version` and `codex <interface> --help`; raise `CodexMissing` with the reason."""
     if not path or not Path(path).is_file():
         raise CodexMissing(f"{path or '(none)'}: no such file")
     try:
         version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=timeout)
-        helped = subprocess.run([path, "mcp-server", "--help"], capture_output=True, text=True, timeout=timeout)
+        helped = subprocess.run([path, interface, "--help"], capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CodexMissing(f"{path}: cannot run it ({exc})") from exc
     if version.returncode != 0:
         raise CodexMissing(f"{path}: `--version` exited {version.returncode}: {version.stderr.strip()[:200]}")
+    name = version.stdout.strip()
     if helped.returncode != 0:
-        raise CodexMissing(
-            f"{path} ({version.stdout.strip()}): has no `mcp-server` command "
-            "(codex 0.154.0 and later removed it; install openai-codex-cli-bin==0.153.4)"
-        )
-    return CodexBinary(path=path, version=version.stdout.strip())
+        why = "codex 0.154.0 and later removed it" if interface == "mcp-server" else "it needs codex 0.151 or newer"
+        raise CodexMissing(f"{path} ({name}): has no `{interface}` command ({why})")
+    if interface == "app-server" and version_tuple(name) and version_tuple(name) < APP_SERVER_MINIMUM:
+        raise CodexMissing(f"{path} ({name}): too old for the SDK (app-server needs codex 0.151 or newer)")
+    return CodexBinary(path=path, version=name)
 
 
-def locate(explicit: str | None) -> CodexBinary:
-    """The first candidate that works, or `CodexMissing` naming all that were tried."""
+def locate(explicit: str | None, interface: str = "mcp-server") -> CodexBinary:
+    """The first candidate that works, or `CodexMissing` naming all that were tried and the command that fixes it."""
     tried: list[str] = []
-    for path, origin in candidates(explicit):
+    for path, origin in candidates(explicit, interface):
         try:
-            return check(path)
+            return check(path, interface)
         except CodexMissing as exc:
             tried.append(f"  - {origin}: {exc}")
-    raise CodexMissing("no usable codex binary; tried:\n" + "\n".join(tried))
+    raise CodexMissing(
+        f"no usable codex binary with `{interface}`; tried:\n" + "\n".join(tried) + f"\nfix: {FIX[interface]}"
+    )
