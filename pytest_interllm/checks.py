@@ -80,6 +80,31 @@ def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     return None
 
 
+def check_config(outcome: ScenarioOutcome) -> ScenarioFailure | None:
+    """The session's sandbox, approval policy and cwd (thread/start) and each request's sandbox mode (codex's
+    turn metadata) must be what the run asked for."""
+    asked = outcome.expected_config
+    evidence: list[str] = []
+    wrong: dict[str, str] = {}
+    for key, value in outcome.session_config.items():
+        if key in asked and value != asked[key]:
+            wrong.setdefault(key, value)
+            evidence.append(f"session (thread/start): {key}={value!r}, asked {asked[key]!r}")
+    for n, request in enumerate(outcome.requests, 1):
+        mode = request.sandbox_mode
+        if mode and "sandbox" in asked and mode != asked["sandbox"]:
+            wrong.setdefault("sandbox", mode)
+            evidence.append(f"provider request {n} at {_clock(request.time)}: turn metadata sandbox_mode={mode!r}")
+    if not wrong:
+        return None
+    ran = ", ".join(f"{key} {value}" for key, value in wrong.items())
+    want = ", ".join(f"{key} {asked[key]}" for key in wrong)
+    if outcome.arguments:
+        shown = {k: v for k, v in outcome.arguments.items() if k in ("sandbox", "approval-policy", "cwd")}
+        evidence.append(f"codex call arguments: {shown}")
+    return ScenarioFailure("config-mismatch", f"asked for {want}, codex ran with {ran}", evidence)
+
+
 def _excerpt(output: str) -> str:
     """The command's own output on one line (codex prefixes it with chunk and timing lines)."""
     text = output.split("Output:\n", 1)[-1] if "Output:\n" in output else output
@@ -116,6 +141,13 @@ def _call_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
             "provider-error",
             f"the orchestrator's model request failed with {status}{retried}: {outcome.error}",
             _request_lines(outcome) + stderr,
+        )
+    if outcome.error and outcome.arguments.get("model") == "" and outcome.session_model is None:
+        return ScenarioFailure(
+            "empty-model",
+            f"expected {outcome.expected_model}, codex was asked for an empty model and refused to start: "
+            f"{outcome.error}",
+            [f"codex call arguments: {outcome.arguments}", *stderr],
         )
     if outcome.error:
         return ScenarioFailure("mcp-protocol", f"the codex tool call failed: {outcome.error}", stderr)
@@ -229,6 +261,7 @@ def check_outcome(outcome: ScenarioOutcome, expect: Expectations | None = None) 
         _call_failure(outcome)
         or _cassette_failure(outcome)
         or check_model(outcome)
+        or check_config(outcome)
         or _provider_failure(outcome)
         or _file_failure(outcome)
         or (_expectation_failure(outcome, expect) if expect is not None else None)

@@ -16,6 +16,9 @@ HINTS: dict[str, str] = {
     "expectation-failed": "the output file does not meet the scenario's expectations in scenarios/<list>.yaml",
     "timeout": "no answer within the scenario timeout: raise --interllm-timeout or check the provider",
     "codex-crashed": "the codex server process died during the call: see codex's stderr below",
+    "config-mismatch": "codex ran with another sandbox, approval policy or working directory than the run asked "
+    "for: check the codex call's arguments (or the orchestrator's), and sandbox_mode/profiles in "
+    "CODEX_HOME/config.toml",
     "cassette-mismatch": "codex asked for something the cassette does not hold: re-record with "
     "--interllm-provider record --interllm-record-mode all (or new_episodes), or restore the scenario text",
     "codex-missing": "install openai-codex-cli-bin==0.153.4 or point --interllm-codex at a codex that has mcp-server",

@@ -16,14 +16,22 @@ EXPECTED_CLASS: dict[str, str] = {
     "crash": "codex-crashed",
     "omit-model": "model-mismatch",
     "subagent-model": "model-mismatch",
+    "wrong-sandbox": "config-mismatch",
 }
 FAULTS = tuple(EXPECTED_CLASS)
 # What codex's own config says when the executor leaves the model out (the original script's machine).
 CONFIG_DEFAULT_MODEL = "gpt-4o"
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+
+
+def other_sandbox(asked: str) -> str:
+    """The sandbox the `wrong-sandbox` fault runs codex under instead of the one asked for."""
+    return "workspace-write" if asked == "read-only" else "read-only"
+
+
 # Faults the codex and app-server executors make in their own call to codex; the others are acted out by the
 # scripted model (the agents executor's orchestrator is the scripted model too).
-CALL_FAULTS = ("http-400-empty-model", "omit-model", "mcp-no-content")
+CALL_FAULTS = ("http-400-empty-model", "omit-model", "mcp-no-content", "wrong-sandbox")
 # Faults that do not exist for an executor at all.
 NOT_FOR = {
     "agents": {"crash": "the Agents SDK owns the codex process"},

@@ -3,8 +3,22 @@ fail) and the records it is made of: audited provider requests, codex events, to
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One command codex executed."""
+
+    call_id: str
+    command: str
+    exit_code: int | None
+    duration: float | None
+    output: str
+    started: float
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,8 @@ class AuditRecord:
     retry_after: float | None = None
     mismatch: str | None = None
     replayed: bool = False
+    sandbox_mode: str | None = None  # what codex said it runs under (`x-codex-turn-metadata`), per request
+    tool_calls: tuple[ToolCall, ...] = ()  # the tool calls and outputs this request's history carried
 
 
 @dataclass(frozen=True)
@@ -36,18 +52,6 @@ class CodexEvent:
     type: str
     msg: dict[str, Any]
     request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One command codex executed."""
-
-    call_id: str
-    command: str
-    exit_code: int | None
-    duration: float | None
-    output: str
-    started: float
 
 
 @dataclass
@@ -93,3 +97,66 @@ class ScenarioOutcome:
     agent_usage: dict[str, Any] = field(default_factory=dict)
     agent_replied: bool = False
     earlier_failures: list[str] = field(default_factory=list)
+    # The configuration asked for (sandbox, approval-policy, cwd) and the one codex reported for its session.
+    expected_config: dict[str, str] = field(default_factory=dict)
+    session_config: dict[str, str] = field(default_factory=dict)
+
+
+def command_text(command: Any) -> str:
+    """A readable command line from codex's argv (`bash -lc SCRIPT` shows SCRIPT)."""
+    if isinstance(command, list):
+        parts = [str(c) for c in command]
+        if len(parts) == 3 and parts[1] in ("-lc", "-c"):
+            return parts[2]
+        return " ".join(parts)
+    return str(command)
+
+
+EXIT_CODE = re.compile(r"(?:Process exited with code|exit code:?)\s*(-?\d+)", re.IGNORECASE)
+
+
+def item_command(item: dict[str, Any]) -> str:
+    """The command of a function_call item (`exec_command` cmd, `shell` argv) or a custom tool's input."""
+    if item.get("type") == "custom_tool_call":
+        return f"{item.get('name', 'tool')}: {item.get('input', '')}"
+    try:
+        args = json.loads(str(item.get("arguments") or "{}"))
+    except ValueError:
+        return str(item.get("arguments", ""))
+    if isinstance(args, dict):
+        for key in ("cmd", "command"):
+            if key in args:
+                return command_text(args[key])
+    return f"{item.get('name', 'tool')} {json.dumps(args)}"
+
+
+def history_tool_calls(items: Any, when: float, limit: int = 4000) -> tuple[ToolCall, ...]:
+    """The tool calls a Responses request's `input` history holds: each call the model made, with the output
+    codex sent back (what the provider itself received, whatever the executor could observe)."""
+    calls: dict[str, dict[str, Any]] = {}
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        call_id = str(item.get("call_id", ""))
+        if item.get("type") in ("function_call", "custom_tool_call", "local_shell_call"):
+            calls.setdefault(call_id, {})["command"] = item_command(item)
+        elif item.get("type") in ("function_call_output", "custom_tool_call_output"):
+            output = item.get("output")
+            text = output if isinstance(output, str) else json.dumps(output)
+            calls.setdefault(call_id, {})["output"] = text[-limit:]
+    found = []
+    for call_id, entry in calls.items():
+        if "output" not in entry:
+            continue  # the model's call, not answered yet in this request
+        code = EXIT_CODE.search(entry["output"])
+        found.append(
+            ToolCall(
+                call_id=call_id,
+                command=entry.get("command", ""),
+                exit_code=int(code.group(1)) if code else None,
+                duration=None,
+                output=entry["output"],
+                started=when,
+            )
+        )
+    return tuple(found)

@@ -62,6 +62,10 @@ def make_executor(
         from pytest_interllm.executors.agents import AgentsExecutor
 
         return AgentsExecutor(settings, codex, endpoint, runner, label)
+    if settings.executor == "app-server":
+        from pytest_interllm.executors.appserver import AppServerExecutor
+
+        return AppServerExecutor(settings, codex, endpoint, runner, label)
     return CodexExecutor(settings, codex, endpoint, runner, label)
 
 
@@ -437,6 +441,7 @@ class InterllmSession:
                 result=result_of(report),
                 failure=report.longreprtext if report.failed else None,
                 expected_model=item.model,
+                executor=self.settings.executor,
                 free=bool(self.config.stash[COST_KEY][0].free),
             )
         )

@@ -30,6 +30,7 @@ HEADLINES = {
     "crash": "the codex server died during the call (*Connection closed*)",
     "omit-model": "expected gpt-5-codex, codex session ran gpt-4o (session_configured at ??:??:??)",
     "subagent-model": "expected gpt-5-codex, the provider was asked for gpt-5.6-luna",
+    "wrong-sandbox": "asked for sandbox workspace-write, codex ran with sandbox read-only",
 }
 
 

@@ -74,7 +74,7 @@ def test_report_shows_prompt_output_class_and_models(project: pytest.Pytester, x
     passing = next(t for i, t in texts.items() if "scenario_001" in i)
     # The timeline (tool call, provider requests, codex events) and the output file's preview.
     assert "tool call mkdir -p outputs && cat > outputs/scenario_001.md" in passing and "exit 0" in passing
-    assert re.search(r"request POST \S*/v1/responses model='gpt-5-codex' HTTP 200", passing)
+    assert re.search(r"request POST \S*/v1/responses model='gpt-5-codex' sandbox=workspace-write HTTP 200", passing)
     assert "task_complete" in passing and "## Goal" in passing
     failing = next(t for i, t in texts.items() if "scenario_002" in i)
     assert "[model-mismatch] expected gpt-5-codex, codex session ran gpt-4o" in failing

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_interllm.outcome import CodexEvent, ToolCall
+from pytest_interllm.outcome import EXIT_CODE, CodexEvent, ToolCall, command_text, item_command
 
 
 def event_from_params(when: float, params: dict[str, Any]) -> CodexEvent:
@@ -51,34 +50,6 @@ class CallResult:
         return None
 
 
-def command_text(command: Any) -> str:
-    """A readable command line from codex's argv (`bash -lc SCRIPT` shows SCRIPT)."""
-    if isinstance(command, list):
-        parts = [str(c) for c in command]
-        if len(parts) == 3 and parts[1] in ("-lc", "-c"):
-            return parts[2]
-        return " ".join(parts)
-    return str(command)
-
-
-_EXIT = re.compile(r"(?:Process exited with code|exit code:?)\s*(-?\d+)", re.IGNORECASE)
-
-
-def _arguments_command(item: dict[str, Any]) -> str:
-    """The command of a function_call item (`exec_command` cmd, `shell` argv) or a custom tool's input."""
-    if item.get("type") == "custom_tool_call":
-        return f"{item.get('name', 'tool')}: {item.get('input', '')}"
-    try:
-        args = json.loads(str(item.get("arguments") or "{}"))
-    except ValueError:
-        return str(item.get("arguments", ""))
-    if isinstance(args, dict):
-        for key in ("cmd", "command"):
-            if key in args:
-                return command_text(args[key])
-    return f"{item.get('name', 'tool')} {json.dumps(args)}"
-
-
 def tool_calls(events: list[CodexEvent]) -> list[ToolCall]:
     """Tool calls from the model's items and their outputs, with exec events' exit codes where codex sent them.
 
@@ -90,13 +61,13 @@ def tool_calls(events: list[CodexEvent]) -> list[ToolCall]:
         item = event.msg.get("item") if event.type == "raw_response_item" else None
         call_id = str((item or event.msg).get("call_id", ""))
         if isinstance(item, dict) and item.get("type") in ("function_call", "custom_tool_call", "local_shell_call"):
-            calls.setdefault(call_id, {"command": _arguments_command(item), "started": event.time})
+            calls.setdefault(call_id, {"command": item_command(item), "started": event.time})
         elif isinstance(item, dict) and item.get("type") in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             text = output if isinstance(output, str) else json.dumps(output)
             entry = calls.setdefault(call_id, {"command": "", "started": event.time})
             entry.setdefault("output", text)
-            found = _EXIT.search(text)
+            found = EXIT_CODE.search(text)
             if found and "exit_code" not in entry:
                 entry["exit_code"] = int(found.group(1))
             entry.setdefault("ended", event.time)

@@ -155,7 +155,11 @@ class AgentsExecutor(CodexExecutor):
         elif self.settings.codex_home is None:
             (codex_home / "config.toml").write_text(config_toml(base_url))  # codex is started per scenario here
         outcome = ScenarioOutcome(
-            prompt=prompt, expected_model=expected, output_path=self.settings.relative(target), fault=fault
+            prompt=prompt,
+            expected_model=expected,
+            output_path=self.settings.relative(target),
+            fault=fault,
+            expected_config=self.expected_config(),
         )
         self.capture.spans = []
         start = time.monotonic()

@@ -17,7 +17,7 @@ from pytest_interllm.codex.server import CodexServer
 from pytest_interllm.endpoint import Endpoint
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
-from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES
+from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES, other_sandbox
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
@@ -137,7 +137,13 @@ class CodexExecutor:
             args["model"] = model
         if fault == "mcp-no-content":
             args["approval-policy"] = "sometimes"  # codex answers isError without structuredContent
+        if fault == "wrong-sandbox":
+            args["sandbox"] = other_sandbox(self.settings.sandbox)  # a caller that passes the wrong sandbox
         return args
+
+    def expected_config(self) -> dict[str, str]:
+        """The session configuration every scenario asks for (checked against what codex reports)."""
+        return {"sandbox": self.settings.sandbox, "approval-policy": "never", "cwd": str(self.settings.rootdir)}
 
     def run(
         self,
@@ -213,6 +219,7 @@ class CodexExecutor:
             arguments={k: v for k, v in arguments.items() if k not in ("prompt", "config")},
             fault=fault,
             codex_pid=server.pid,
+            expected_config=self.expected_config(),
         )
         stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         start = time.monotonic()

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from pytest_interllm.outcome import AuditRecord
+from pytest_interllm.outcome import AuditRecord, history_tool_calls
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
 
 def audit_request(
-    request: Request, start: float, model: str | None, status: int, tin: int = 0, tout: int = 0, **extra: Any
+    request: Request,
+    start: float,
+    model: str | None,
+    status: int,
+    tin: int = 0,
+    tout: int = 0,
+    body: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> AuditRecord:
     """The audit record of one HTTP request to a provider (`start` from `time.monotonic()`)."""
     return AuditRecord(
+        tool_calls=history_tool_calls((body or {}).get("input"), time.time()),
         time=time.time(),
         method=request.method,
         path=request.url.path,
@@ -26,8 +35,18 @@ def audit_request(
         latency=time.monotonic() - start,
         input_tokens=tin,
         output_tokens=tout,
+        sandbox_mode=_turn_metadata(request).get("sandbox_mode"),
         **extra,
     )
+
+
+def _turn_metadata(request: Request) -> dict[str, Any]:
+    """codex's `x-codex-turn-metadata` header (JSON: session, turn, `sandbox_mode`, ...), or {}."""
+    try:
+        data = json.loads(request.headers.get("x-codex-turn-metadata") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def user_texts(items: Any) -> list[str]:

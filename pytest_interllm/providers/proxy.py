@@ -218,7 +218,8 @@ class AuditProxy(LocalServer):
         self, request: Request, start: float, model: str | None, status: int, tin: int = 0, tout: int = 0, **extra: Any
     ) -> None:
         scenario = f"{request.path_params.get('stem')}/{request.path_params.get('label')}"
-        record = audit_request(request, start, model, status, tin, tout, scenario=scenario, **extra)
+        body = getattr(request.state, "body", None)
+        record = audit_request(request, start, model, status, tin, tout, body=body, scenario=scenario, **extra)
         with self._lock:
             self.audit.append(record)
 
@@ -235,6 +236,7 @@ class AuditProxy(LocalServer):
         except ValueError:
             self._record(request, start, None, 400)
             return JSONResponse({"error": {"message": "request body is not JSON"}}, status_code=400)
+        request.state.body = body if isinstance(body, dict) else None  # for the audit record
         model = body.get("model") if isinstance(body.get("model"), str) else None
         key = (request.path_params["stem"], request.path_params["label"])
         with self._lock:

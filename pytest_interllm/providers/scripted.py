@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pytest_interllm.faults import other_sandbox
 from pytest_interllm.outcome import AuditRecord
 from pytest_interllm.providers.audit import audit_request, user_texts
 from pytest_interllm.providers.server import LocalServer
@@ -191,6 +192,7 @@ class ScriptedModel(LocalServer):
             status,
             tin,
             tout,
+            body=getattr(request.state, "body", None),
             scenario=context.label if context else None,
             fault=context.active_fault() if context else None,
             retry_after=float(retry_after) if retry_after else None,
@@ -215,6 +217,7 @@ class ScriptedModel(LocalServer):
         except ValueError:
             self._record(request, start, None, 400)
             return _error(400, "request body is not JSON", "invalid_request_error")
+        request.state.body = body if isinstance(body, dict) else None  # for the audit record
         raw_model = body.get("model")
         model = raw_model if isinstance(raw_model, str) else None
         context = self._context(request)
@@ -423,6 +426,8 @@ class ScriptedModel(LocalServer):
             args.pop("model", None)
         if fault == "mcp-no-content":
             args["approval-policy"] = "sometimes"
+        if fault == "wrong-sandbox":
+            args["sandbox"] = other_sandbox(str(args.get("sandbox", "")))
         return [self._function_call(f"{ORCHESTRATOR_PREFIX}{self._next_id()}", "codex", args)]
 
     @staticmethod

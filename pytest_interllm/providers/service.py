@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx2 as httpx
 
-from pytest_interllm.outcome import AuditRecord
+from pytest_interllm.outcome import AuditRecord, ToolCall
 from pytest_interllm.providers.credentials import OPENAI_URL, Credential
 from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
@@ -113,7 +113,11 @@ class ProxyClient:
         reply = self._http.get(f"{self.root}/_interllm/audit/{stem}/{name}", params={"since": since})
         reply.raise_for_status()
         names = {f.name for f in fields(AuditRecord)}
-        return [AuditRecord(**{k: v for k, v in row.items() if k in names}) for row in reply.json()["records"]]
+        rows = [{k: v for k, v in row.items() if k in names} for row in reply.json()["records"]]
+        return [
+            AuditRecord(**{**row, "tool_calls": tuple(ToolCall(**call) for call in row.get("tool_calls") or ())})
+            for row in rows
+        ]
 
     def preflight(self, model: str) -> dict[str, Any]:
         """One minimal request with `model` through the proxy to the real upstream (see `AuditProxy._preflight`)."""

@@ -38,6 +38,12 @@ def _models(record: dict[str, Any]) -> str:
         cells.append(
             f"<tr><th>{escape(label)}</th><td{mark}>{escape(repr(model) if model is not None else '—')}</td></tr>"
         )
+    asked, ran = record.get("expected_config") or {}, record.get("session_config") or {}
+    for key, want in asked.items():
+        got = ran.get(key)
+        mark = "" if got is None else (' class="ok"' if got == want else ' class="bad"')
+        shown = "not reported" if got is None else repr(got)
+        cells.append(f"<tr><th>{escape(key)} (asked {escape(repr(want))})</th><td{mark}>{escape(shown)}</td></tr>")
     return f"<table>{''.join(cells)}</table>"
 
 
@@ -57,6 +63,7 @@ def _timeline(record: dict[str, Any]) -> str:
         rows.append(
             f"<tr><td>{_clock(req['time'])} request</td>"
             f"<td>POST {escape(req['path'])} model={escape(repr(req['model']))}"
+            f"{' sandbox=' + escape(str(req['sandbox_mode'])) if req.get('sandbox_mode') else ''}"
             f"{' (replayed from the cassette)' if req.get('replayed') else ''}"
             f'</td><td class="{klass}">HTTP {req["status"]}</td><td>{req["latency"]:.3f}s</td>'
             f"<td>{req['input_tokens']} in / {req['output_tokens']} out</td></tr>"
@@ -105,7 +112,7 @@ def render(record: dict[str, Any]) -> str:
     parts.append(f"<p>{escape(facts)}</p>")
     parts.append(_section("final_output", _pre(record["final_output"] or "(empty)"), open_=True))
     parts.append(_section("prompt", _pre(record["prompt"])))
-    parts.append(_section("models: expected vs actual", _models(record), open_=bool(record["failure"])))
+    parts.append(_section("models and configuration: asked vs actual", _models(record), open_=bool(record["failure"])))
     parts.append(_section("timeline: tool calls, requests, events", _timeline(record)))
     if "spans" in record:
         parts.append(_section(f"Agents SDK spans ({len(record['spans'])})", _spans(record)))

@@ -25,6 +25,7 @@ def build(
     result: str,
     failure: str | None,
     expected_model: str,
+    executor: str = "codex",
     free: bool = False,
 ) -> dict[str, Any]:
     """The record of one scenario, pass or fail; `outcome` is None when it never reached codex."""
@@ -57,6 +58,9 @@ def build(
         "provider_retries": 0,
         "thread_id": None,
         "cost_usd": None if free else 0.0,
+        "executor": executor,
+        "expected_config": {},
+        "session_config": {},
     }
     if outcome is None:
         return record
@@ -77,6 +81,7 @@ def build(
                 "output_tokens": r.output_tokens,
                 "thread_id": r.thread_id,
                 "replayed": r.replayed,
+                "sandbox_mode": r.sandbox_mode,
             }
             for r in outcome.requests
         ],
@@ -104,6 +109,8 @@ def build(
         provider_retries=outcome.provider_retries,
         thread_id=outcome.thread_id,
         cost_usd=None if free else round(outcome.cost_usd, 6),
+        expected_config=dict(outcome.expected_config),
+        session_config=dict(outcome.session_config),
     )
     if outcome.spans or outcome.orchestrator_requests:
         record.update(
