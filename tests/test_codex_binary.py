@@ -44,7 +44,10 @@ def test_broken_codex_names_its_exit_status(project: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines([f"*{broken}: `--version` exited 127: error while loading shared libraries*"])
 
 
-FAKE_CODEX = 'case "$1" in --version) echo "codex-cli 0.153.4";; mcp-server) exit 0;; *) exit 2;; esac\n'
+FAKE_CODEX = (
+    'case "$1" in --version) echo "codex-cli 0.153.4";; mcp-server) echo "Usage: codex mcp-server [OPTIONS]";; '
+    "*) exit 2;; esac\n"
+)
 
 
 def test_codex_on_path_is_found_when_the_cache_and_the_sdk_have_none(

@@ -17,8 +17,10 @@ from pytest_interllm.codex.locate import locate
 from pytest_interllm.codex.process import alive
 from tests.conftest import write
 
+SERVER_ARGS = {"mcp-server": [b"mcp-server"], "app-server": [b"app-server", b"--listen", b"stdio://"]}
 
-def codex_pids(cwd: Path, wrapper: str | None = None) -> set[int]:
+
+def codex_pids(cwd: Path, wrapper: str | None = None, interface: str = "mcp-server") -> set[int]:
     """Live `codex mcp-server` processes whose working directory is `cwd` (codex runs with cwd = the rootdir).
 
     Only the servers: not the `--version` probe, nor the sandbox helpers and commands a server starts.
@@ -32,7 +34,7 @@ def codex_pids(cwd: Path, wrapper: str | None = None) -> set[int]:
             if wrapper is not None and argv[1:2] == [wrapper.encode()]:
                 argv = argv[1:]  # a script run by bash: [bash, script, mcp-server]
             # Exactly `codex mcp-server`: not the `mcp-server --help` probe of the binary check.
-            server = argv[0].endswith(wrapper.encode() if wrapper else b"codex") and argv[1:] == [b"mcp-server"]
+            server = argv[0].endswith(wrapper.encode() if wrapper else b"codex") and argv[1:] == SERVER_ARGS[interface]
             if server and Path(os.readlink(entry / "cwd")) == cwd:
                 found.add(int(entry.name))
         except OSError:
@@ -53,9 +55,10 @@ def server_pids(junit: Path) -> list[int]:
 class Watch:
     """Polls for codex processes of a run in the background, remembering every pid it saw."""
 
-    def __init__(self, cwd: Path, wrapper: str | None = None) -> None:
+    def __init__(self, cwd: Path, wrapper: str | None = None, interface: str = "mcp-server") -> None:
         self.cwd = cwd
         self.wrapper = wrapper
+        self.interface = interface
         self.seen: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -63,7 +66,7 @@ class Watch:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.seen |= codex_pids(self.cwd, self.wrapper)
+            self.seen |= codex_pids(self.cwd, self.wrapper, self.interface)
             time.sleep(0.05)
 
     def stop(self) -> set[int]:

@@ -92,7 +92,8 @@ def check(path: str, interface: str = "mcp-server", timeout: float = 30.0) -> Co
     if version.returncode != 0:
         raise CodexMissing(f"{path}: `--version` exited {version.returncode}: {version.stderr.strip()[:200]}")
     name = version.stdout.strip()
-    if helped.returncode != 0:
+    # codex ≥ 0.154 answers `mcp-server --help` with its top-level help (it takes `mcp-server` for a prompt).
+    if helped.returncode != 0 or not re.search(rf"Usage: \S+ {interface}\b", helped.stdout):
         why = "codex 0.154.0 and later removed it" if interface == "mcp-server" else "it needs codex 0.151 or newer"
         raise CodexMissing(f"{path} ({name}): has no `{interface}` command ({why})")
     if interface == "app-server" and version_tuple(name) and version_tuple(name) < APP_SERVER_MINIMUM:
