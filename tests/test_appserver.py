@@ -159,3 +159,11 @@ def test_install_codex_reports_where_codex_is(tmp_path: Path) -> None:
         check=True,
     )
     assert result.stdout.startswith(f"codex 0.153.4 is at {cache}/0.153.4/codex_cli_bin/bin/codex (cache: {cache};")
+
+
+def test_cassettes_record_and_replay_on_app_server(project: pytest.Pytester) -> None:
+    recorded = run(project, "--interllm", "input/list.md", *APP, "--interllm-provider", "record")
+    recorded.assert_outcomes(passed=3)
+    replayed = run(project, "--interllm", "input/list.md", *APP, "--interllm-provider", "replay")
+    replayed.assert_outcomes(passed=3)
+    replayed.stdout.fnmatch_lines(["interllm: proxy: 6 requests, 0 sent upstream, 6 replayed*"])
