@@ -74,6 +74,9 @@ def test_every_applicable_fault_is_classified_and_no_codex_is_left(project: pyte
     # The crash restarted the app-server; the timeout only interrupted the turn.
     pids = {p["interllm_fault"]: p["interllm_codex_pid"] for p in properties(project.path / "j.xml")}
     assert pids["crash"] != pids["omit-model"] and pids["stall"] == pids["bad-sse"]
+    [log] = (project.path / "logs").glob("run-*.jsonl")
+    stalled = next(r for r in map(json.loads, log.read_text().splitlines()) if r["fault"] == "stall")
+    assert [e["type"] for e in stalled["events"]][-1] == "turn/completed"  # interrupted, not abandoned
 
 
 def test_mcp_no_content_does_not_exist_on_app_server(project: pytest.Pytester) -> None:

@@ -237,9 +237,7 @@ class AppServerExecutor(CodexExecutor):
             outcome.output_exists = True
             outcome.output_size = target.stat().st_size
             outcome.output_text = target.read_text(encoding="utf-8", errors="replace")
-        if outcome.crashed or (outcome.timed_out and not sdk.alive):
-            self.restart()
-        return outcome
+        return outcome  # a dead app-server is replaced when the next scenario starts (`start`)
 
     async def _turn(
         self, sdk: _Sdk, prompt: str, asked: dict[str, Any], config: dict[str, Any], limit: float, out: ScenarioOutcome
