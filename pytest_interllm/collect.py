@@ -15,17 +15,19 @@ from pytest_interllm.faults import not_for_executor, unavailable
 from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
+from pytest_interllm.run import Request, Verdict, run_item
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
 from pytest_interllm.settings import Settings
 
 if TYPE_CHECKING:
-    from pytest_interllm.cost import Budget, Prices
+    pass
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
 EXECUTOR_KEY = pytest.StashKey[Any]()
 REDACTOR_KEY = pytest.StashKey[Any]()
 COST_KEY = pytest.StashKey[Any]()  # (Prices, Budget)
+VERDICT_KEY = pytest.StashKey[Verdict]()
 
 
 def _front(path: Path, front: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -74,36 +76,60 @@ class InterllmFile(pytest.File):
         self.add_marker(pytest.mark.interllm)  # once on the list: every scenario inherits it
         for scenario in scenarios:
             expect = expectations.for_scenario(scenario)
-            item = ScenarioItem.from_parent(
-                self,
-                name=scenario.name,
-                scenario=scenario,
-                expectations=expect,
-                template=template,
-                model=expect.model or (settings.model if settings.model_explicit else model or settings.model),
-                timeout=expect.timeout
-                or (settings.timeout if settings.timeout_explicit or not timeout else float(timeout)),
-                problem=problems.get(scenario.line),
+            # A model matrix: one item per model, named `…[model]`; a scenario's own YAML `model` pins it to one.
+            matrix = len(settings.matrix) > 1 and not expect.model
+            models = (
+                settings.matrix
+                if matrix
+                else (expect.model or (settings.model if settings.model_explicit else model or settings.model),)
             )
-            if scenario.section:
-                item.extra_keyword_matches.add(scenario.section)
-            absent = not_for_executor(expect.fault, settings.executor) if expect.fault else None
-            if absent is not None:
-                raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line or 1}: {absent}")
-            refused = unavailable(expect.fault, settings.provider, settings.executor) if expect.fault else None
-            if expect.skip or refused:
-                item.add_marker(pytest.mark.skip(reason=expect.skip or f"{refused}; skipped"))
-            if expect.xfail:
-                item.add_marker(pytest.mark.xfail(reason=expect.xfail))
-            for marker in expect.markers:
-                try:
-                    item.add_marker(marker)
-                except (Exception, pytest.fail.Exception) as exc:  # --strict-markers, or its warning as an error
-                    raise self.CollectError(
-                        f"{expect.source or inputs.expectations}:{expect.line or 1}: marker {marker!r} is not "
-                        f"registered: add it to `markers` in your pytest configuration ({exc})"
-                    ) from None
-            yield item
+            for each in models:
+                yield self._item(settings, inputs, scenario, expect, template, each, timeout, matrix, problems)
+
+    def _item(
+        self,
+        settings: Settings,
+        inputs: ListInputs,
+        scenario: Scenario,
+        expect: Expectations,
+        template: PromptTemplate,
+        model: str,
+        timeout: Any,
+        matrix: bool,
+        problems: dict[int, ScenarioFormatError],
+    ) -> ScenarioItem:
+        """One item of a scenario (one model of it, in a matrix), with its markers."""
+        item = ScenarioItem.from_parent(
+            self,
+            name=f"{scenario.name}[{model}]" if matrix else scenario.name,
+            scenario=scenario,
+            expectations=expect,
+            template=template,
+            model=model,
+            timeout=expect.timeout
+            or (settings.timeout if settings.timeout_explicit or not timeout else float(timeout)),
+            problem=problems.get(scenario.line),
+            in_matrix=matrix,
+        )
+        if scenario.section:
+            item.extra_keyword_matches.add(scenario.section)
+        absent = not_for_executor(expect.fault, settings.executor) if expect.fault else None
+        if absent is not None:
+            raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line or 1}: {absent}")
+        refused = unavailable(expect.fault, settings.provider, settings.executor) if expect.fault else None
+        if expect.skip or refused:
+            item.add_marker(pytest.mark.skip(reason=expect.skip or f"{refused}; skipped"))
+        if expect.xfail:
+            item.add_marker(pytest.mark.xfail(reason=expect.xfail))
+        for marker in expect.markers:
+            try:
+                item.add_marker(marker)
+            except (Exception, pytest.fail.Exception) as exc:  # --strict-markers, or its warning as an error
+                raise self.CollectError(
+                    f"{expect.source or inputs.expectations}:{expect.line or 1}: marker {marker!r} is not "
+                    f"registered: add it to `markers` in your pytest configuration ({exc})"
+                ) from None
+        return item
 
 
 class ScenarioItem(pytest.Item):
@@ -118,6 +144,7 @@ class ScenarioItem(pytest.Item):
         model: str,
         timeout: float,
         problem: ScenarioFormatError | None = None,
+        in_matrix: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -127,14 +154,21 @@ class ScenarioItem(pytest.Item):
         self.model = model
         self.timeout = timeout
         self.problem = problem
+        self.in_matrix = in_matrix
+
+    @property
+    def label(self) -> str:
+        """`scenario_NNN`, and `@model` when the item is one model of a matrix: names its output and cassette."""
+        return f"{self.scenario.label}@{self.model}" if self.in_matrix else self.scenario.label
 
     @property
     def output_file(self) -> Path:
-        """Where the agent must write this scenario's file."""
+        """Where the agent must write this scenario's file (one per model in a matrix)."""
         settings = self.config.stash[SETTINGS_KEY]
         if self.expectations.output_file:
-            return settings.rootdir / self.expectations.output_file
-        return settings.output_path(self.scenario.label)
+            path = settings.rootdir / self.expectations.output_file
+            return path.with_name(f"{path.stem}@{self.model}{path.suffix}") if self.in_matrix else path
+        return settings.output_path(self.label)
 
     def settings_for_run(self) -> tuple[str, float]:
         """Model and timeout after the `interllm` marker (set by hand or by a conftest) is applied."""
@@ -165,40 +199,27 @@ class ScenarioItem(pytest.Item):
         if refusal is not None:
             # Reported at the scenario's own file and line, like a skip mark.
             raise pytest.skip.Exception(refusal, _use_item_location=True)
+        model, timeout = self.settings_for_run()
+        request = Request(
+            prompt=self.prompt(),
+            output_file=self.output_file,
+            model=model,
+            timeout=timeout,
+            label=f"{self.path.stem}/{self.label}",
+            expectations=self.expectations,
+            fault=self.expectations.fault or settings.fault,
+        )
+        min_pass = self.expectations.min_pass or settings.min_pass
         try:
-            self._attempts(settings, prices, budget)
+            executor = self.config.stash[EXECUTOR_KEY]()
+            verdict = run_item(executor, request, settings.repeat, settings.retries, min_pass, prices, budget)
         finally:
             budget.finish(reserved)
-
-    def _attempts(self, settings: Settings, prices: Prices, budget: Budget) -> None:
-        """Run the scenario, again after a failure while `--interllm-retries` allows."""
-        executor = self.config.stash[EXECUTOR_KEY]()
-        model, timeout = self.settings_for_run()
-        earlier: list[str] = []
-        for attempt in range(1, settings.retries + 2):
-            outcome = executor.run(
-                self.prompt(),
-                output_file=self.output_file,
-                model=model,
-                expected_model=model,
-                timeout=timeout,
-                fault=self.expectations.fault or settings.fault,
-                fault_requests=self.expectations.fault_requests,
-                label=f"{self.path.stem}/{self.scenario.label}",
-            )
-            outcome.attempts = attempt
-            outcome.earlier_failures = earlier
-            outcome.cost_usd = prices.of_requests([*outcome.requests, *outcome.orchestrator_requests])
-            budget.add(outcome.cost_usd)
-            self.stash[OUTCOME_KEY] = outcome
-            try:
-                executor.check(outcome, self.expectations)
-            except ScenarioFailure as failure:
-                if attempt > settings.retries:
-                    raise
-                earlier.append(str(failure))
-            else:
-                return
+        self.stash[VERDICT_KEY] = verdict
+        self.stash[OUTCOME_KEY] = verdict.shown.outcome
+        failure = verdict.failure()
+        if failure is not None:
+            raise failure
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, ScenarioFailure):

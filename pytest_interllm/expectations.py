@@ -27,6 +27,7 @@ class Expectations:
     markers: tuple[str, ...] = ()
     fault: str | None = None
     fault_requests: int | None = None
+    min_pass: float | None = None
     line: int = 0
     source: Path | None = None
 
@@ -71,6 +72,11 @@ def _build(path: Path, line: int, data: Any, base: Expectations) -> Expectations
             if value not in FAULTS:
                 raise ScenarioFormatError(path, line, f"unknown fault {value!r} (known: {', '.join(FAULTS)})")
             values[key] = value
+        elif key == "min_pass":
+            _check(path, line, key, value, (int, float), "a share between 0 and 1")
+            if not 0 < value <= 1:
+                raise ScenarioFormatError(path, line, f"'min_pass' must be greater than 0 and at most 1, got {value!r}")
+            values[key] = float(value)
         elif key in ("min_words", "fault_requests"):
             _check(path, line, key, value, int, "a whole number")
             values[key] = value

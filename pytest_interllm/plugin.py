@@ -18,10 +18,12 @@ from pytest_interllm.collect import (
     OUTCOME_KEY,
     REDACTOR_KEY,
     SETTINGS_KEY,
+    VERDICT_KEY,
     InterllmFile,
     ScenarioItem,
 )
 from pytest_interllm.cost import Budget, PriceError, Prices
+from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.inputs import check_templates, input_files, list_inputs
 from pytest_interllm.outcome import ScenarioOutcome
@@ -29,8 +31,13 @@ from pytest_interllm.outputs import Cleanup, Manifest, OutputDirError, check_out
 from pytest_interllm.prompt import TemplateError
 from pytest_interllm.providers.credentials import Credential, CredentialError, for_run, login_secrets
 from pytest_interllm.redact import Redactor
+from pytest_interllm.report.baseline import Baseline
+from pytest_interllm.report.baseline import html as baseline_html
+from pytest_interllm.report.baseline import markdown as baseline_markdown
+from pytest_interllm.report.baseline import terminal_lines as baseline_lines
 from pytest_interllm.report.html import render as render_html
 from pytest_interllm.report.html import summary as render_summary
+from pytest_interllm.report.merge import MergeError
 from pytest_interllm.report.record import build as build_record
 from pytest_interllm.report.runlog import RunLog
 from pytest_interllm.report.status import StatusLines, ends_test, result_of
@@ -218,7 +225,10 @@ class HtmlHooks:
         self.session = session
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
-        prefix.append(render_summary(self.session.info(), summary_counts(self.session.records)))
+        session = self.session
+        changes = session.baseline.compare(session.records) if session.baseline is not None else None
+        extra = baseline_html(changes, session.baseline_name()) if changes is not None else ""
+        prefix.append(render_summary(session.info(), summary_counts(session.records), session.records, extra))
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
         cells.insert(2, '<th class="sortable" data-column-type="interllmIndex">Scenario</th>')
@@ -280,6 +290,7 @@ class InterllmSession:
         self.manifest: Manifest | None = None  # the controller's record of the output files scenarios left
         self.credential: Credential | None = None  # the controller's: the user's key or codex login
         self.preflight: dict[str, Any] | None = None
+        self.baseline: Baseline | None = None  # the controller's: an earlier run to compare with
         self.cleanup = Cleanup()
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
@@ -409,15 +420,20 @@ class InterllmSession:
         if not isinstance(item, ScenarioItem) or not ends_test(report):
             return report
         outcome = item.stash.get(OUTCOME_KEY, None) if call.when == "call" else None
+        verdict = item.stash.get(VERDICT_KEY, None) if call.when == "call" else None
+        failure = call.excinfo.value if call.excinfo is not None else None
+        failure_class = failure.failure_class if isinstance(failure, ScenarioFailure) else None
         props: list[tuple[str, object]] = [
             ("interllm_index", item.scenario.index),
             ("interllm_expected_model", item.model),
         ]
+        if verdict is not None and len(verdict.attempts) > 1:
+            props.append(("interllm_repeat", verdict.summary()))
         if outcome is not None:
             props += [
                 ("interllm_session_model", outcome.session_model or ""),
                 ("interllm_output", outcome.output_path),
-                ("interllm_failure_class", outcome.failure_class or ""),
+                ("interllm_failure_class", failure_class or ""),
                 ("interllm_fault", outcome.fault or ""),
                 ("interllm_attempts", outcome.attempts),
                 ("interllm_provider_retries", outcome.provider_retries),
@@ -443,6 +459,8 @@ class InterllmSession:
                 expected_model=item.model,
                 executor=self.settings.executor,
                 free=bool(self.config.stash[COST_KEY][0].free),
+                failure_class=failure_class,
+                verdict=verdict,
             )
         )
         report.interllm_record = record  # type: ignore[attr-defined]  # travels to the xdist controller
@@ -485,6 +503,11 @@ class InterllmSession:
             check_output_dir(s, files)
         except (TemplateError, OutputDirError) as exc:
             raise pytest.UsageError(str(exc)) from None
+        if s.baseline is not None:
+            try:
+                self.baseline = Baseline(s.baseline)
+            except MergeError as exc:
+                raise pytest.UsageError(f"--interllm-baseline: {exc}") from None
         if self.config.option.collectonly:
             return
         self._preflight()
@@ -510,6 +533,9 @@ class InterllmSession:
         )
         budget.add(answer["cost_usd"], scenarios=0)
         self.preflight = answer
+
+    def baseline_name(self) -> str:
+        return self.settings.relative(self.baseline.path) if self.baseline is not None else ""
 
     def cleanup_lines(self) -> list[str]:
         """The log's account of the earlier outputs removed (and kept) at the start of the run."""
@@ -539,6 +565,9 @@ class InterllmSession:
         budget = f" of a ${self.settings.budget:.4f} budget" if self.settings.budget is not None else ""
         costs = f"{summary_spend(self.records, prices.free, extra)}{budget} (prices: {prices.source})"
         terminalreporter.write_line(f"interllm: tokens {tin} in / {tout} out, {prices.free or costs}")
+        if self.baseline is not None:
+            for line in baseline_lines(self.baseline.compare(self.records), self.baseline_name()):
+                terminalreporter.write_line(self.redactor.text(line))
         if self.service is not None:
             st = self.service.stats()
             terminalreporter.write_line(
@@ -561,7 +590,12 @@ class InterllmSession:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as fh:
                 free = self.config.stash[COST_KEY][0].free
-                fh.write(self.redactor.text(summary_markdown(self.records, self.info(), free)))
+                extra = (
+                    [baseline_markdown(self.baseline.compare(self.records), self.baseline_name())]
+                    if self.baseline is not None
+                    else []
+                )
+                fh.write(self.redactor.text(summary_markdown(self.records, self.info(), free, extra)))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.executor is not None:

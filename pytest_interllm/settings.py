@@ -34,6 +34,7 @@ class Option:
     env: str | None = None
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
+    repeatable: bool = False  # the flag may be given several times; env and ini take a comma-separated list
 
     @property
     def ini(self) -> str:
@@ -44,10 +45,36 @@ OPTIONS = (
     Option(
         "interllm_model",
         "--interllm-model",
-        f"model the agent must run (default {DEFAULT_MODEL}).",
+        f"model the agent must run (default {DEFAULT_MODEL}); several (repeat the flag, or a comma-separated "
+        "list) make a model matrix: one item per scenario and model.",
         DEFAULT_MODEL,
         "INTERLLM_MODEL",
         "MODEL",
+        repeatable=True,
+    ),
+    Option(
+        "interllm_repeat",
+        "--interllm-repeat",
+        "attempts of each item, one verdict per item: it passes when passes/attempts >= the min pass (default 1).",
+        "1",
+        "INTERLLM_REPEAT",
+        "N",
+    ),
+    Option(
+        "interllm_min_pass",
+        "--interllm-min-pass",
+        "share of an item's repeated attempts that must pass, 0 < F <= 1 (default 1.0: all; YAML min_pass wins).",
+        "1.0",
+        "INTERLLM_MIN_PASS",
+        "F",
+    ),
+    Option(
+        "interllm_baseline",
+        "--interllm-baseline",
+        "an earlier run's JSONL log (or a merged one): show what regressed, was fixed, is new or removed.",
+        None,
+        "INTERLLM_BASELINE",
+        "PATH",
     ),
     Option(
         "interllm_provider",
@@ -290,10 +317,19 @@ class Settings:
     budget: float | None = None
     provider_source: str = "default"
     executor_reason: str = ""  # why this executor, when it was not chosen explicitly
+    models: tuple[str, ...] = ()  # more than one: a model matrix
+    repeat: int = 1
+    min_pass: float = 1.0
+    baseline: Path | None = None
     auth: str = "auto"
     auth_file: Path | None = None
     preflight: bool = True
     raw: Mapping[str, tuple[str | None, str]] = field(default_factory=dict, compare=False)  # value, where from
+
+    @property
+    def matrix(self) -> tuple[str, ...]:
+        """The models every scenario runs on (one unless a model matrix was asked for)."""
+        return self.models or (self.model,)
 
     def output_path(self, label: str) -> Path:
         """Absolute path of a scenario's output file."""
@@ -338,6 +374,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("interllm_lists", "markdown scenario lists to collect, like --interllm.", type="paths", default=[])
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "metavar": opt.metavar}
+        if opt.repeatable:
+            kwargs["action"] = "append"
         env = f" Env {opt.env}." if opt.env else ""
         group.addoption(opt.flag, help=f"{opt.help}{env} Ini {opt.ini}.", **kwargs)
         parser.addini(opt.ini, opt.help, default=None)  # None: not set, so an ini equal to the default still wins
@@ -347,7 +385,7 @@ def _pick(config: pytest.Config, opt: Option, environ: Mapping[str, str]) -> tup
     """Value and where it came from: cli, env, ini or default."""
     cli = config.getoption(opt.dest)
     if cli is not None:
-        return str(cli), opt.flag
+        return (",".join(cli) if isinstance(cli, list) else str(cli)), opt.flag
     if opt.env and environ.get(opt.env):
         return environ[opt.env], opt.env
     ini = config.getini(opt.ini)
@@ -404,8 +442,15 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     if refused is not None:
         raise pytest.UsageError(f"{fault_source}: {refused}")
     model, model_source = picked["interllm_model"]
-    if not model or not model.strip():
-        raise pytest.UsageError(f"{model_source}: the expected model is empty")
+    models = tuple(dict.fromkeys(m.strip() for m in str(model or "").split(",")))
+    if not models or any(not m for m in models):
+        raise pytest.UsageError(f"{model_source}: the expected model is empty ({model!r})")
+    repeat_value, repeat_source = picked["interllm_repeat"]
+    repeat = _convert(str(repeat_value), repeat_source, int, "a whole number")
+    min_pass_value, min_pass_source = picked["interllm_min_pass"]
+    min_pass = _convert(str(min_pass_value), min_pass_source, float, "a share between 0 and 1")
+    if min_pass > 1:
+        raise pytest.UsageError(f"{min_pass_source}: {min_pass_value!r} must be at most 1 (1.0: every attempt)")
     timeout_value, timeout_source = picked["interllm_timeout"]
     timeout = _convert(str(timeout_value), timeout_source, float, "a number of seconds")
     max_value, max_source = picked["interllm_max_scenarios"]
@@ -429,7 +474,11 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     return Settings(
         rootdir=root,
         lists=tuple(dict.fromkeys(lists)),
-        model=model.strip(),
+        model=models[0],
+        models=models,
+        repeat=repeat,
+        min_pass=min_pass,
+        baseline=path_of("interllm_baseline"),
         model_explicit=model_source != "default",
         provider=str(provider),
         executor=str(executor),

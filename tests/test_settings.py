@@ -136,7 +136,7 @@ def test_header_says_why_this_provider(
             "--interllm-executor: unknown value 'langchain' (choose from codex, agents, app-server)",
         ),
         (["--interllm-sandbox", "yolo"], "--interllm-sandbox: unknown value 'yolo'*"),
-        (["--interllm-model", " "], "--interllm-model: the expected model is empty"),
+        (["--interllm-model", " "], "--interllm-model: the expected model is empty (' ')"),
     ],
 )
 def test_invalid_values_are_usage_errors(project: pytest.Pytester, args: list[str], message: str) -> None:

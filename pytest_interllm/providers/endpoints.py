@@ -27,6 +27,11 @@ class _ScriptedCall:
         self.endpoint.close_call(self)
 
 
+def _scenario_of(label: str) -> str:
+    """A scenario's label without its repeat number (`list/scenario_003~2` → `list/scenario_003`)."""
+    return label.split("~", 1)[0]
+
+
 class ScriptedEndpoint:
     """The built-in scripted model on the worker's loop; each scenario gets its own URL and fault."""
 
@@ -60,7 +65,7 @@ class ScriptedEndpoint:
             fault=fault,
             fault_requests=fault_requests,
             on_crash=on_crash,
-            requests=self._served.get(label, 0),
+            requests=self._served.get(_scenario_of(label), 0),
         )
         key = self.model.open_call(context)
         return _ScriptedCall(url=self.model.call_url(key), context=context, endpoint=self, key=key)
@@ -68,7 +73,7 @@ class ScriptedEndpoint:
     def close_call(self, call: _ScriptedCall) -> None:
         if self.model is not None:
             self.model.close_call(call.key)
-        self._served[call.context.label] = call.context.requests
+        self._served[_scenario_of(call.context.label)] = call.context.requests
 
     def stop(self) -> None:
         if self.model is not None:

@@ -6,6 +6,8 @@ import time
 from html import escape
 from typing import Any
 
+from pytest_interllm.report.summary import matrix, matrix_cell, model_totals, models_of, pass_rates, result_text
+
 STYLE = (
     "<style>.interllm{font:13px/1.4 sans-serif;margin:6px 0}.interllm details{margin:4px 0}"
     ".interllm summary{cursor:pointer;font-weight:600}.interllm pre{white-space:pre-wrap;background:#f6f8fa;"
@@ -110,6 +112,17 @@ def render(record: dict[str, Any]) -> str:
         + (f" · fault {record['fault']}" if record["fault"] else "")
     )
     parts.append(f"<p>{escape(facts)}</p>")
+    repeat = record.get("repeat")
+    if repeat:
+        parts.append(f"<p><b>{escape(result_text(record))}</b> · {escape(pass_rates(record))}</p>")
+        runs = "".join(
+            f'<tr><td>{run["attempt"]}</td><td class="{"ok" if run["result"] == "passed" else "bad"}">'
+            f"{escape(run['result'])}</td><td>{escape(run.get('failure') or '')}</td>"
+            f"<td>{_pre(run.get('final_output') or '(empty)')}</td></tr>"
+            for run in record.get("runs") or []
+        )
+        table = f"<table><tr><th>attempt</th><th>result</th><th>failure</th><th>final_output</th></tr>{runs}</table>"
+        parts.append(_section(f"attempts ({repeat['attempts']})", table, open_=bool(record["failure"])))
     parts.append(_section("final_output", _pre(record["final_output"] or "(empty)"), open_=True))
     parts.append(_section("prompt", _pre(record["prompt"])))
     parts.append(_section("models and configuration: asked vs actual", _models(record), open_=bool(record["failure"])))
@@ -123,13 +136,31 @@ def render(record: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def summary(info: dict[str, str], counts: dict[str, int]) -> str:
-    """The run summary above the results table."""
+def summary(
+    info: dict[str, str], counts: dict[str, int], records: list[dict[str, Any]] | None = None, extra: str = ""
+) -> str:
+    """The run summary above the results table; with several models, the scenarios × models comparison."""
     facts = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in info.items())
     tally = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in counts.items()) or (
         "<tr><td>no scenarios ran</td></tr>"
     )
+    compared = ""
+    models = models_of(records or [])
+    if len(models) > 1:
+        assert records is not None
+        head = "".join(f"<th>{escape(m)}</th>" for m in models)
+        rows = "".join(
+            f"<tr><td>{escape(index)}</td><td>{escape(title)}</td>"
+            + "".join(f"<td>{escape(matrix_cell(by_model.get(m)))}</td>" for m in models)
+            + "</tr>"
+            for index, title, by_model in matrix(records)
+        )
+        totals = "".join(f"<td><b>{escape(model_totals(records, m))}</b></td>" for m in models)
+        compared = (
+            f"<h3>Models compared</h3><table><tr><th>#</th><th>scenario</th>{head}</tr>{rows}"
+            f"<tr><td></td><td><b>all scenarios</b></td>{totals}</tr></table>"
+        )
     return (
         f'{STYLE}<div class="interllm"><h2>pytest-interllm</h2><table>{facts}</table>'
-        f"<h3>Scenarios by result and failure class</h3><table>{tally}</table></div>"
+        f"<h3>Scenarios by result and failure class</h3><table>{tally}</table>{compared}{extra}</div>"
     )

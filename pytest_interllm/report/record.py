@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_interllm.outcome import ScenarioOutcome
 
+if TYPE_CHECKING:
+    from pytest_interllm.run import Verdict
+
 PREVIEW_LINES = 12
 TEXT_LIMIT = 200_000
+OUTPUT_LIMIT = 20_000  # the output file's text, for a later run's baseline diff
 
 
 def _clip(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -27,6 +31,8 @@ def build(
     expected_model: str,
     executor: str = "codex",
     free: bool = False,
+    failure_class: str | None = None,
+    verdict: Verdict | None = None,
 ) -> dict[str, Any]:
     """The record of one scenario, pass or fail; `outcome` is None when it never reached codex."""
     record: dict[str, Any] = {
@@ -61,11 +67,64 @@ def build(
         "executor": executor,
         "expected_config": {},
         "session_config": {},
+        "output_text": "",
+        "repeat": None,
+        "runs": [],
     }
     if outcome is None:
         return record
-    record.update(
-        failure_class=outcome.failure_class,
+    record.update(_evidence(outcome, free))
+    record.update(failure_class=failure_class or outcome.failure_class)
+    if verdict is not None and len(verdict.attempts) > 1:
+        record["repeat"] = verdict.record()
+        record["runs"] = [
+            {
+                "attempt": a.number,
+                "result": "failed" if a.failure else "passed",
+                "failure_class": a.failure.failure_class if a.failure else None,
+                "failure": str(a.failure) if a.failure else None,
+                **{k: v for k, v in _evidence(a.outcome, free).items() if k in RUN_KEYS},
+            }
+            for a in verdict.attempts
+        ]
+        # The item's totals are its attempts' (the evidence shown is one attempt's).
+        runs = [a.outcome for a in verdict.attempts]
+        record.update(
+            tokens_in=sum(o.tokens_in for o in runs),
+            tokens_out=sum(o.tokens_out for o in runs),
+            duration=round(sum(o.duration for o in runs), 4),
+            cost_usd=None if free else round(sum(o.cost_usd for o in runs), 6),
+        )
+    if outcome.spans or outcome.orchestrator_requests:
+        record.update(
+            orchestrator_models=list(outcome.orchestrator_models),
+            codex_arguments={k: v for k, v in outcome.arguments.items() if k != "prompt"},
+            spans=[_span(s) for s in outcome.spans],
+            agent_items=outcome.agent_items,
+            agent_usage=outcome.agent_usage,
+        )
+    return record
+
+
+# What each repeated attempt keeps in the log, beside its result.
+RUN_KEYS = (
+    "final_output",
+    "session_model",
+    "provider_models",
+    "tool_calls",
+    "output_exists",
+    "output_preview",
+    "tokens_in",
+    "tokens_out",
+    "duration",
+    "cost_usd",
+    "thread_id",
+)
+
+
+def _evidence(outcome: ScenarioOutcome, free: bool) -> dict[str, Any]:
+    """The record's fields that come from one run's outcome."""
+    return dict(
         prompt=_clip(outcome.prompt),
         final_output=_clip(outcome.final_output),
         session_model=outcome.session_model,
@@ -111,16 +170,8 @@ def build(
         cost_usd=None if free else round(outcome.cost_usd, 6),
         expected_config=dict(outcome.expected_config),
         session_config=dict(outcome.session_config),
+        output_text=_clip(outcome.output_text, OUTPUT_LIMIT),
     )
-    if outcome.spans or outcome.orchestrator_requests:
-        record.update(
-            orchestrator_models=list(outcome.orchestrator_models),
-            codex_arguments={k: v for k, v in outcome.arguments.items() if k != "prompt"},
-            spans=[_span(s) for s in outcome.spans],
-            agent_items=outcome.agent_items,
-            agent_usage=outcome.agent_usage,
-        )
-    return record
 
 
 def _span(span: dict[str, Any]) -> dict[str, Any]:

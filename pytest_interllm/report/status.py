@@ -66,9 +66,15 @@ class StatusLines:
         return self.titles
 
     def _lookup(self, nodeid: str) -> tuple[int, int, str] | None:
+        """Index, list size and title of a scenario item; one model of a matrix shows its model too."""
         if "::scenario_" not in nodeid:
             return None
-        return self.load().get(nodeid)
+        base, bracket, model = nodeid.partition("[")
+        found = self.load().get(base)
+        if found is None or not bracket:
+            return found
+        index, total, title = found
+        return index, total, f"[{model.rstrip(']')}] {title}"
 
     def owns(self, nodeid: str) -> bool:
         """Whether `nodeid` is a scenario whose result these lines show."""
@@ -94,6 +100,8 @@ class StatusLines:
         props = dict(report.user_properties)
         failure = props.get("interllm_failure_class")
         reason = f" [{failure}]" if failure else ""
+        if props.get("interllm_repeat"):
+            reason += f" ({props['interllm_repeat']})"
         attempts = int(str(props.get("interllm_attempts", 1) or 1))
         if attempts > 1:
             reason += f" (flaky: attempt {attempts})" if result == "passed" else f" (after {attempts} attempts)"

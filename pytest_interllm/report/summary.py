@@ -33,26 +33,98 @@ def spend(records: list[dict[str, Any]], free: str | None = None, extra: float =
     return f"estimated cost ${sum(costs) + extra:.4f}"
 
 
-def markdown(records: list[dict[str, Any]], info: dict[str, str], free: str | None = None) -> str:
-    """A GitHub-flavoured markdown report of the run."""
+ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "xfailed": "⚠️", "xpassed": "⚠️"}
+
+
+def result_text(record: dict[str, Any]) -> str:
+    """`✅ passed`, or with repeats `❌ failed 2/3 — no-output-file ×1`."""
+    text = f"{ICON.get(record['result'], '')} {record['result']}"
+    repeat = record.get("repeat")
+    if repeat:
+        text += f" {repeat['passed']}/{repeat['attempts']}"
+        classes = ", ".join(f"{name} ×{count}" for name, count in repeat["classes"].items())
+        text += f" — {classes}" if classes else ""
+    return text
+
+
+def pass_rates(record: dict[str, Any]) -> str:
+    """`pass@1 0.67 · pass@3 1.00 · pass^3 0.00` for repeated attempts, else ""."""
+    repeat = record.get("repeat")
+    if not repeat:
+        return ""
+    n = repeat["attempts"]
+    return (
+        f"pass@1 {repeat['pass_at_1']:.2f} · pass@{n} {repeat['pass_at_n']:.2f} · pass^{n} {repeat['pass_hat_n']:.2f}"
+    )
+
+
+def models_of(records: list[dict[str, Any]]) -> list[str]:
+    """The run's models, in order of appearance."""
+    return list(dict.fromkeys(r["expected_model"] for r in records))
+
+
+def matrix(records: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, dict[str, Any]]]]:
+    """Scenarios × models: (index, title, {model: record}) per scenario, for runs on several models."""
+    rows: dict[tuple[str, int], tuple[str, str, dict[str, dict[str, Any]]]] = {}
+    for r in sorted(records, key=lambda r: (r["nodeid"].split("::")[0], r["index"])):
+        key = (r["nodeid"].split("::")[0], r["index"])
+        rows.setdefault(key, (str(r["index"]), r["title"], {}))[2][r["expected_model"]] = r
+    return list(rows.values())
+
+
+def matrix_cell(record: dict[str, Any] | None) -> str:
+    """One scenario on one model: result, tokens, cost and duration."""
+    if record is None:
+        return "—"
+    tokens = record["tokens_in"] + record["tokens_out"]
+    return f"{result_text(record)} · {tokens} tok · {dollars(record['cost_usd'])} · {record['duration']:.1f}s"
+
+
+def model_totals(records: list[dict[str, Any]], model: str) -> str:
+    """One model over the run: pass rate, tokens, cost and duration."""
+    mine = [r for r in records if r["expected_model"] == model and r["result"] != "skipped"]
+    passed = sum(1 for r in mine if r["result"] == "passed")
+    tokens = sum(r["tokens_in"] + r["tokens_out"] for r in mine)
+    costs = [r["cost_usd"] for r in mine if r["cost_usd"] is not None]
+    cost = f"${sum(costs):.4f}" if costs else "no spend"
+    rate = f"{passed}/{len(mine)} passed ({passed / len(mine):.0%})" if mine else "none ran"
+    return f"{rate} · {tokens} tok · {cost} · {sum(r['duration'] for r in mine):.1f}s"
+
+
+def markdown(
+    records: list[dict[str, Any]], info: dict[str, str], free: str | None = None, extra: list[str] | None = None
+) -> str:
+    """A GitHub-flavoured markdown report of the run (`extra`: more sections, e.g. the baseline comparison)."""
     ordered = sorted(records, key=lambda r: (r["nodeid"].split("::")[0], r["index"]))
-    icon = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "xfailed": "⚠️", "xpassed": "⚠️"}
     lines = ["## pytest-interllm", "", " · ".join(f"**{k}** {_cell(v)}" for k, v in info.items()), ""]
     tally = counts(records)
     lines.append(" · ".join(f"{k}: {v}" for k, v in tally.items()) or "no scenarios ran")
     tin = sum(r["tokens_in"] for r in records)
     tout = sum(r["tokens_out"] for r in records)
+    repeats = any(r.get("repeat") for r in records)
     lines += [
         "",
         f"tokens {tin} in / {tout} out · {spend(records, free)}",
         "",
-        "| # | scenario | result | class | model | tokens in/out | est. cost | duration |",
-        "|---|---|---|---|---|---|---|---|",
+        "| # | scenario | result | class | model | tokens in/out | est. cost | duration |"
+        + (" pass rates |" if repeats else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if repeats else ""),
     ]
     for r in ordered:
         lines.append(
-            f"| {r['index']} | {_cell(r['title'])} | {icon.get(r['result'], '')} {r['result']} | "
+            f"| {r['index']} | {_cell(r['title'])} | {_cell(result_text(r))} | "
             f"{_cell(r['failure_class'] or '')} | {_cell(r['session_model'] or '—')} | "
             f"{r['tokens_in']}/{r['tokens_out']} | {dollars(r['cost_usd'])} | {r['duration']:.1f}s |"
+            + (f" {pass_rates(r)} |" if repeats else "")
         )
+    models = models_of(records)
+    if len(models) > 1:
+        lines += ["", "### Models compared", "", "| # | scenario | " + " | ".join(map(_cell, models)) + " |"]
+        lines.append("|---|---|" + "---|" * len(models))
+        for index, title, by_model in matrix(records):
+            cells = " | ".join(_cell(matrix_cell(by_model.get(m))) for m in models)
+            lines.append(f"| {index} | {_cell(title)} | {cells} |")
+        lines.append("| | **all scenarios** | " + " | ".join(_cell(model_totals(records, m)) for m in models) + " |")
+    for section in extra or []:
+        lines += ["", section.rstrip("\n")]
     return "\n".join(lines) + "\n"
