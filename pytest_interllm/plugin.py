@@ -235,6 +235,7 @@ class HtmlHooks:
         cells.insert(3, "<th>Model</th>")
         cells.insert(4, "<th>Failure class</th>")
         cells.insert(5, "<th>Tokens</th>")
+        cells.insert(6, "<th>Attempts</th>")
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         props = dict(report.user_properties)
@@ -243,6 +244,7 @@ class HtmlHooks:
             props.get("interllm_session_model", ""),
             props.get("interllm_failure_class", ""),
             props.get("interllm_tokens", ""),
+            props.get("interllm_repeat", ""),
         ]
         for offset, value in enumerate(values):
             cells.insert(2 + offset, f"<td>{escape(str(value))}</td>")

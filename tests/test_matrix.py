@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import outputs, run, write
+from tests.test_report import report_texts, table_cells
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
 TWO_MODELS = ("--interllm-model", "gpt-5-codex", "--interllm-model", "gpt-5.2-codex")
@@ -68,8 +69,21 @@ def test_repeats_give_one_verdict_per_item(
     project: pytest.Pytester, min_pass: list[str], outcome: dict[str, int], line: str
 ) -> None:
     write(project.path / "scenarios" / "list.yaml", "1:\n  fault: no-write\n  fault_requests: 1\n")
-    result = run(project, "--interllm", "input/list.md", "-k", "scenario_001", "--interllm-repeat", "3", *min_pass)
+    result = run(
+        project,
+        "--interllm",
+        "input/list.md",
+        "-k",
+        "scenario_001",
+        "--interllm-repeat",
+        "3",
+        *min_pass,
+        "--html=r.html",
+    )
     result.assert_outcomes(**outcome, deselected=2)
+    [row] = table_cells(project.path / "r.html").values()
+    assert row[6] == "2/3 passed — no-output-file ×1"  # the report's Attempts column
+    assert "attempts (3)" in "".join(report_texts(project.path / "r.html").values())
     result.stdout.fnmatch_lines([f"*END   scenario 1/3: Copy the orders table to the warehouse — {line} in *"])
     [record] = records(project)
     assert record["repeat"]["passed"] == 2 and record["repeat"]["attempts"] == 3

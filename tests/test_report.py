@@ -82,7 +82,7 @@ def test_report_shows_prompt_output_class_and_models(project: pytest.Pytester, x
     assert "provider request 2 'gpt-4o'" in failing
     page = (project.path / "reports" / "report.html").read_text(encoding="utf-8")
     summary = html.unescape(page)
-    for column in ("Scenario", "Model", "Failure class", "Tokens"):
+    for column in ("Scenario", "Model", "Failure class", "Tokens", "Attempts"):
         assert f">{column}</th>" in summary
     assert "failed: model-mismatch" in summary and "codex-cli 0.153.4" in summary
     for fact in ("offline (built-in scripted model, not a real LLM)", "executor</th><td>codex", "gpt-5-codex"):
