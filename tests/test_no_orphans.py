@@ -35,7 +35,11 @@ def codex_pids(cwd: Path, wrapper: str | None = None, interface: str = "mcp-serv
                 argv = argv[1:]  # a script run by bash: [bash, script, mcp-server]
             # Exactly `codex mcp-server`: not the `mcp-server --help` probe of the binary check.
             server = argv[0].endswith(wrapper.encode() if wrapper else b"codex") and argv[1:] == SERVER_ARGS[interface]
-            if server and Path(os.readlink(entry / "cwd")) == cwd:
+            stat = (entry / "stat").read_text()
+            parent = Path(f"/proc/{stat[stat.rfind(')') + 2 :].split()[1]}/cmdline")
+            # A server's own child between fork and exec still shows the server's command line: not a server.
+            forked = parent.exists() and parent.read_bytes() == (entry / "cmdline").read_bytes()
+            if server and not forked and Path(os.readlink(entry / "cwd")) == cwd:
                 found.add(int(entry.name))
         except OSError:
             continue

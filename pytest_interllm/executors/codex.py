@@ -91,6 +91,8 @@ class CodexExecutor:
             (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
         self.home.mkdir(parents=True, exist_ok=True)
         if self.server is None or not self.server.alive:
+            if self.server is not None:  # it died between scenarios: make sure nothing of it is left
+                self.runner.run(self.server.stop(5), 15)
             self._start_server()
 
     def codex_env(self, codex_home: Path | None = None) -> dict[str, str]:
