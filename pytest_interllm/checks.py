@@ -255,6 +255,27 @@ def _cassette_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     )
 
 
+def _rubric_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
+    """The grader's verdicts: every criterion of the rubric must hold."""
+    grader = [f"grader: {outcome.grader}"] if outcome.grader else []
+    if outcome.grader_error:
+        return ScenarioFailure(
+            "provider-error", f"the grader could not judge the rubric: {outcome.grader_error}", grader
+        )
+    failed = [c for c in outcome.rubric if c["verdict"] != "pass"]
+    if not failed:
+        return None
+    evidence = grader + [
+        f"{'✓' if c['verdict'] == 'pass' else '✗'} {c['criterion']} — {c['reason']}"
+        + (f" (votes {c['votes']})" if c["votes"].split("/")[0] not in ("0", c["votes"].split("/")[1]) else "")
+        for c in outcome.rubric
+    ]
+    names = "; ".join(c["criterion"] for c in failed)
+    return ScenarioFailure(
+        "rubric-failed", f"{len(failed)} of {len(outcome.rubric)} criteria failed: {names}", evidence
+    )
+
+
 def check_outcome(outcome: ScenarioOutcome, expect: Expectations | None = None) -> ScenarioFailure | None:
     """All checks in order of cause: the call, the model, the output file, the expectations."""
     return (
@@ -265,4 +286,5 @@ def check_outcome(outcome: ScenarioOutcome, expect: Expectations | None = None) 
         or _provider_failure(outcome)
         or _file_failure(outcome)
         or (_expectation_failure(outcome, expect) if expect is not None else None)
+        or _rubric_failure(outcome)
     )

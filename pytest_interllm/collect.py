@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
+from pytest_interllm.cost import FREE_REPLAYED, FREE_SCRIPTED
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import ExpectationFile, Expectations, load_expectations
 from pytest_interllm.faults import not_for_executor, unavailable
 from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
-from pytest_interllm.run import Request, Verdict, run_item
+from pytest_interllm.run import Grader, Request, Verdict, run_item
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
 from pytest_interllm.settings import Settings
 
@@ -212,7 +213,9 @@ class ScenarioItem(pytest.Item):
         min_pass = self.expectations.min_pass or settings.min_pass
         try:
             executor = self.config.stash[EXECUTOR_KEY]()
-            verdict = run_item(executor, request, settings.repeat, settings.retries, min_pass, prices, budget)
+            kind = {FREE_SCRIPTED: "scripted", FREE_REPLAYED: "replayed"}.get(prices.free or "", "model")
+            grader = Grader(settings.grader_model, settings.grader_votes, kind)
+            verdict = run_item(executor, request, settings.repeat, settings.retries, min_pass, prices, budget, grader)
         finally:
             budget.finish(reserved)
         self.stash[VERDICT_KEY] = verdict

@@ -17,6 +17,9 @@ import yaml
 
 from pytest_interllm.outcome import AuditRecord
 
+FREE_SCRIPTED = "no spend: scripted model"
+FREE_REPLAYED = "no spend: replayed from cassettes"
+
 
 class PriceError(Exception):
     """A price table that cannot be used, naming the file and the entry."""

@@ -43,8 +43,10 @@ class Endpoint(Protocol):
         fault: str | None = None,
         fault_requests: int | None = None,
         on_crash: Callable[[], None] | None = None,
+        fresh: bool = True,
     ) -> ScenarioCall:
-        """A scenario starts: its URL, with its injected fault (the `crash` fault calls `on_crash`)."""
+        """A scenario starts: its URL, with its injected fault (the `crash` fault calls `on_crash`). `fresh=False`
+        continues the scenario's exchange instead (the grader's requests follow codex's in its cassette)."""
         ...
 
     def stop(self) -> None:

@@ -19,6 +19,8 @@ HINTS: dict[str, str] = {
     "config-mismatch": "codex ran with another sandbox, approval policy or working directory than the run asked "
     "for: check the codex call's arguments (or the orchestrator's), and sandbox_mode/profiles in "
     "CODEX_HOME/config.toml",
+    "rubric-failed": "the grader judged the output file against the rubric in scenarios/<list>.yaml: read each "
+    "criterion's reason (offline, the scripted grader matches quoted phrases and content words)",
     "cassette-mismatch": "codex asked for something the cassette does not hold: re-record with "
     "--interllm-provider record --interllm-record-mode all (or new_episodes), or restore the scenario text",
     "codex-missing": "install openai-codex-cli-bin==0.153.4 or point --interllm-codex at a codex that has mcp-server",

@@ -28,6 +28,7 @@ class Expectations:
     fault: str | None = None
     fault_requests: int | None = None
     min_pass: float | None = None
+    rubric: tuple[str, ...] = ()
     line: int = 0
     source: Path | None = None
 
@@ -85,7 +86,7 @@ def _build(path: Path, line: int, data: Any, base: Expectations) -> Expectations
             if Path(value).is_absolute() or ".." in Path(value).parts:
                 raise ScenarioFormatError(path, line, f"'output_file' must stay inside the rootdir, got {value!r}")
             values[key] = value
-        elif key in ("must_contain", "markers"):
+        elif key in ("must_contain", "markers", "rubric"):
             values[key] = _str_list(path, line, key, value)
         elif key in ("skip", "xfail"):
             values[key] = _reason(value, key)

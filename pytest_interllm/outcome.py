@@ -100,6 +100,11 @@ class ScenarioOutcome:
     # The configuration asked for (sandbox, approval-policy, cwd) and the one codex reported for its session.
     expected_config: dict[str, str] = field(default_factory=dict)
     session_config: dict[str, str] = field(default_factory=dict)
+    # The rubric's verdicts (criterion, verdict, reason, votes), who graded, and the grader's own requests.
+    rubric: list[dict[str, Any]] = field(default_factory=list)
+    grader: str | None = None
+    grader_error: str | None = None
+    grader_requests: list[AuditRecord] = field(default_factory=list)
 
 
 def command_text(command: Any) -> str:

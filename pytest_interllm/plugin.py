@@ -22,7 +22,7 @@ from pytest_interllm.collect import (
     InterllmFile,
     ScenarioItem,
 )
-from pytest_interllm.cost import Budget, PriceError, Prices
+from pytest_interllm.cost import FREE_REPLAYED, FREE_SCRIPTED, Budget, PriceError, Prices
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.inputs import check_templates, input_files, list_inputs
@@ -101,9 +101,9 @@ def _free(plan: ProviderPlan | None, workerinput: dict[str, Any] | None) -> str 
     if workerinput is not None and "interllm_free" in workerinput:
         return workerinput["interllm_free"]  # type: ignore[no-any-return]  # the controller knows the credential
     if plan is None or plan.upstream == "scripted":
-        return "no spend: scripted model"
+        return FREE_SCRIPTED
     if plan.provider == "replay":
-        return "no spend: replayed from cassettes"
+        return FREE_REPLAYED
     return None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pytest_interllm.cost import Budget, Prices
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
+from pytest_interllm.grader import USER_AGENT, grade
 from pytest_interllm.outcome import ScenarioOutcome
 
 
@@ -113,11 +114,58 @@ class Request:
     fault: str | None
 
 
+@dataclass(frozen=True)
+class Grader:
+    """Who grades rubrics: a model (default: the item's own), how many votes, and who answers."""
+
+    model: str | None = None
+    votes: int = 1
+    kind: str = "scripted"  # or "replayed", "model": who answers the grader's requests
+
+
+def _check(executor: Any, outcome: ScenarioOutcome, expectations: Expectations) -> ScenarioFailure | None:
+    try:
+        executor.check(outcome, expectations)
+    except ScenarioFailure as failure:
+        return failure
+    return None
+
+
+def _grade(executor: Any, request: Request, outcome: ScenarioOutcome, label: str, grader: Grader) -> None:
+    """Grade the output file against the rubric through the scenario's own provider (its cassette, its audit)."""
+    call = executor.endpoint.open(label, fresh=False)
+    try:
+        rubric = grade(
+            call.url,
+            executor.endpoint.token,
+            grader.model or request.model,
+            list(request.expectations.rubric),
+            outcome.output_text,
+            grader.votes,
+            request.timeout,
+            grader.kind,
+        )
+    finally:
+        call.close()
+    outcome.grader = rubric.grader
+    outcome.grader_error = rubric.error
+    outcome.rubric = [c.record() for c in rubric.criteria]
+    outcome.grader_requests = [r for r in call.requests() if r.user_agent.startswith(USER_AGENT)]
+
+
 def run_item(
-    executor: Any, request: Request, repeat: int, retries: int, min_pass: float, prices: Prices, budget: Budget
+    executor: Any,
+    request: Request,
+    repeat: int,
+    retries: int,
+    min_pass: float,
+    prices: Prices,
+    budget: Budget,
+    grader: Grader | None = None,
 ) -> Verdict:
     """`repeat` attempts of one item, each rerun after a failure while `retries` allow."""
     verdict = Verdict(min_pass=min_pass)
+    grader = grader or Grader()
     for number in range(1, repeat + 1):
         # Each repeated attempt has its own label: its own cassette, never a replay of attempt 1. The
         # scripted model counts `fault_requests` across them (it strips the `~N`).
@@ -136,13 +184,15 @@ def run_item(
             )
             outcome.attempts = run
             outcome.earlier_failures = earlier
-            outcome.cost_usd = prices.of_requests([*outcome.requests, *outcome.orchestrator_requests])
+            failure = _check(executor, outcome, request.expectations)
+            if failure is None and request.expectations.rubric:
+                # Judged only once the deterministic checks hold: a grader call spent on a missing file is waste.
+                _grade(executor, request, outcome, label, grader)
+                failure = _check(executor, outcome, request.expectations)
+            outcome.cost_usd = prices.of_requests(
+                [*outcome.requests, *outcome.orchestrator_requests, *outcome.grader_requests]
+            )
             budget.add(outcome.cost_usd)
-            try:
-                executor.check(outcome, request.expectations)
-                failure = None
-            except ScenarioFailure as exc:
-                failure = exc
             if failure is None or run > retries:
                 verdict.attempts.append(Attempt(number, outcome, failure))
                 break

@@ -69,6 +69,22 @@ OPTIONS = (
         "F",
     ),
     Option(
+        "interllm_grader_model",
+        "--interllm-grader-model",
+        "model that grades a scenario's rubric (YAML `rubric:`) with a real provider (default: the expected model).",
+        None,
+        "INTERLLM_GRADER_MODEL",
+        "MODEL",
+    ),
+    Option(
+        "interllm_grader_votes",
+        "--interllm-grader-votes",
+        "ask the grader N times; each criterion takes the majority verdict (default 1).",
+        "1",
+        "INTERLLM_GRADER_VOTES",
+        "N",
+    ),
+    Option(
         "interllm_baseline",
         "--interllm-baseline",
         "an earlier run's JSONL log (or a merged one): show what regressed, was fixed, is new or removed.",
@@ -321,6 +337,8 @@ class Settings:
     repeat: int = 1
     min_pass: float = 1.0
     baseline: Path | None = None
+    grader_model: str | None = None
+    grader_votes: int = 1
     auth: str = "auto"
     auth_file: Path | None = None
     preflight: bool = True
@@ -479,6 +497,10 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         repeat=repeat,
         min_pass=min_pass,
         baseline=path_of("interllm_baseline"),
+        grader_model=picked["interllm_grader_model"][0],
+        grader_votes=_convert(
+            str(picked["interllm_grader_votes"][0]), picked["interllm_grader_votes"][1], int, "a whole number"
+        ),
         model_explicit=model_source != "default",
         provider=str(provider),
         executor=str(executor),

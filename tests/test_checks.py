@@ -67,3 +67,13 @@ def test_an_empty_or_missing_output_file_fails(exists: bool, size: int, state: s
     failure = check_outcome(evidence)
     assert failure is not None and failure.failure_class == "no-output-file"
     assert failure.headline.startswith(f"outputs/scenario_001.md {state}; the agent replied:")
+
+
+def test_the_log_schema_knows_every_failure_class() -> None:
+    import json
+    from importlib import resources
+
+    from pytest_interllm.errors import FAILURE_CLASSES
+
+    schema = json.loads(resources.files("pytest_interllm.schema").joinpath("run-record.schema.json").read_text())
+    assert schema["properties"]["failure_class"]["enum"] == [None, *FAILURE_CLASSES]

@@ -57,6 +57,7 @@ class ScriptedEndpoint:
         fault: str | None = None,
         fault_requests: int | None = None,
         on_crash: Callable[[], None] | None = None,
+        fresh: bool = True,
     ) -> _ScriptedCall:
         self.start()
         assert self.model is not None
@@ -113,9 +114,11 @@ class ProxyEndpoint:
         fault: str | None = None,
         fault_requests: int | None = None,
         on_crash: Callable[[], None] | None = None,
+        fresh: bool = True,
     ) -> _ProxyCall:
         since = time.time()
-        return _ProxyCall(url=self.client.begin(label), label=label, client=self.client, since=since)
+        url = self.client.begin(label) if fresh else self.client.url(label)
+        return _ProxyCall(url=url, label=label, client=self.client, since=since)
 
     def stop(self) -> None:
         return None

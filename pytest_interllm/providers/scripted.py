@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pytest_interllm.faults import other_sandbox
+from pytest_interllm.grader import read_request, scripted_verdicts
 from pytest_interllm.outcome import AuditRecord
 from pytest_interllm.providers.audit import audit_request, user_texts
 from pytest_interllm.providers.server import LocalServer
@@ -318,6 +319,9 @@ class ScriptedModel(LocalServer):
         return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
 
     def _answer(self, body: dict[str, Any], fault: str | None = None) -> list[dict[str, Any]]:
+        graded = read_request(body)
+        if graded is not None:  # a grader's request: judged by phrase matching, not by a model
+            return [self._message(json.dumps({"criteria": scripted_verdicts(*graded)}))]
         items = body.get("input") or []
         tools = _tool_names(body)
         if "codex" in tools and "exec_command" not in tools:

@@ -62,8 +62,9 @@ def _timeline(record: dict[str, Any]) -> str:
         )
     for req in record["requests"]:
         klass = "ok" if req["status"] < 400 else "bad"
+        who = "grader request" if req.get("grader") else "request"
         rows.append(
-            f"<tr><td>{_clock(req['time'])} request</td>"
+            f"<tr><td>{_clock(req['time'])} {who}</td>"
             f"<td>POST {escape(req['path'])} model={escape(repr(req['model']))}"
             f"{' sandbox=' + escape(str(req['sandbox_mode'])) if req.get('sandbox_mode') else ''}"
             f"{' (replayed from the cassette)' if req.get('replayed') else ''}"
@@ -129,6 +130,18 @@ def render(record: dict[str, Any]) -> str:
     parts.append(_section("timeline: tool calls, requests, events", _timeline(record)))
     if "spans" in record:
         parts.append(_section(f"Agents SDK spans ({len(record['spans'])})", _spans(record)))
+    if record.get("rubric") or record.get("grader"):
+        rubric_rows = "".join(
+            f'<tr><td>{escape(c["criterion"])}</td><td class="{"ok" if c["verdict"] == "pass" else "bad"}">'
+            f"{escape(c['verdict'])}</td><td>{escape(c['reason'])}</td><td>{escape(c['votes'])}</td></tr>"
+            for c in record.get("rubric") or []
+        )
+        table = (
+            f"<p>graded by {escape(str(record.get('grader')))}</p><table><tr><th>criterion</th><th>verdict</th>"
+            f"<th>reason</th><th>votes</th></tr>{rubric_rows}</table>"
+        )
+        failed = any(c["verdict"] != "pass" for c in record.get("rubric") or [])
+        parts.append(_section(f"rubric ({len(record.get('rubric') or [])} criteria)", table, open_=failed))
     state = "exists" if record["output_exists"] else "missing"
     preview = _pre(record["output_preview"]) if record["output_preview"] else ""
     parts.append(_section(f"output file: {record['output_path']} ({state})", preview))

@@ -70,6 +70,8 @@ def build(
         "output_text": "",
         "repeat": None,
         "runs": [],
+        "rubric": [],
+        "grader": None,
     }
     if outcome is None:
         return record
@@ -109,6 +111,7 @@ def build(
 # What each repeated attempt keeps in the log, beside its result.
 RUN_KEYS = (
     "final_output",
+    "rubric",
     "session_model",
     "provider_models",
     "tool_calls",
@@ -141,9 +144,13 @@ def _evidence(outcome: ScenarioOutcome, free: bool) -> dict[str, Any]:
                 "thread_id": r.thread_id,
                 "replayed": r.replayed,
                 "sandbox_mode": r.sandbox_mode,
+                "grader": grader,
             }
-            for r in outcome.requests
+            for grader, requests in ((False, outcome.requests), (True, outcome.grader_requests))
+            for r in requests
         ],
+        rubric=[dict(c) for c in outcome.rubric],
+        grader=outcome.grader,
         tool_calls=[
             {
                 "call_id": c.call_id,

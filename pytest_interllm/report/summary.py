@@ -58,6 +58,16 @@ def pass_rates(record: dict[str, Any]) -> str:
     )
 
 
+def rubric_text(record: dict[str, Any]) -> str:
+    """`✅ 2/2`, or `❌ 1/2: Uses "quantum key distribution" for the keys`."""
+    rubric = record.get("rubric") or []
+    if not rubric:
+        return ""
+    failed = [c["criterion"] for c in rubric if c["verdict"] != "pass"]
+    text = f"{'❌' if failed else '✅'} {len(rubric) - len(failed)}/{len(rubric)}"
+    return f"{text}: {'; '.join(failed)}" if failed else text
+
+
 def models_of(records: list[dict[str, Any]]) -> list[str]:
     """The run's models, in order of appearance."""
     return list(dict.fromkeys(r["expected_model"] for r in records))
@@ -102,13 +112,15 @@ def markdown(
     tin = sum(r["tokens_in"] for r in records)
     tout = sum(r["tokens_out"] for r in records)
     repeats = any(r.get("repeat") for r in records)
+    graded = any(r.get("rubric") for r in records)
     lines += [
         "",
         f"tokens {tin} in / {tout} out · {spend(records, free)}",
         "",
         "| # | scenario | result | class | model | tokens in/out | est. cost | duration |"
-        + (" pass rates |" if repeats else ""),
-        "|---|---|---|---|---|---|---|---|" + ("---|" if repeats else ""),
+        + (" pass rates |" if repeats else "")
+        + (" rubric |" if graded else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if repeats else "") + ("---|" if graded else ""),
     ]
     for r in ordered:
         lines.append(
@@ -116,6 +128,7 @@ def markdown(
             f"{_cell(r['failure_class'] or '')} | {_cell(r['session_model'] or '—')} | "
             f"{r['tokens_in']}/{r['tokens_out']} | {dollars(r['cost_usd'])} | {r['duration']:.1f}s |"
             + (f" {pass_rates(r)} |" if repeats else "")
+            + (f" {_cell(rubric_text(r))} |" if graded else "")
         )
     models = models_of(records)
     if len(models) > 1:
