@@ -29,6 +29,7 @@ EXECUTOR_KEY = pytest.StashKey[Any]()
 REDACTOR_KEY = pytest.StashKey[Any]()
 COST_KEY = pytest.StashKey[Any]()  # (Prices, Budget)
 VERDICT_KEY = pytest.StashKey[Verdict]()
+IN_FLIGHT_KEY = pytest.StashKey[Any]()  # run.InFlight, with --interllm-concurrency > 1
 
 
 def _front(path: Path, front: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -194,12 +195,25 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         if self.problem is not None:
             raise self.problem
+        in_flight = self.config.stash.get(IN_FLIGHT_KEY, None)
+        verdict = in_flight.result(self) if in_flight is not None else self.compute()
+        if isinstance(verdict, str):
+            # The budget refused it; reported at the scenario's own file and line, like a skip mark.
+            raise pytest.skip.Exception(verdict, _use_item_location=True)
+        self.stash[VERDICT_KEY] = verdict
+        self.stash[OUTCOME_KEY] = verdict.shown.outcome
+        failure = verdict.failure()
+        if failure is not None:
+            raise failure
+
+    def compute(self) -> Verdict | str:
+        """Run this scenario: its verdict, or why the budget refused it. Safe to call from a background thread
+        (`--interllm-concurrency` runs items ahead of pytest's turn)."""
         settings = self.config.stash[SETTINGS_KEY]
         prices, budget = self.config.stash[COST_KEY]
         refusal, reserved = budget.start()
         if refusal is not None:
-            # Reported at the scenario's own file and line, like a skip mark.
-            raise pytest.skip.Exception(refusal, _use_item_location=True)
+            return str(refusal)
         model, timeout = self.settings_for_run()
         request = Request(
             prompt=self.prompt(),
@@ -215,14 +229,9 @@ class ScenarioItem(pytest.Item):
             executor = self.config.stash[EXECUTOR_KEY]()
             kind = {FREE_SCRIPTED: "scripted", FREE_REPLAYED: "replayed"}.get(prices.free or "", "model")
             grader = Grader(settings.grader_model, settings.grader_votes, kind)
-            verdict = run_item(executor, request, settings.repeat, settings.retries, min_pass, prices, budget, grader)
+            return run_item(executor, request, settings.repeat, settings.retries, min_pass, prices, budget, grader)
         finally:
             budget.finish(reserved)
-        self.stash[VERDICT_KEY] = verdict
-        self.stash[OUTCOME_KEY] = verdict.shown.outcome
-        failure = verdict.failure()
-        if failure is not None:
-            raise failure
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, ScenarioFailure):

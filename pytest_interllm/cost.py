@@ -132,6 +132,11 @@ class Budget:
             tally["reserved"] = reserved + average
         return None, average
 
+    def known(self) -> bool:
+        """Whether a scenario has finished, so an average scenario's cost is known."""
+        with self._tally() as tally:
+            return int(tally["scenarios"]) > 0
+
     def add(self, cost: float, scenarios: int = 1) -> None:
         """One attempt's cost (`scenarios=0` for spend that is not a scenario's, e.g. the preflight)."""
         with self._tally() as tally:

@@ -14,8 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx2 as httpx
-
 SCHEMA_NAME = "interllm_rubric"
 USER_AGENT = "pytest-interllm-grader/1"
 SCRIPTED = "the scripted grader (quoted phrases and content words matched in the file; not a model)"
@@ -205,6 +203,8 @@ def _reply_text(content: bytes) -> str:
 
 
 def _ask(url: str, token: str, body: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+    import httpx2 as httpx  # only where rubrics are graded: the plugin's import stays light
+
     headers = {"authorization": f"Bearer {token}", "user-agent": USER_AGENT, "accept": "text/event-stream"}
     reply = httpx.post(f"{url.rstrip('/')}/responses", json=body, headers=headers, timeout=timeout)
     if reply.status_code >= 400:
@@ -227,6 +227,8 @@ def grade(
 ) -> Rubric:
     """Grade `document` against `criteria`, `votes` times; each criterion takes the majority verdict. `kind`
     says who answers: `scripted` (offline), `replayed` (a cassette) or `model`."""
+    import httpx2 as httpx
+
     name = f"{model}, temperature 0, {votes} vote{'s' * (votes > 1)}"
     label = {"scripted": SCRIPTED, "replayed": f"{name}, replayed from the cassette"}.get(kind, name)
     rubric = Rubric(grader=label)

@@ -42,6 +42,7 @@ class AuditRecord:
     replayed: bool = False
     sandbox_mode: str | None = None  # what codex said it runs under (`x-codex-turn-metadata`), per request
     tool_calls: tuple[ToolCall, ...] = ()  # the tool calls and outputs this request's history carried
+    throttled: int = 0  # upstream 429s the proxy waited out before this answer
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pytest_interllm.codex.locate import CodexBinary, CodexMissing, interface_of
 from pytest_interllm.collect import (
     COST_KEY,
     EXECUTOR_KEY,
+    IN_FLIGHT_KEY,
     OUTCOME_KEY,
     REDACTOR_KEY,
     SETTINGS_KEY,
@@ -50,6 +51,7 @@ from pytest_interllm.settings import Settings, add_options, resolve
 if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and httpx: imported when used
     from pytest_interllm.executors.codex import CodexExecutor
     from pytest_interllm.providers.service import ProviderPlan, ProviderService, ProxyClient
+    from pytest_interllm.run import InFlight
 
 PLUGIN_NAME = "interllm-session"
 
@@ -159,6 +161,10 @@ def pytest_configure(config: pytest.Config) -> None:
         except CodexMissing as exc:
             raise pytest.UsageError(f"pytest-interllm: --interllm-executor {settings.executor}: {exc}") from None
     session = InterllmSession(config, settings, codex)
+    if settings.concurrency > 1:
+        from pytest_interllm.run import InFlight
+
+        config.stash[IN_FLIGHT_KEY] = session.in_flight = InFlight(settings.concurrency)
     plan = None
     if settings.provider != "offline":
         from pytest_interllm.providers.service import plan_for
@@ -188,6 +194,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(HtmlHooks(session), f"{PLUGIN_NAME}-html")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), f"{PLUGIN_NAME}-xdist")
+
+
+def _can_run_ahead(item: pytest.Item) -> bool:
+    """A scenario pytest will surely run (no skip marker, no item-level problem), so it may start early."""
+    return (
+        isinstance(item, ScenarioItem)
+        and item.problem is None
+        and item.get_closest_marker("skip") is None
+        and item.get_closest_marker("skipif") is None
+    )
 
 
 class BoundCodex:
@@ -293,6 +309,9 @@ class InterllmSession:
         self.credential: Credential | None = None  # the controller's: the user's key or codex login
         self.preflight: dict[str, Any] | None = None
         self.baseline: Baseline | None = None  # the controller's: an earlier run to compare with
+        self.in_flight: InFlight | None = None  # with --interllm-concurrency > 1
+        self._order: dict[str, int] = {}  # nodeid → position in session.items, for what comes next
+        self.cancelled = 0  # scenarios still in flight when the run stopped (-x, Ctrl-C, budget)
         self.cleanup = Cleanup()
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
@@ -396,17 +415,43 @@ class InterllmSession:
         return None
 
     @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        # Before pytest runs an item, the next ones of this process start too, up to --interllm-concurrency.
+        session = item.session
+        if self.in_flight is None or not isinstance(item, ScenarioItem) or session.shouldstop or session.shouldfail:
+            return
+        budget = self.config.stash[COST_KEY][1]
+        if budget.limit is not None and not budget.known():
+            return  # no scenario has cost anything yet: the first runs alone, so the next ones can be reserved
+        self.in_flight.ahead([i for i in self._upcoming(item) if _can_run_ahead(i)])
+
+    def _upcoming(self, item: pytest.Item) -> list[pytest.Item]:
+        """This process's items from `item` on: the rest of the collection, or under xdist what the controller
+        has sent this worker so far."""
+        items = item.session.items
+        worker = self.config.pluginmanager.get_plugin("workerinteractor")
+        if worker is not None:
+            with worker.torun.lock() as queued:
+                indices = [worker.nextitem_index, *queued]
+            return [item] + [items[i] for i in indices if isinstance(i, int)]
+        if not self._order:
+            self._order = {each.nodeid: n for n, each in enumerate(items)}
+        start = self._order.get(item.nodeid, 0)
+        return items[start : start + self.settings.concurrency]
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         reporter = self._reporter()
         if reporter is not None:
-            self.status.start(reporter, nodeid)
+            self.status.start(reporter, nodeid, self.in_flight.started.get(nodeid) if self.in_flight else None)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         reporter = self._reporter()
-        if reporter is not None:
-            self.status.end(reporter, report)
         record = getattr(report, "interllm_record", None)
+        if reporter is not None:  # the scenario's real start and end (it may have run ahead of pytest's turn)
+            times = (record["started_at"], record["ended_at"]) if record is not None else (None, None)
+            self.status.end(reporter, report, *times)
         if record is not None and not _is_worker(self.config):
             self.records.append(record)
             if self.manifest is not None and record["output_exists"] and record["output_path"]:
@@ -465,6 +510,9 @@ class InterllmSession:
                 verdict=verdict,
             )
         )
+        in_flight = self.in_flight
+        record["started_at"] = in_flight.started.get(item.nodeid) if in_flight else getattr(report, "start", None)
+        record["ended_at"] = in_flight.ended.get(item.nodeid) if in_flight else getattr(report, "stop", None)
         report.interllm_record = record  # type: ignore[attr-defined]  # travels to the xdist controller
         if getattr(self.config.option, "htmlpath", None):
             # The dict pytest_html.extras.html() builds, without importing pytest-html where it is absent.
@@ -567,6 +615,8 @@ class InterllmSession:
         budget = f" of a ${self.settings.budget:.4f} budget" if self.settings.budget is not None else ""
         costs = f"{summary_spend(self.records, prices.free, extra)}{budget} (prices: {prices.source})"
         terminalreporter.write_line(f"interllm: tokens {tin} in / {tout} out, {prices.free or costs}")
+        if self.in_flight is not None:
+            terminalreporter.write_line(f"interllm: concurrency: {self.in_flight.report()}")
         if self.baseline is not None:
             for line in baseline_lines(self.baseline.compare(self.records), self.baseline_name()):
                 terminalreporter.write_line(self.redactor.text(line))
@@ -582,10 +632,21 @@ class InterllmSession:
                 f"and {self.settings.relative(self.runlog.jsonl_path)}"
             )
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.in_flight is not None:
+            # -x, Ctrl-C or the budget stopped the run: what still runs ahead of pytest stops here.
+            self.cancelled = self.in_flight.cancel()
+            if self.manifest is not None:  # files that scenarios never reported still wrote are the plugin's
+                reported = {r["nodeid"] for r in self.records}
+                for item in self.in_flight.items:
+                    if item.nodeid not in reported and item.output_file.is_file():
+                        self.manifest.add(self.settings.relative(item.output_file))
         if _is_worker(self.config):
             return
         if self.runlog is not None:
+            if self.cancelled:
+                self.runlog.note(f"stopped with {self.cancelled} scenarios still in flight: cancelled, not reported")
             self.runlog.close(summary_counts(self.records))
         path = self.settings.summary
         if path is not None and not self.config.option.collectonly:
@@ -600,6 +661,8 @@ class InterllmSession:
                 fh.write(self.redactor.text(summary_markdown(self.records, self.info(), free, extra)))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.in_flight is not None:
+            self.in_flight.cancel()  # already done at session finish, unless the session never got there
         if self.executor is not None:
             self.executor.close()
             self.executor = None

@@ -28,6 +28,17 @@ class LoopRunner:
             future.cancel()
             raise
 
+    def cancel_all(self) -> None:
+        """Cancel every task on the loop: threads waiting in `run` for one wake up (with CancelledError)."""
+        if self._loop.is_closed():
+            return
+
+        def cancel() -> None:
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+
+        self._loop.call_soon_threadsafe(cancel)
+
     def close(self) -> None:
         """Stop the loop and join its thread."""
         if self._loop.is_closed():

@@ -53,6 +53,15 @@ OPTIONS = (
         repeatable=True,
     ),
     Option(
+        "interllm_concurrency",
+        "--interllm-concurrency",
+        "scenarios in flight at once in each pytest process, on its one codex server (default 1; with -n N, N times "
+        "as many in all). Items are still reported one by one, in order.",
+        "1",
+        "INTERLLM_CONCURRENCY",
+        "N",
+    ),
+    Option(
         "interllm_repeat",
         "--interllm-repeat",
         "attempts of each item, one verdict per item: it passes when passes/attempts >= the min pass (default 1).",
@@ -339,6 +348,7 @@ class Settings:
     baseline: Path | None = None
     grader_model: str | None = None
     grader_votes: int = 1
+    concurrency: int = 1
     auth: str = "auto"
     auth_file: Path | None = None
     preflight: bool = True
@@ -497,6 +507,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         repeat=repeat,
         min_pass=min_pass,
         baseline=path_of("interllm_baseline"),
+        concurrency=_convert(
+            str(picked["interllm_concurrency"][0]), picked["interllm_concurrency"][1], int, "a whole number"
+        ),
         grader_model=picked["interllm_grader_model"][0],
         grader_votes=_convert(
             str(picked["interllm_grader_votes"][0]), picked["interllm_grader_votes"][1], int, "a whole number"

@@ -32,11 +32,10 @@ class CodexServer:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._current: list[CodexEvent] | None = None
+        # Calls run concurrently on one server; codex tags every event with the call's JSON-RPC request id.
+        self._calls: dict[str, tuple[list[CodexEvent], asyncio.Event]] = {}
         self._stderr: TextIO | None = None
         self.pid: int | None = None
-        self._final = asyncio.Event()
 
     async def start(self, timeout: float = 30.0) -> None:
         """Spawn codex and complete the MCP handshake."""
@@ -81,11 +80,17 @@ class CodexServer:
                 await self._stop.wait()
 
     async def _on_event(self, params: Any) -> None:
-        if self._current is not None:
-            event = event_from_params(time.time(), params.model_dump())
-            self._current.append(event)
+        event = event_from_params(time.time(), params.model_dump())
+        call = self._calls.get(str(event.request_id))
+        if call is not None:
+            call[0].append(event)
             if event.type in _FINAL_EVENTS:
-                self._final.set()
+                call[1].set()
+
+    def _next_request_id(self) -> str:
+        """The id mcp's client gives the next request: it counts them, and `call_tool` takes the next number
+        before its first suspension, so nothing else can take it in between (one event loop)."""
+        return str(self._session._dispatcher._next_id + 1)
 
     @property
     def alive(self) -> bool:
@@ -93,38 +98,43 @@ class CodexServer:
         running = self._task is not None and not self._task.done()
         return running and (self.pid is None or process.alive(self.pid))
 
+    @property
+    def in_flight(self) -> int:
+        """How many calls are running on this server now."""
+        return len(self._calls)
+
     def kill(self) -> None:
         """SIGKILL the codex process (the `crash` fault)."""
         if self.pid is not None:
             process.kill(self.pid)
 
     async def call(self, arguments: dict[str, Any], timeout: float) -> CallResult:
-        """One `codex` tool call; events are collected until it returns, fails or times out."""
-        async with self._lock:
-            result = CallResult()
-            self._current = result.events
-            try:
-                if not self.alive or self._session is None:
-                    raise CodexServerError("the codex MCP server is not running")
-                response = await asyncio.wait_for(self._session.call_tool("codex", arguments), timeout)
-                result.is_error = bool(getattr(response, "is_error", False))
-                result.structured = getattr(response, "structured_content", None)
-                result.text = "\n".join(
-                    str(getattr(part, "text", "")) for part in getattr(response, "content", None) or []
-                )
-            except TimeoutError:
-                result.timed_out = True
-                result.error = f"no answer from codex within {timeout:g}s"
-            except Exception as exc:  # the evidence is kept; classification happens later
-                result.error = f"{type(exc).__name__}: {exc}"
-            finally:
-                # Notifications may still be on the wire: wait for the turn's last event, briefly.
-                if not any(e.type in _FINAL_EVENTS for e in result.events) and not result.timed_out:
-                    self._final.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._final.wait(), 0.05)
-                self._current = None
-            return result
+        """One `codex` tool call (others may run at the same time); its events are collected until it returns,
+        fails or times out."""
+        result = CallResult()
+        final = asyncio.Event()
+        request_id = ""
+        try:
+            if not self.alive or self._session is None:
+                raise CodexServerError("the codex MCP server is not running")
+            request_id = self._next_request_id()
+            self._calls[request_id] = (result.events, final)
+            response = await asyncio.wait_for(self._session.call_tool("codex", arguments), timeout)
+            result.is_error = bool(getattr(response, "is_error", False))
+            result.structured = getattr(response, "structured_content", None)
+            result.text = "\n".join(str(getattr(part, "text", "")) for part in getattr(response, "content", None) or [])
+        except TimeoutError:
+            result.timed_out = True
+            result.error = f"no answer from codex within {timeout:g}s"
+        except Exception as exc:  # the evidence is kept; classification happens later
+            result.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            # Notifications may still be on the wire: wait for the turn's last event, briefly.
+            if not any(e.type in _FINAL_EVENTS for e in result.events) and not result.timed_out:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(final.wait(), 0.05)
+            self._calls.pop(request_id, None)
+        return result
 
     def stderr_tail(self, lines: int = 20) -> str:
         """The last lines codex wrote to stderr."""

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import tempfile
+import threading
 import time
+import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,10 +26,17 @@ from pytest_interllm.prompt import PromptTemplate
 
 
 class SpanCapture:
-    """A `TracingProcessor` that keeps every span of the current scenario in memory."""
+    """A `TracingProcessor` that keeps every span in memory, by trace: one trace per scenario, so scenarios in
+    flight at once keep theirs apart."""
 
     def __init__(self) -> None:
-        self.spans: list[dict[str, Any]] = []
+        self.spans: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def pop(self, trace_id: str) -> list[dict[str, Any]]:
+        """The spans of one trace, forgotten here."""
+        with self._lock:
+            return self.spans.pop(trace_id, [])
 
     def on_trace_start(self, trace: Any) -> None:
         return None
@@ -37,8 +48,9 @@ class SpanCapture:
         return None
 
     def on_span_end(self, span: Any) -> None:
-        exported = span.export() or {}
-        self.spans.append(json.loads(json.dumps(exported, default=str)))
+        exported = json.loads(json.dumps(span.export() or {}, default=str))
+        with self._lock:
+            self.spans.setdefault(str(exported.get("trace_id")), []).append(exported)
 
     def shutdown(self) -> None:
         return None
@@ -109,7 +121,6 @@ class AgentsExecutor(CodexExecutor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.capture = SpanCapture()
-        self.misconfigured_home = self.workdir / "codex-home-gpt-4o"
 
     def _start_server(self) -> None:
         """No long-lived server: the SDK owns one `MCPServerStdio` per scenario."""
@@ -123,7 +134,7 @@ class AgentsExecutor(CodexExecutor):
             processors.append(default_processor())  # asked for explicitly, with a real key (checked at start)
         set_trace_processors(processors)
 
-    def restart(self) -> None:
+    def restart(self, server: Any = None) -> None:
         self.restarts += 1
 
     def _instructions(self, model: str) -> str:
@@ -147,13 +158,14 @@ class AgentsExecutor(CodexExecutor):
         orchestrator_model = self.settings.orchestrator_model or expected
         call = self.endpoint.open(label, fault, fault_requests)
         base_url = call.url  # the orchestrator's requests and codex's: both audited under this scenario
-        codex_home = self.codex_home
-        if fault == "omit-model":
-            codex_home = self.misconfigured_home  # the original machine: codex's config defaults to gpt-4o
-            codex_home.mkdir(parents=True, exist_ok=True)
+        # codex starts per scenario here, with its own CODEX_HOME: scenarios in flight at once must not share
+        # the config.toml that names their provider URL.
+        own_home = self.settings.codex_home is None or fault == "omit-model"
+        codex_home = Path(tempfile.mkdtemp(prefix="codex-home-", dir=self.workdir)) if own_home else self.codex_home
+        if fault == "omit-model":  # the original machine: codex's config defaults to gpt-4o
             (codex_home / "config.toml").write_text(f'model = "{CONFIG_DEFAULT_MODEL}"\n' + config_toml(base_url))
-        elif self.settings.codex_home is None:
-            (codex_home / "config.toml").write_text(config_toml(base_url))  # codex is started per scenario here
+        elif own_home:
+            (codex_home / "config.toml").write_text(config_toml(base_url))
         outcome = ScenarioOutcome(
             prompt=prompt,
             expected_model=expected,
@@ -161,10 +173,10 @@ class AgentsExecutor(CodexExecutor):
             fault=fault,
             expected_config=self.expected_config(),
         )
-        self.capture.spans = []
+        trace_id = f"trace_{uuid.uuid4().hex}"
         start = time.monotonic()
         result = CallResult()
-        run_info: dict[str, Any] = {}
+        run_info: dict[str, Any] = {"trace_id": trace_id}
         try:
             self.runner.run(
                 self._run_agent(
@@ -188,12 +200,14 @@ class AgentsExecutor(CodexExecutor):
             # codex answered the tool call without ever starting a session: an MCP error result
             result.is_error = True
         outcome.arguments = run_info.get("codex_arguments", {})
-        outcome.spans = list(self.capture.spans)
+        outcome.spans = self.capture.pop(trace_id)
         outcome.agent_items = run_info.get("new_items", [])
         outcome.agent_usage = run_info.get("usage", {})
         self._fill(outcome, result, self.stderr_path.stat().st_size if self.stderr_path.exists() else 0, target)
         outcome.final_output = str(run_info.get("final_output") or result.text or outcome.final_output)
         outcome.agent_replied = bool(outcome.final_output.strip())
+        if own_home:
+            shutil.rmtree(codex_home, ignore_errors=True)
         return outcome
 
     async def _run_agent(
@@ -207,7 +221,7 @@ class AgentsExecutor(CodexExecutor):
         info: dict[str, Any],
         base_url: str,
     ) -> None:
-        from agents import Agent, OpenAIResponsesModel, Runner
+        from agents import Agent, OpenAIResponsesModel, Runner, trace
         from agents.mcp import MCPServerStdio
         from openai import AsyncOpenAI
 
@@ -231,7 +245,8 @@ class AgentsExecutor(CodexExecutor):
         )
         try:
             async with codex:
-                run = await asyncio.wait_for(Runner.run(agent, prompt, max_turns=4), limit)
+                with trace("interllm scenario", trace_id=info["trace_id"]):  # this scenario's spans, apart
+                    run = await asyncio.wait_for(Runner.run(agent, prompt, max_turns=4), limit)
         except TimeoutError:
             result.timed_out = True
             result.error = f"no answer from the orchestrator and codex within {limit:g}s"

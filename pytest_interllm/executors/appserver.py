@@ -135,23 +135,27 @@ class AppServerExecutor(CodexExecutor):
         self.sdk = sdk
 
     def start(self) -> None:
-        self.endpoint.start()
-        if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
-            self.codex_home.mkdir(parents=True, exist_ok=True)
-            (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
-        self.home.mkdir(parents=True, exist_ok=True)
-        if self.sdk is None or not self.sdk.alive:
+        with self._starting:
+            self.endpoint.start()
+            if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
+                self.codex_home.mkdir(parents=True, exist_ok=True)
+                (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
+            self.home.mkdir(parents=True, exist_ok=True)
+            if self.sdk is None or not self.sdk.alive:
+                if self.sdk is not None:
+                    self.runner.run(self.sdk.close(), 30)
+                    self.sdk = None
+                self._start_server()
+
+    def restart(self, server: Any = None) -> None:
+        with self._starting:
+            if server is not None and server is not self.sdk:
+                return  # another scenario in flight has replaced it already
             if self.sdk is not None:
                 self.runner.run(self.sdk.close(), 30)
-                self.sdk = None
+            self.sdk = None
+            self.restarts += 1
             self._start_server()
-
-    def restart(self) -> None:
-        if self.sdk is not None:
-            self.runner.run(self.sdk.close(), 30)
-        self.sdk = None
-        self.restarts += 1
-        self._start_server()
 
     def close(self) -> None:
         if self.sdk is not None:
@@ -209,7 +213,7 @@ class AppServerExecutor(CodexExecutor):
             self.runner.run(self._turn(sdk, prompt, asked, config, limit, outcome), limit + 2 * CALL_TIMEOUT)
         except BaseException:
             call.close()
-            self.restart()
+            self.restart(sdk)
             raise
         call.close()
         outcome.duration = time.monotonic() - start

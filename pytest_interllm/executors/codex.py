@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,22 +79,24 @@ class CodexExecutor:
         self.codex_home = settings.codex_home or self.workdir / "codex-home"
         self.stderr_path = self.workdir / "codex-stderr.log"
         self.restarts = 0
+        self._starting = threading.RLock()  # scenarios in flight call start() and restart() from their threads
 
     @property
     def token(self) -> str:
         return self.endpoint.token
 
     def start(self) -> None:
-        """Start the provider endpoint and the codex server (idempotent)."""
-        self.endpoint.start()
-        if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
-            self.codex_home.mkdir(parents=True, exist_ok=True)
-            (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
-        self.home.mkdir(parents=True, exist_ok=True)
-        if self.server is None or not self.server.alive:
-            if self.server is not None:  # it died between scenarios: make sure nothing of it is left
-                self.runner.run(self.server.stop(5), 15)
-            self._start_server()
+        """Start the provider endpoint and the codex server (idempotent; scenarios in flight share them)."""
+        with self._starting:
+            self.endpoint.start()
+            if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
+                self.codex_home.mkdir(parents=True, exist_ok=True)
+                (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
+            self.home.mkdir(parents=True, exist_ok=True)
+            if self.server is None or not self.server.alive:
+                if self.server is not None:  # it died between scenarios: make sure nothing of it is left
+                    self.runner.run(self.server.stop(5), 15)
+                self._start_server()
 
     def codex_env(self, codex_home: Path | None = None) -> dict[str, str]:
         """The whole environment codex gets: a clean HOME, its CODEX_HOME and the run's provider token only."""
@@ -110,13 +113,17 @@ class CodexExecutor:
         self.runner.run(server.start(), 60)
         self.server = server
 
-    def restart(self) -> None:
-        """Replace the codex server (after a timeout or a crash)."""
-        if self.server is not None:
-            self.runner.run(self.server.stop(5), 15)
-        self.server = None
-        self.restarts += 1
-        self._start_server()
+    def restart(self, server: CodexServer | None = None) -> None:
+        """Replace the codex server (after a timeout or a crash). With `server`, only if that is still the one
+        in use and no other scenario is in flight on it: a stalled call must not take the others with it."""
+        with self._starting:
+            if server is not None and (server is not self.server or (server.alive and server.in_flight)):
+                return
+            if self.server is not None:
+                self.runner.run(self.server.stop(5), 15)
+            self.server = None
+            self.restarts += 1
+            self._start_server()
 
     def arguments(self, prompt: str, model: str | None, base_url: str, fault: str | None = None) -> dict[str, Any]:
         """The `codex` tool call arguments: explicit model, cwd, sandbox and approval policy."""
@@ -229,7 +236,7 @@ class CodexExecutor:
             result = self.runner.run(server.call(arguments, limit), limit + 30)
         except BaseException:
             call.close()
-            self.restart()
+            self.restart(server)
             raise
         call.close()
         outcome.duration = time.monotonic() - start
@@ -237,7 +244,7 @@ class CodexExecutor:
         outcome.requests = call.requests()
         self._fill(outcome, result, stderr_seen, target)
         if result.timed_out or outcome.crashed:
-            self.restart()
+            self.restart(server)
         return outcome
 
     def _fill(self, outcome: ScenarioOutcome, result: CallResult, stderr_seen: int, target: Path) -> None:
@@ -292,6 +299,7 @@ class CodexExecutor:
         if self.server is not None:
             self.runner.run(self.server.stop(5), 15)
         self.endpoint.stop()
+        self.runner.cancel_all()  # anything still in flight (-x, Ctrl-C) ends now, its thread with it
         self.runner.close()
         self.server = None
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -249,13 +249,14 @@ class AuditProxy(LocalServer):
             return JSONResponse(
                 {"error": {"message": message, "type": "cassette_mismatch"}}, status_code=MISMATCH_STATUS
             )
+        throttled = 0
         if replayed is not None:
             status, content_type, content = replayed
         else:
-            status, content_type, content = await self._forward(raw, request.headers)
+            status, content_type, content, throttled = await self._forward(raw, request.headers)
             self._store(key, index, body, status, content_type, content)
         tin, tout = usage_of(status, content)
-        self._record(request, start, model, status, tin, tout, replayed=replayed is not None)
+        self._record(request, start, model, status, tin, tout, replayed=replayed is not None, throttled=throttled)
         return Response(content, status_code=status, media_type=content_type)
 
     def _replay(self, key: tuple[str, str], index: int, body: dict[str, Any]) -> tuple[int, str, bytes] | str | None:
@@ -323,25 +324,28 @@ class AuditProxy(LocalServer):
             if self._semaphore is not None:
                 self._semaphore.release()
 
-    async def _forward(self, raw: bytes, incoming: Mapping[str, str]) -> tuple[int, str, bytes]:
-        """Send the request upstream with the user's credential, honouring Retry-After on 429 (bounded)."""
+    async def _forward(self, raw: bytes, incoming: Mapping[str, str]) -> tuple[int, str, bytes, int]:
+        """Send the request upstream with the user's credential, honouring Retry-After on 429 (bounded); the
+        answer, and how many 429s were waited out."""
         if self.upstream_url is None:
             body = json.dumps({"error": {"message": "replay only: nothing is sent upstream"}}).encode()
-            return 502, "application/json", body
+            return 502, "application/json", body, 0
         headers = self._upstream_headers(incoming)
         if isinstance(headers, str):  # nothing is sent: codex gets the reason as the provider's refusal
-            return 401, "application/json", json.dumps({"error": {"message": headers, "type": "login"}}).encode()
+            refusal = json.dumps({"error": {"message": headers, "type": "login"}}).encode()
+            return 401, "application/json", refusal, 0
         for attempt in range(4):
             try:
                 reply = await self._send(raw, headers)
             except httpx.HTTPError as exc:
                 message = f"upstream {self.upstream_url}: {type(exc).__name__}: {exc}"
-                return 502, "application/json", json.dumps({"error": {"message": message}}).encode()
+                return 502, "application/json", json.dumps({"error": {"message": message}}).encode(), attempt
             if reply.status_code == 429 and attempt < 3:
                 await asyncio.sleep(min(float(reply.headers.get("retry-after", "1") or 1), 30.0))
                 continue
-            return reply.status_code, reply.headers.get("content-type", "application/json"), reply.content
-        return 429, "application/json", b"{}"
+            content_type = reply.headers.get("content-type", "application/json")
+            return reply.status_code, content_type, reply.content, attempt
+        return 429, "application/json", b"{}", 3
 
     async def _preflight(self, request: Request) -> Response:
         """One minimal request with the run's model, before any scenario: does the credential work, and does the

@@ -72,6 +72,8 @@ def build(
         "runs": [],
         "rubric": [],
         "grader": None,
+        "started_at": None,
+        "ended_at": None,
     }
     if outcome is None:
         return record

@@ -68,6 +68,12 @@ class RunLog:
         self._line("\n".join(f"  {line}" for line in (record["final_output"] or "(empty)").splitlines()))
         self._text.flush()
 
+    def note(self, text: str) -> None:
+        """A line about the run as a whole."""
+        self._line("")
+        self._line(text)
+        self._text.flush()
+
     def close(self, counts: dict[str, int]) -> None:
         self._line("")
         self._line(

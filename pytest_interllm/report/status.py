@@ -12,8 +12,8 @@ from pytest_interllm.redact import Redactor
 from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios
 
 
-def _clock() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S")
+def _clock(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
 
 
 def result_of(report: pytest.TestReport) -> str:
@@ -47,7 +47,7 @@ class StatusLines:
     cache_dir: Path | None = None
     redactor: Redactor = field(default_factory=Redactor)
     titles: dict[str, tuple[int, int, str]] | None = None
-    started: dict[str, float] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)  # nodeid → wall-clock start
 
     def load(self) -> dict[str, tuple[int, int, str]]:
         """Parse the lists now (once). Under xdist the controller does it before the first worker starts,
@@ -80,22 +80,32 @@ class StatusLines:
         """Whether `nodeid` is a scenario whose result these lines show."""
         return self._lookup(nodeid) is not None
 
-    def start(self, reporter: pytest.TerminalReporter, nodeid: str) -> None:
+    def start(self, reporter: pytest.TerminalReporter, nodeid: str, began: float | None = None) -> None:
+        """The START line; `began`: when the scenario really started (run ahead of pytest's turn)."""
         found = self._lookup(nodeid)
         if found is None:
             return
         index, total, title = found
-        self.started[nodeid] = time.monotonic()
-        _write(reporter, nodeid, f"[{_clock()}] START scenario {index}/{total}: {title}")
+        self.started[nodeid] = began or time.time()
+        _write(reporter, nodeid, f"[{_clock(self.started[nodeid])}] START scenario {index}/{total}: {title}")
 
-    def end(self, reporter: pytest.TerminalReporter, report: pytest.TestReport) -> None:
+    def end(
+        self,
+        reporter: pytest.TerminalReporter,
+        report: pytest.TestReport,
+        began: float | None = None,
+        ended: float | None = None,
+    ) -> None:
+        """The END line; `began`/`ended`: when the scenario really started and ended, where known."""
         found = self._lookup(report.nodeid)
         if found is None or report.nodeid not in self.started:
             return
         if not ends_test(report):
             return
         index, total, title = found
-        elapsed = time.monotonic() - self.started.pop(report.nodeid)
+        shown = self.started.pop(report.nodeid)
+        ended = ended or time.time()
+        elapsed = ended - (began or shown)
         result = result_of(report)
         props = dict(report.user_properties)
         failure = props.get("interllm_failure_class")
@@ -112,6 +122,6 @@ class StatusLines:
         _write(
             reporter,
             report.nodeid,
-            f"[{_clock()}] END   scenario {index}/{total}: {title} — {result.upper()}{reason} in {elapsed:.1f}s",
+            f"[{_clock(ended)}] END   scenario {index}/{total}: {title} — {result.upper()}{reason} in {elapsed:.1f}s",
             **markup,
         )
