@@ -429,8 +429,13 @@ class InterllmSession:
         """This process's items from `item` on: the rest of the collection, or under xdist what the controller
         has sent this worker so far."""
         items = item.session.items
-        worker = self.config.pluginmanager.get_plugin("workerinteractor")
-        if worker is not None:
+        if _is_worker(self.config):
+            # Only what xdist has sent this worker: its next item and its queue (never another worker's items).
+            worker = next(
+                (p for p in self.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None
+            )
+            if worker is None:
+                return [item]
             with worker.torun.lock() as queued:
                 indices = [worker.nextitem_index, *queued]
             return [item] + [items[i] for i in indices if isinstance(i, int)]
@@ -635,8 +640,11 @@ class InterllmSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.in_flight is not None:
-            # -x, Ctrl-C or the budget stopped the run: what still runs ahead of pytest stops here.
+            # -x, Ctrl-C or the budget stopped the run: what still runs ahead of pytest stops here, codex with it.
             self.cancelled = self.in_flight.cancel()
+            if self.cancelled and self.executor is not None:
+                self.executor.close()
+                self.executor = None
             if self.manifest is not None:  # files that scenarios never reported still wrote are the plugin's
                 reported = {r["nodeid"] for r in self.records}
                 for item in self.in_flight.items:

@@ -247,9 +247,9 @@ class InFlight:
 
     def _adapt(self, verdict: Verdict) -> None:
         limited = any(
-            r.status == 429 or r.throttled
+            any(r.status == 429 or r.throttled for r in [*a.outcome.requests, *a.outcome.orchestrator_requests])
+            or any("429" in error for error in a.outcome.retry_errors)  # a 429 that a provider retry got past
             for a in verdict.attempts
-            for r in [*a.outcome.requests, *a.outcome.orchestrator_requests]
         )
         with self._lock:
             if limited and self.window > 1:

@@ -119,7 +119,10 @@ class CodexServer:
                 raise CodexServerError("the codex MCP server is not running")
             request_id = self._next_request_id()
             self._calls[request_id] = (result.events, final)
-            response = await asyncio.wait_for(self._session.call_tool("codex", arguments), timeout)
+            # Awaited inline (asyncio.timeout, not wait_for's new task): the call takes its id before anything else
+            # on the loop can run, so the id read above is its own.
+            async with asyncio.timeout(timeout):
+                response = await self._session.call_tool("codex", arguments)
             result.is_error = bool(getattr(response, "is_error", False))
             result.structured = getattr(response, "structured_content", None)
             result.text = "\n".join(str(getattr(part, "text", "")) for part in getattr(response, "content", None) or [])
