@@ -9,7 +9,7 @@ import time
 
 from common import HERE, RESULTS
 
-SCRIPTS = ("faults.py", "overhead.py", "parallel.py", "collect.py", "memory.py", "startup.py")
+SCRIPTS = ("faults.py", "overhead.py", "parallel.py", "concurrency.py", "collect.py", "memory.py", "startup.py")
 
 
 def main() -> int:
@@ -26,6 +26,9 @@ def main() -> int:
         "parallel_efficiency_n4": (">=", 0.90),
         "collect_ratio_10k": ("<=", 1.5),
         "collect_ratio_10k_cold": ("<=", 1.5),
+        "inflight_vs_bare_16": (">=", 0.95),
+        "mb_per_inflight_16": ("<=", 50),
+        "speedup_wall_16": (">=", 6),
     }
     for key, value in summary.items():
         if key == "machine":
