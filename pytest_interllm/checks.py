@@ -70,6 +70,9 @@ def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
             f"expected {expected}, codex session ran {session} (session_configured at {_clock(outcome.session_time)})",
             evidence,
         )
+    orchestrator = _orchestrator_mismatch(outcome)
+    if orchestrator is not None:
+        return orchestrator
     others = sorted({str(m) for m in outcome.provider_models if m != expected})
     if others:
         return ScenarioFailure(
@@ -78,6 +81,27 @@ def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
             evidence + _tool_evidence(outcome),
         )
     return None
+
+
+def _orchestrator_mismatch(outcome: ScenarioOutcome) -> ScenarioFailure | None:
+    """The agents executor: every orchestrator request must run the expected orchestrator model."""
+    expected = outcome.expected_orchestrator_model
+    ran = sorted({str(m) for m in outcome.orchestrator_models if m != expected})
+    if expected is None or not ran:
+        return None
+    agent = outcome.orchestrator
+    declared = agent.get("model")
+    why = "its Agent sets no model: the SDK's default" if declared is None else f"its Agent says model={declared!r}"
+    name = f" ({agent['name']})" if agent.get("name") else ""
+    evidence = [
+        f"orchestrator request {n} at {_clock(r.time)}: POST {r.path} model={r.model!r} status={r.status}"
+        for n, r in enumerate(outcome.orchestrator_requests, 1)
+    ]
+    return ScenarioFailure(
+        "model-mismatch",
+        f"expected {expected} for the orchestrator{name}, it ran {', '.join(ran)} ({why})",
+        evidence,
+    )
 
 
 def check_config(outcome: ScenarioOutcome) -> ScenarioFailure | None:

@@ -106,6 +106,9 @@ class ScenarioOutcome:
     grader: str | None = None
     grader_error: str | None = None
     grader_requests: list[AuditRecord] = field(default_factory=list)
+    # The agents executor's orchestrator: the model it must run, and what it was (name, model, instructions).
+    expected_orchestrator_model: str | None = None
+    orchestrator: dict[str, Any] = field(default_factory=dict)
 
 
 def command_text(command: Any) -> str:

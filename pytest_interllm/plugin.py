@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Generator, Iterator
 from dataclasses import replace
 from html import escape
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_interllm import agent_factory
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, interface_of, locate
 from pytest_interllm.collect import (
     COST_KEY,
@@ -49,6 +52,7 @@ from pytest_interllm.scenarios import list_cache_dir
 from pytest_interllm.settings import Settings, add_options, resolve
 
 if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and httpx: imported when used
+    from pytest_interllm.executors.agents import AgentsExecutor
     from pytest_interllm.executors.codex import CodexExecutor
     from pytest_interllm.providers.service import ProviderPlan, ProviderService, ProxyClient
     from pytest_interllm.run import InFlight
@@ -70,7 +74,12 @@ def make_executor(
     if settings.executor == "agents":
         from pytest_interllm.executors.agents import AgentsExecutor
 
-        return AgentsExecutor(settings, codex, endpoint, runner, label)
+        factory = (
+            agent_factory.load(settings.agent, settings.rootdir, settings.orchestrator_model or settings.model)
+            if settings.agent
+            else None
+        )
+        return AgentsExecutor(settings, codex, endpoint, runner, label, agent_factory=factory)
     if settings.executor == "app-server":
         from pytest_interllm.executors.appserver import AppServerExecutor
 
@@ -160,6 +169,11 @@ def pytest_configure(config: pytest.Config) -> None:
             codex = locate(settings.codex, interface_of(settings.executor))
         except CodexMissing as exc:
             raise pytest.UsageError(f"pytest-interllm: --interllm-executor {settings.executor}: {exc}") from None
+    if settings.agent:  # a module that does not import, or a factory that builds no Agent: one usage error
+        try:
+            agent_factory.load(settings.agent, settings.rootdir, settings.orchestrator_model or settings.model)
+        except agent_factory.AgentFactoryError as exc:
+            raise pytest.UsageError(f"pytest-interllm: {exc}") from None
     session = InterllmSession(config, settings, codex)
     if settings.concurrency > 1:
         from pytest_interllm.run import InFlight
@@ -357,14 +371,18 @@ class InterllmSession:
                 [
                     f"interllm: OPENAI_DEFAULT_MODEL={os.environ['OPENAI_DEFAULT_MODEL']} is set and ignored: "
                     "every model of the run is explicit"
+                    if not s.agent
+                    else f"interllm: OPENAI_DEFAULT_MODEL={os.environ['OPENAI_DEFAULT_MODEL']} is set: an Agent of "
+                    "yours that names no model runs it"
                 ]
                 if os.environ.get("OPENAI_DEFAULT_MODEL")
                 else []
             )
             + (
                 [
-                    f"interllm: orchestrator (OpenAI Agents SDK) model {s.orchestrator_model or s.model}, "
-                    "tracing kept local (no upload)"
+                    "interllm: orchestrator (OpenAI Agents SDK) "
+                    + (f"yours ({s.agent}), expected model" if s.agent else "model")
+                    + f" {s.orchestrator_model or s.model}, tracing kept local (no upload)"
                 ]
                 if s.executor == "agents"
                 else []
@@ -684,24 +702,16 @@ class InterllmSession:
             self.budget_ledger = None
 
 
-@pytest.fixture(scope="session")
-def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]:
-    """The worker's codex executor (one reused `codex mcp-server`), shared by every test of the session.
-
-    Without `--interllm` lists there is no run session: the fixture then sets up the configured provider itself
-    (the audit proxy with the user's credential for a real provider), so hand-written tests run for real too.
-    """
-    session: InterllmSession | None = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if session is not None:
-        yield session.get_executor()
-        return
-    settings = request.config.stash[SETTINGS_KEY]
+@contextlib.contextmanager
+def _standalone(config: pytest.Config, settings: Settings) -> Iterator[CodexExecutor]:
+    """An executor of its own for hand-written tests, with the configured provider set up here (the audit proxy
+    with the user's credential for a real provider), so they run for real too."""
     try:
         codex = locate(settings.codex, interface_of(settings.executor))
         credential = for_run(settings, os.environ)
     except (CodexMissing, CredentialError) as exc:
         pytest.fail(f"pytest-interllm: {exc}", pytrace=False)
-    label = getattr(request.config, "workerinput", {}).get("workerid", "main")
+    label = getattr(config, "workerinput", {}).get("workerid", "main")
     service = proxy = None
     if settings.provider != "offline":
         from pytest_interllm.providers.service import ProviderService, ProxyClient, plan_for
@@ -712,7 +722,7 @@ def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]
         redactor.add(login_secrets(credential))
         service = ProviderService(plan, redactor)
         proxy = ProxyClient(service.root, service.proxy.token)
-        request.config.stash[COST_KEY] = (replace(_prices(settings), free=_free(plan, None)), Budget(None))
+        config.stash[COST_KEY] = (replace(_prices(settings), free=_free(plan, None)), Budget(None))
     executor = make_executor(settings, codex, label, proxy)
     try:
         yield executor
@@ -721,6 +731,72 @@ def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]
         if proxy is not None and service is not None:
             proxy.close()
             service.close()
+
+
+@pytest.fixture(scope="session")
+def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]:
+    """The worker's codex executor (one reused codex server), shared by every test of the session."""
+    session: InterllmSession | None = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if session is not None:
+        yield session.get_executor()
+        return
+    with _standalone(request.config, request.config.stash[SETTINGS_KEY]) as executor:
+        yield executor
+
+
+@pytest.fixture(scope="session")
+def _interllm_agents_executor(request: pytest.FixtureRequest) -> Iterator[AgentsExecutor]:
+    """An agents executor for `interllm_agents`: the session's, else one of its own (whatever --interllm-executor)."""
+    from pytest_interllm.executors.agents import AgentsExecutor
+
+    session: InterllmSession | None = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if session is not None and isinstance(session.executor, AgentsExecutor):
+        yield session.executor
+        return
+    settings = replace(request.config.stash[SETTINGS_KEY], executor="agents", agent=None)
+    with _standalone(request.config, settings) as executor:
+        assert isinstance(executor, AgentsExecutor)
+        yield executor
+
+
+class AgentsHarness:
+    """`interllm_agents`: test your own Agents SDK orchestrator with the plugin's codex, provider and evidence."""
+
+    def __init__(self, executor: AgentsExecutor, label: str, prices: Prices) -> None:
+        self.executor = executor
+        self.label = label
+        self.prices = prices
+        executor.start()  # the provider's token goes into codex's environment below
+        home = Path(tempfile.mkdtemp(prefix="codex-home-", dir=executor.workdir))
+        self.codex = executor.codex_server(home, executor.settings.timeout)  # put it in your Agent's mcp_servers
+
+    def run(
+        self, agent: Any, prompt: str, *, output_file: Path | str, model: str | None = None, **kwargs: Any
+    ) -> ScenarioOutcome:
+        """Run `agent` on `prompt` (it must call `self.codex`); the outcome carries the same evidence as a
+        scenario's: codex's session and requests, the orchestrator's requests, spans, final_output."""
+        self.executor.give(self.label, agent, self.codex)
+        try:
+            kwargs.setdefault("label", self.label)
+            outcome = self.executor.run(prompt, output_file=output_file, model=model, **kwargs)
+        finally:
+            self.executor.give(self.label, None, None)
+        outcome.cost_usd = self.prices.of_requests([*outcome.requests, *outcome.orchestrator_requests])
+        return outcome
+
+    def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None:
+        """Raise `ScenarioFailure` unless the models (codex's and the orchestrator's), the output file and the
+        expectations hold."""
+        self.executor.check(outcome, expectations)
+
+
+@pytest.fixture
+def interllm_agents(request: pytest.FixtureRequest, _interllm_agents_executor: AgentsExecutor) -> AgentsHarness:
+    """Your own Agents SDK orchestrator against the real codex: `codex`, `run(agent, prompt, output_file=...)`,
+    `check(outcome)`."""
+    cost = request.config.stash.get(COST_KEY, None)
+    prices = cost[0] if cost is not None else replace(_prices(request.config.stash[SETTINGS_KEY]), free=FREE_SCRIPTED)
+    return AgentsHarness(_interllm_agents_executor, request.node.name, prices)
 
 
 @pytest.fixture

@@ -201,6 +201,15 @@ OPTIONS = (
         EXECUTORS,
     ),
     Option(
+        "interllm_agent",
+        "--interllm-agent",
+        "your own orchestrator for the agents executor: module:attr, a factory (codex, model) -> agents.Agent "
+        "(imported with the rootdir on sys.path).",
+        None,
+        "INTERLLM_AGENT",
+        "MODULE:ATTR",
+    ),
+    Option(
         "interllm_orchestrator_model",
         "--interllm-orchestrator-model",
         "model of the Agents SDK orchestrator (agents executor; default: the expected model).",
@@ -349,6 +358,7 @@ class Settings:
     grader_model: str | None = None
     grader_votes: int = 1
     concurrency: int = 1
+    agent: str | None = None  # --interllm-agent module:attr
     auth: str = "auto"
     auth_file: Path | None = None
     preflight: bool = True
@@ -455,7 +465,12 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             )
     executor, source = picked["interllm_executor"]
     executor_reason = ""
-    if source == "default":
+    agent, agent_source = picked["interllm_agent"]
+    if agent and source != "default" and executor != "agents":
+        raise pytest.UsageError(f"{agent_source}: a user's orchestrator runs with the agents executor, not {executor}")
+    if agent and source == "default":
+        executor, executor_reason = "agents", f"{agent_source} {agent}: your orchestrator"
+    elif source == "default":
         where = mcp_default_available(picked["interllm_codex"][0])
         executor, executor_reason = (
             ("codex", f"default: a codex with mcp-server is installed ({where})")
@@ -507,6 +522,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         repeat=repeat,
         min_pass=min_pass,
         baseline=path_of("interllm_baseline"),
+        agent=agent,
         concurrency=_convert(
             str(picked["interllm_concurrency"][0]), picked["interllm_concurrency"][1], int, "a whole number"
         ),

@@ -8,6 +8,7 @@ upload), and codex's session model comes from codex's own session record, not fr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import tempfile
@@ -118,9 +119,34 @@ def _output_text(output: Any) -> str:
 class AgentsExecutor(CodexExecutor):
     """Runs each scenario as `Runner.run(orchestrator, prompt)` with codex behind `MCPServerStdio`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, agent_factory: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.capture = SpanCapture()
+        self.agent_factory = agent_factory  # --interllm-agent: the user's own orchestrator, (codex, model) -> Agent
+        self._given: dict[str, tuple[Any, Any]] = {}  # label → (agent, its codex server), for `interllm_agents`
+
+    def codex_server(self, codex_home: Path, limit: float) -> Any:
+        """The codex MCP server an orchestrator gets: our codex, an isolated CODEX_HOME, cwd = the rootdir."""
+        from agents.mcp import MCPServerStdio
+
+        return MCPServerStdio(
+            name="codex",
+            params={
+                "command": self.codex.path,
+                "args": ["mcp-server"],
+                "env": self.codex_env(codex_home),
+                "cwd": str(self.settings.rootdir),
+            },
+            client_session_timeout_seconds=limit,
+            cache_tools_list=True,
+        )
+
+    def give(self, label: str, agent: Any, codex: Any) -> None:
+        """Runs under `label` use this agent (whose `mcp_servers` hold `codex`), not the factory's; None ends it."""
+        if agent is None:
+            self._given.pop(label, None)
+        else:
+            self._given[label] = (agent, codex)
 
     def _start_server(self) -> None:
         """No long-lived server: the SDK owns one `MCPServerStdio` per scenario."""
@@ -158,10 +184,13 @@ class AgentsExecutor(CodexExecutor):
         orchestrator_model = self.settings.orchestrator_model or expected
         call = self.endpoint.open(label, fault, fault_requests)
         base_url = call.url  # the orchestrator's requests and codex's: both audited under this scenario
+        given = self._given.get(label)
         # codex starts per scenario here, with its own CODEX_HOME: scenarios in flight at once must not share
         # the config.toml that names their provider URL.
         own_home = self.settings.codex_home is None or fault == "omit-model"
         codex_home = Path(tempfile.mkdtemp(prefix="codex-home-", dir=self.workdir)) if own_home else self.codex_home
+        if given is not None:  # a hand-written test's agent: its codex server's CODEX_HOME is fixed already
+            own_home, codex_home = True, Path(given[1].params.env["CODEX_HOME"])
         if fault == "omit-model":  # the original machine: codex's config defaults to gpt-4o
             (codex_home / "config.toml").write_text(f'model = "{CONFIG_DEFAULT_MODEL}"\n' + config_toml(base_url))
         elif own_home:
@@ -172,11 +201,12 @@ class AgentsExecutor(CodexExecutor):
             output_path=self.settings.relative(target),
             fault=fault,
             expected_config=self.expected_config(),
+            expected_orchestrator_model=orchestrator_model,
         )
         trace_id = f"trace_{uuid.uuid4().hex}"
         start = time.monotonic()
         result = CallResult()
-        run_info: dict[str, Any] = {"trace_id": trace_id}
+        run_info: dict[str, Any] = {"trace_id": trace_id, "given": given}
         try:
             self.runner.run(
                 self._run_agent(
@@ -203,10 +233,11 @@ class AgentsExecutor(CodexExecutor):
         outcome.spans = self.capture.pop(trace_id)
         outcome.agent_items = run_info.get("new_items", [])
         outcome.agent_usage = run_info.get("usage", {})
+        outcome.orchestrator = run_info.get("agent", {})
         self._fill(outcome, result, self.stderr_path.stat().st_size if self.stderr_path.exists() else 0, target)
         outcome.final_output = str(run_info.get("final_output") or result.text or outcome.final_output)
         outcome.agent_replied = bool(outcome.final_output.strip())
-        if own_home:
+        if own_home and given is None:
             shutil.rmtree(codex_home, ignore_errors=True)
         return outcome
 
@@ -221,32 +252,35 @@ class AgentsExecutor(CodexExecutor):
         info: dict[str, Any],
         base_url: str,
     ) -> None:
-        from agents import Agent, OpenAIResponsesModel, Runner, trace
-        from agents.mcp import MCPServerStdio
+        from agents import Agent, OpenAIProvider, OpenAIResponsesModel, RunConfig, Runner, trace
         from openai import AsyncOpenAI
 
         client = AsyncOpenAI(base_url=base_url, api_key=self.token, max_retries=0)
-        codex = MCPServerStdio(
-            name="codex",
-            params={
-                "command": self.codex.path,
-                "args": ["mcp-server"],
-                "env": self.codex_env(codex_home),
-                "cwd": str(self.settings.rootdir),
-            },
-            client_session_timeout_seconds=limit,
-            cache_tools_list=True,
-        )
-        agent = Agent(
-            name="interllm-orchestrator",
-            instructions=self._instructions(model),
-            model=OpenAIResponsesModel(orchestrator_model, client),
-            mcp_servers=[codex],
-        )
+        given = info.get("given")
+        codex = given[1] if given is not None else self.codex_server(codex_home, limit)
+        if given is not None:
+            agent = given[0]
+        elif self.agent_factory is not None:
+            agent = self.agent_factory(codex, orchestrator_model)  # the user's own orchestrator
+        else:
+            agent = Agent(
+                name="interllm-orchestrator",
+                instructions=self._instructions(model),
+                model=OpenAIResponsesModel(orchestrator_model, client),
+                mcp_servers=[codex],
+            )
+        declared = agent.model if isinstance(agent.model, str) or agent.model is None else type(agent.model).__name__
+        instructions = agent.instructions if isinstance(agent.instructions, str) else "(set by a function)"
+        info["agent"] = {"name": agent.name, "model": declared, "instructions": instructions}
+        # Every model request of the run goes to the scenario's provider URL, whatever the agent names as its
+        # model (a string, or none: the SDK's default): nothing reaches a provider unaudited.
+        run_config = RunConfig(model_provider=OpenAIProvider(openai_client=client, use_responses=True))
         try:
-            async with codex:
+            async with contextlib.AsyncExitStack() as servers:
+                for server in agent.mcp_servers:
+                    await servers.enter_async_context(server)
                 with trace("interllm scenario", trace_id=info["trace_id"]):  # this scenario's spans, apart
-                    run = await asyncio.wait_for(Runner.run(agent, prompt, max_turns=4), limit)
+                    run = await asyncio.wait_for(Runner.run(agent, prompt, max_turns=4, run_config=run_config), limit)
         except TimeoutError:
             result.timed_out = True
             result.error = f"no answer from the orchestrator and codex within {limit:g}s"

@@ -30,7 +30,8 @@ AGENT_PREFIX = "interllm_agent_"
 AGENT_TOOLS = "multi_agent_v1"  # codex's namespace of sub-agent tools (spawn_agent, wait_agent, ...)
 # A model codex accepts for a sub-agent (spawn_agent refuses names it does not know), not the expected one.
 SUBAGENT_MODEL = "gpt-5.6-luna"
-_ARG = re.compile(r"^\s*-\s*(model|cwd|sandbox|approval-policy):\s*(\S.*)$", re.MULTILINE)
+# The codex call arguments an orchestrator's instructions state as `key: value` lines (a list bullet allowed).
+_ARG = re.compile(r"^\s*(?:[-*]\s*)?(model|cwd|sandbox|approval-policy):\s*`?([^`\s][^`]*?)`?\s*$", re.MULTILINE)
 OUTSIDE_DIR = "/opt/interllm-outside"  # not a writable root of codex's workspace-write sandbox
 MISSING_DIR = "/nonexistent/interllm-missing-workdir"
 _EOF = "INTERLLM_EOF"

@@ -91,7 +91,13 @@ def _spans(record: dict[str, Any]) -> str:
         error = f" ERROR {span['error']}" if span.get("error") else ""
         rows.append(f"<tr><td><pre>{escape(label)}</pre></td><td>{escape(detail + error)}</td></tr>")
     models = ", ".join(repr(m) for m in record.get("orchestrator_models") or [])
-    head = f"<p>orchestrator requests: {escape(models) or '—'}; codex call arguments: "
+    agent = record.get("orchestrator") or {}
+    head = ""
+    if agent:
+        named = "no model (the SDK's default)" if agent.get("model") is None else f"model {agent.get('model')!r}"
+        head += f"<p>orchestrator <b>{escape(str(agent.get('name')))}</b>, {escape(named)}</p>"
+        head += _section("instructions", _pre(str(agent.get("instructions") or "")))
+    head += f"<p>orchestrator requests: {escape(models) or '—'}; codex call arguments: "
     head += f"{escape(str(record.get('codex_arguments') or {}))}</p>"
     return head + f"<table><tr><th>span</th><th>input → output</th></tr>{''.join(rows)}</table>"
 

@@ -106,6 +106,7 @@ def build(
             spans=[_span(s) for s in outcome.spans],
             agent_items=outcome.agent_items,
             agent_usage=outcome.agent_usage,
+            orchestrator=dict(outcome.orchestrator),
         )
     return record
 

@@ -1,0 +1,168 @@
+"""Bring your own orchestrator: the user's Agents SDK agent under the same scenarios, checks and evidence."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run, write
+from tests.test_report import report_texts
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_orchestrator.py"
+USE = ("--interllm", "input/list.md", "--interllm-agent", "orch:build")
+
+
+def records(project: pytest.Pytester) -> list[dict[str, Any]]:
+    [path] = list((project.path / "logs").glob("run-*.jsonl"))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def orchestrator(project: pytest.Pytester) -> Path:
+    """The example orchestrator as the user's own module `orch`, beside their list."""
+    path = project.path / "orch.py"
+    shutil.copy(EXAMPLE, path)
+    return path
+
+
+@pytest.mark.parametrize("given", ["flag", "flag+executor", "ini", "env"])
+def test_the_users_orchestrator_runs_the_scenarios(
+    project: pytest.Pytester, orchestrator: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    args: tuple[str, ...] = USE
+    if given == "flag+executor":
+        args = (*USE, "--interllm-executor", "agents")
+    elif given == "ini":
+        project.makeini("[pytest]\ninterllm_agent = orch:build\n")
+        args = USE[:2]
+    elif given == "env":
+        monkeypatch.setenv("INTERLLM_AGENT", "orch:build")
+        args = USE[:2]
+    result = run(project, *args, "--html=r.html")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "interllm: * executor agents*",
+            "interllm: orchestrator (OpenAI Agents SDK) yours (orch:build), expected model gpt-5-codex, tracing*",
+        ]
+    )
+    if given == "flag":
+        result.stdout.fnmatch_lines(["interllm: * executor agents (--interllm-agent orch:build: your orchestrator)"])
+    for record in records(project):
+        assert [s["name"] for s in record["spans"] if s["type"] == "agent"] == ["acme-orchestrator"]
+        assert set(record["orchestrator_models"]) == {"gpt-5-codex"}  # the user's agent, audited
+        assert record["orchestrator"]["name"] == "acme-orchestrator"
+        assert record["orchestrator"]["model"] == "gpt-5-codex"
+        assert record["codex_arguments"] == {
+            "model": "gpt-5-codex",
+            "sandbox": "workspace-write",
+            "approval-policy": "never",
+        }
+    text = "".join(report_texts(project.path / "r.html").values())
+    assert "agent acme-orchestrator" in text and "You coordinate the OpenAI Codex agent" in text
+    assert "function codex" in text  # its tool call, under its agent span
+
+
+def test_an_agent_without_a_model_runs_the_sdks_default_and_fails(
+    project: pytest.Pytester, orchestrator: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orchestrator.write_text(orchestrator.read_text().replace("model=model, ", ""))
+    monkeypatch.setenv("OPENAI_DEFAULT_MODEL", "gpt-4o")  # what the field report's machine ran
+    result = run(project, *USE)
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "interllm: OPENAI_DEFAULT_MODEL=gpt-4o is set: an Agent of yours that names no model runs it",
+            "[[]model-mismatch[]] expected gpt-5-codex for the orchestrator (acme-orchestrator), it ran gpt-4o "
+            "(its Agent sets no model: the SDK's default)",
+            "evidence:",
+            "  orchestrator request 1 at ??:??:??: POST */v1/responses model='gpt-4o' status=200",
+        ]
+    )
+    assert {r["session_model"] for r in records(project)} == {"gpt-5-codex"}  # codex itself ran what it was told
+
+
+def test_instructions_that_never_name_the_model_leave_codex_on_its_own(
+    project: pytest.Pytester, orchestrator: Path
+) -> None:
+    orchestrator.write_text(orchestrator.read_text().replace("model: gpt-5-codex\n", ""))
+    result = run(project, *USE, "-k", "scenario_001")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(["[[]model-mismatch[]] expected gpt-5-codex, codex session ran *"])
+    result.stdout.fnmatch_lines(["  codex tool call arguments: {*} (no model: codex falls back to its own config)"])
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import acme_missing_package\n", "*--interllm-agent orch:build: cannot import 'orch': ModuleNotFoundError*"),
+        ("def build(codex, model):\n    return 'an agent'\n", "*orch:build: returned str, not an agents.Agent*"),
+        ("x = 1\n", "*--interllm-agent orch:build: orch has no callable 'build'"),
+        ("def build(codex, model):\n    raise KeyError('model')\n", "*orch:build: calling it failed: KeyError*"),
+    ],
+)
+def test_a_factory_that_cannot_be_used_is_one_usage_error(project: pytest.Pytester, source: str, message: str) -> None:
+    write(project.path / "orch.py", source)
+    result = run(project, *USE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-interllm: {message}"])
+    assert "START scenario" not in result.stdout.str()
+
+
+def test_a_users_agent_needs_the_agents_executor(project: pytest.Pytester, orchestrator: Path) -> None:
+    result = project.runpytest(*USE, "--interllm-executor", "codex", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --interllm-agent: a user's orchestrator runs with the agents executor, not codex"]
+    )
+
+
+HAND_WRITTEN = """
+from agents import Agent
+
+from orch import INSTRUCTIONS
+
+
+def test_my_orchestrator(interllm_agents):
+    agent = Agent(name="acme-orchestrator", model="gpt-5-codex", instructions=INSTRUCTIONS,
+                  mcp_servers=[interllm_agents.codex])
+    outcome = interllm_agents.run(
+        agent, "Scenario 1: Copy logs\\n\\nWrite the complete document to the file `outputs/mine.md`.",
+        output_file="outputs/mine.md", model="gpt-5-codex",
+    )
+    interllm_agents.check(outcome)
+    assert outcome.session_model == "gpt-5-codex" and set(outcome.orchestrator_models) == {"gpt-5-codex"}
+    assert outcome.orchestrator["name"] == "acme-orchestrator"
+    assert any(s["span_data"]["type"] == "function" for s in outcome.spans)
+
+
+def test_my_orchestrator_without_a_model(interllm_agents):
+    agent = Agent(name="acme-orchestrator", instructions=INSTRUCTIONS, mcp_servers=[interllm_agents.codex])
+    outcome = interllm_agents.run(
+        agent, "Scenario 2: Copy more\\n\\nWrite the complete document to the file `outputs/mine2.md`.",
+        output_file="outputs/mine2.md", model="gpt-5-codex",
+    )
+    try:
+        interllm_agents.check(outcome)
+    except Exception as failure:
+        assert failure.failure_class == "model-mismatch"
+        assert "for the orchestrator (acme-orchestrator)" in str(failure)
+    else:
+        raise AssertionError("an agent without a model passed")
+"""
+
+
+def test_hand_written_tests_use_their_own_agent(project: pytest.Pytester, orchestrator: Path) -> None:
+    project.makepyfile(test_mine=HAND_WRITTEN)
+    result = run(project, "test_mine.py")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_spec_without_an_attribute_is_a_usage_error(project: pytest.Pytester, orchestrator: Path) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--interllm-agent", "orch", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pytest-interllm: --interllm-agent 'orch': expected module:attr*"])
