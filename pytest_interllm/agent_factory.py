@@ -20,8 +20,17 @@ class AgentFactoryError(Exception):
     """The factory cannot be used: the message names `module:attr` and why."""
 
 
+_loaded: dict[tuple[str, Path], AgentFactory] = {}  # the plugin asks at configure time and per executor
+
+
 def load(spec: str, rootdir: Path, model: str) -> AgentFactory:
-    """Import `module:attr` and check that calling it gives an `agents.Agent`."""
+    """Import `module:attr` and check that calling it gives an `agents.Agent` (once per process)."""
+    if (spec, rootdir) not in _loaded:
+        _loaded[spec, rootdir] = _load(spec, rootdir, model)
+    return _loaded[spec, rootdir]
+
+
+def _load(spec: str, rootdir: Path, model: str) -> AgentFactory:
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
         raise AgentFactoryError(f"--interllm-agent {spec!r}: expected module:attr (e.g. orchestrator:build)")

@@ -29,16 +29,18 @@ def _tail(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def _request_lines(outcome: ScenarioOutcome) -> list[str]:
+def _request_lines(outcome: ScenarioOutcome, who: str = "provider") -> list[str]:
+    """One line per audited request: codex's (`provider`), or the Agents SDK orchestrator's."""
     session = outcome.thread_id
+    requests = outcome.orchestrator_requests if who == "orchestrator" else outcome.requests
     return [
-        f"provider request {n} at {_clock(r.time)}: POST {r.path} model={r.model!r} status={r.status}"
+        f"{who} request {n} at {_clock(r.time)}: POST {r.path} model={r.model!r} status={r.status}"
         + (
             f" thread={r.thread_id} (not the session's thread)"
             if session and r.thread_id not in (None, session)
             else ""
         )
-        for n, r in enumerate(outcome.requests, 1)
+        for n, r in enumerate(requests, 1)
     ]
 
 
@@ -93,14 +95,10 @@ def _orchestrator_mismatch(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     declared = agent.get("model")
     why = "its Agent sets no model: the SDK's default" if declared is None else f"its Agent says model={declared!r}"
     name = f" ({agent['name']})" if agent.get("name") else ""
-    evidence = [
-        f"orchestrator request {n} at {_clock(r.time)}: POST {r.path} model={r.model!r} status={r.status}"
-        for n, r in enumerate(outcome.orchestrator_requests, 1)
-    ]
     return ScenarioFailure(
         "model-mismatch",
         f"expected {expected} for the orchestrator{name}, it ran {', '.join(ran)} ({why})",
-        evidence,
+        _request_lines(outcome, "orchestrator"),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -19,9 +19,6 @@ from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
 from pytest_interllm.run import Grader, Request, Verdict, run_item
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
 from pytest_interllm.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()

@@ -110,6 +110,11 @@ class ScenarioOutcome:
     expected_orchestrator_model: str | None = None
     orchestrator: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def every_request(self) -> list[AuditRecord]:
+        """Every request the scenario sent a provider: codex's, the orchestrator's and the grader's (its cost)."""
+        return [*self.requests, *self.orchestrator_requests, *self.grader_requests]
+
 
 def command_text(command: Any) -> str:
     """A readable command line from codex's argv (`bash -lc SCRIPT` shows SCRIPT)."""

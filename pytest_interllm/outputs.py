@@ -27,7 +27,7 @@ class OutputDirError(Exception):
 def check_output_dir(settings: Settings, inputs: Mapping[Path, str]) -> None:
     """Refuse an output dir that is or holds the rootdir, or holds a list, a template or an expectations file."""
     out = settings.output_dir
-    value, source = settings.raw.get("interllm_output_dir", (settings.relative(out), "--interllm-output-dir"))
+    value, source = settings.output_dir_given or (settings.relative(out), "--interllm-output-dir")
     problem = None
     if out == settings.rootdir:
         problem = "is the rootdir"

@@ -138,6 +138,14 @@ def _prices(settings: Settings) -> Prices:
         raise pytest.UsageError(f"--interllm-prices: {exc}") from None
 
 
+def _serve(plan: ProviderPlan, redactor: Redactor) -> tuple[ProviderService, ProxyClient]:
+    """The run's provider service (the audit proxy, with the scripted model it may front) and a client of it."""
+    from pytest_interllm.providers.service import ProviderService, ProxyClient
+
+    service = ProviderService(plan, redactor, latency=float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0))
+    return service, ProxyClient(service.root, service.proxy.token)
+
+
 def _budget(settings: Settings, workerinput: dict[str, Any] | None) -> Budget:
     """The run's budget. xdist workers share the controller's ledger file; a worker that cannot see it (another
     host) keeps to its share, budget / number of workers."""
@@ -193,15 +201,12 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = plan_for(settings, session.credential)
     config.stash[COST_KEY] = (replace(_prices(settings), free=_free(plan, workerinput)), _budget(settings, workerinput))
     if plan is not None and not config.option.collectonly:
-        from pytest_interllm.providers.service import ProviderService, ProxyClient
-
         if workerinput is not None and "interllm_proxy" in workerinput:
+            from pytest_interllm.providers.service import ProxyClient
+
             session.proxy = ProxyClient(*workerinput["interllm_proxy"])
         elif workerinput is None:
-            session.service = ProviderService(
-                plan, session.redactor, latency=float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0)
-            )
-            session.proxy = ProxyClient(session.service.root, session.service.proxy.token)
+            session.service, session.proxy = _serve(plan, session.redactor)
     session.plan = plan
     config.pluginmanager.register(session, PLUGIN_NAME)
     if config.pluginmanager.hasplugin("html"):
@@ -240,7 +245,7 @@ class BoundCodex:
             kwargs["timeout"] = float(self.timeout)
         kwargs.setdefault("label", self.label)
         outcome = self.executor.run(prompt, output_file=output_file, **kwargs)
-        outcome.cost_usd = self.prices.of_requests([*outcome.requests, *outcome.orchestrator_requests])
+        outcome.cost_usd = self.prices.of_requests(outcome.every_request)
         return outcome
 
     def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None:
@@ -325,7 +330,6 @@ class InterllmSession:
         self.baseline: Baseline | None = None  # the controller's: an earlier run to compare with
         self.in_flight: InFlight | None = None  # with --interllm-concurrency > 1
         self._order: dict[str, int] = {}  # nodeid → position in session.items, for what comes next
-        self.cancelled = 0  # scenarios still in flight when the run stopped (-x, Ctrl-C, budget)
         self.cleanup = Cleanup()
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
@@ -657,10 +661,11 @@ class InterllmSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        cancelled = 0  # scenarios still in flight when the run stopped (-x, Ctrl-C, budget)
         if self.in_flight is not None:
             # -x, Ctrl-C or the budget stopped the run: what still runs ahead of pytest stops here, codex with it.
-            self.cancelled = self.in_flight.cancel()
-            if self.cancelled and self.executor is not None:
+            cancelled = self.in_flight.cancel()
+            if cancelled and self.executor is not None:
                 self.executor.close()
                 self.executor = None
             if self.manifest is not None:  # files that scenarios never reported still wrote are the plugin's
@@ -671,8 +676,8 @@ class InterllmSession:
         if _is_worker(self.config):
             return
         if self.runlog is not None:
-            if self.cancelled:
-                self.runlog.note(f"stopped with {self.cancelled} scenarios still in flight: cancelled, not reported")
+            if cancelled:
+                self.runlog.note(f"stopped with {cancelled} scenarios still in flight: cancelled, not reported")
             self.runlog.close(summary_counts(self.records))
         path = self.settings.summary
         if path is not None and not self.config.option.collectonly:
@@ -714,14 +719,13 @@ def _standalone(config: pytest.Config, settings: Settings) -> Iterator[CodexExec
     label = getattr(config, "workerinput", {}).get("workerid", "main")
     service = proxy = None
     if settings.provider != "offline":
-        from pytest_interllm.providers.service import ProviderService, ProxyClient, plan_for
+        from pytest_interllm.providers.service import plan_for
 
         plan = plan_for(settings, credential)
         assert plan is not None
         redactor = Redactor.from_environ()
         redactor.add(login_secrets(credential))
-        service = ProviderService(plan, redactor)
-        proxy = ProxyClient(service.root, service.proxy.token)
+        service, proxy = _serve(plan, redactor)
         config.stash[COST_KEY] = (replace(_prices(settings), free=_free(plan, None)), Budget(None))
     executor = make_executor(settings, codex, label, proxy)
     try:
@@ -781,7 +785,7 @@ class AgentsHarness:
             outcome = self.executor.run(prompt, output_file=output_file, model=model, **kwargs)
         finally:
             self.executor.give(self.label, None, None)
-        outcome.cost_usd = self.prices.of_requests([*outcome.requests, *outcome.orchestrator_requests])
+        outcome.cost_usd = self.prices.of_requests(outcome.every_request)
         return outcome
 
     def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None:

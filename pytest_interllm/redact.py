@@ -17,11 +17,16 @@ _PATTERNS = (
 MASK = "[REDACTED]"
 
 
+def _longest_first(values: Iterable[str]) -> list[str]:
+    """Secret values worth masking (8 characters or more), longest first so none is masked only in part."""
+    return sorted({v for v in values if len(v) >= 8}, key=len, reverse=True)
+
+
 class Redactor:
     """Masks the values of secret-named environment variables and key-shaped strings."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
-        self.values = sorted({v for v in values if len(v) >= 8}, key=len, reverse=True)
+        self.values = _longest_first(values)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> Redactor:
@@ -30,7 +35,7 @@ class Redactor:
 
     def add(self, values: Iterable[str]) -> None:
         """Mask these values too (the tokens of a login file, read at start)."""
-        self.values = sorted({*self.values, *(v for v in values if len(v) >= 8)}, key=len, reverse=True)
+        self.values = _longest_first([*self.values, *values])
 
     def text(self, value: str) -> str:
         for secret in self.values:

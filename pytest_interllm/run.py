@@ -192,9 +192,7 @@ def run_item(
                 # Judged only once the deterministic checks hold: a grader call spent on a missing file is waste.
                 _grade(executor, request, outcome, label, grader)
                 failure = _check(executor, outcome, request.expectations)
-            outcome.cost_usd = prices.of_requests(
-                [*outcome.requests, *outcome.orchestrator_requests, *outcome.grader_requests]
-            )
+            outcome.cost_usd = prices.of_requests(outcome.every_request)
             budget.add(outcome.cost_usd)
             if failure is None or run > retries:
                 verdict.attempts.append(Attempt(number, outcome, failure))

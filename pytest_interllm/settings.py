@@ -362,7 +362,7 @@ class Settings:
     auth: str = "auto"
     auth_file: Path | None = None
     preflight: bool = True
-    raw: Mapping[str, tuple[str | None, str]] = field(default_factory=dict, compare=False)  # value, where from
+    output_dir_given: tuple[str, str] | None = field(default=None, compare=False)  # as typed, and where
 
     @property
     def matrix(self) -> tuple[str, ...]:
@@ -488,21 +488,19 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     models = tuple(dict.fromkeys(m.strip() for m in str(model or "").split(",")))
     if not models or any(not m for m in models):
         raise pytest.UsageError(f"{model_source}: the expected model is empty ({model!r})")
-    repeat_value, repeat_source = picked["interllm_repeat"]
-    repeat = _convert(str(repeat_value), repeat_source, int, "a whole number")
+
+    def number_of(dest: str, kind: Callable[[str], Any], what: str, minimum: int = 1) -> Any:
+        """The option's value as a number (None when unset), or a usage error naming where it came from."""
+        value, source = picked[dest]
+        return None if value is None else _convert(str(value), source, kind, what, minimum=minimum)
+
+    repeat = number_of("interllm_repeat", int, "a whole number")
     min_pass_value, min_pass_source = picked["interllm_min_pass"]
     min_pass = _convert(str(min_pass_value), min_pass_source, float, "a share between 0 and 1")
     if min_pass > 1:
         raise pytest.UsageError(f"{min_pass_source}: {min_pass_value!r} must be at most 1 (1.0: every attempt)")
-    timeout_value, timeout_source = picked["interllm_timeout"]
-    timeout = _convert(str(timeout_value), timeout_source, float, "a number of seconds")
-    max_value, max_source = picked["interllm_max_scenarios"]
-    max_scenarios = None if max_value is None else _convert(max_value, max_source, int, "a whole number")
-
-    retries_value, retries_source = picked["interllm_retries"]
-    retries = _convert(str(retries_value), retries_source, int, "a whole number", minimum=0)
-    provider_value, provider_source = picked["interllm_provider_retries"]
-    provider_retries = _convert(str(provider_value), provider_source, int, "a whole number", minimum=0)
+    timeout_source = picked["interllm_timeout"][1]
+    timeout = number_of("interllm_timeout", float, "a number of seconds")
 
     def path_of(dest: str) -> Path | None:
         value = picked[dest][0]
@@ -523,26 +521,22 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         min_pass=min_pass,
         baseline=path_of("interllm_baseline"),
         agent=agent,
-        concurrency=_convert(
-            str(picked["interllm_concurrency"][0]), picked["interllm_concurrency"][1], int, "a whole number"
-        ),
+        concurrency=number_of("interllm_concurrency", int, "a whole number"),
         grader_model=picked["interllm_grader_model"][0],
-        grader_votes=_convert(
-            str(picked["interllm_grader_votes"][0]), picked["interllm_grader_votes"][1], int, "a whole number"
-        ),
+        grader_votes=number_of("interllm_grader_votes", int, "a whole number"),
         model_explicit=model_source != "default",
         provider=str(provider),
         executor=str(executor),
         timeout=float(timeout),
         timeout_explicit=timeout_source != "default",
-        max_scenarios=max_scenarios,
+        max_scenarios=number_of("interllm_max_scenarios", int, "a whole number"),
         codex=picked["interllm_codex"][0],
         codex_home=path_of("interllm_codex_home"),
         sandbox=str(picked["interllm_sandbox"][0]),
         template=path_of("interllm_template"),
         output_dir=output_dir,
-        retries=retries,
-        provider_retries=provider_retries,
+        retries=number_of("interllm_retries", int, "a whole number", minimum=0),
+        provider_retries=number_of("interllm_provider_retries", int, "a whole number", minimum=0),
         fault=fault,
         log_dir=None if str(picked["interllm_log_dir"][0]).lower() == "none" else path_of("interllm_log_dir"),
         summary=path_of("interllm_summary"),
@@ -551,21 +545,15 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         base_url=picked["interllm_base_url"][0],
         record_mode=str(picked["interllm_record_mode"][0]),
         cassette_dir=path_of("interllm_cassette_dir"),
-        max_concurrency=None
-        if picked["interllm_max_concurrency"][0] is None
-        else _convert(
-            str(picked["interllm_max_concurrency"][0]), picked["interllm_max_concurrency"][1], int, "a whole number"
-        ),
+        max_concurrency=number_of("interllm_max_concurrency", int, "a whole number"),
         prices=path_of("interllm_prices"),
-        budget=None
-        if picked["interllm_budget"][0] is None
-        else _convert(str(picked["interllm_budget"][0]), picked["interllm_budget"][1], float, "an amount in USD"),
+        budget=number_of("interllm_budget", float, "an amount in USD"),
         provider_source=provider_from,
         executor_reason=executor_reason,
         auth=str(picked["interllm_auth"][0]),
         auth_file=path_of("interllm_auth_file"),
         preflight=picked["interllm_preflight"][0] == "on",
-        raw=picked,
+        output_dir_given=(str(picked["interllm_output_dir"][0]), picked["interllm_output_dir"][1]),
     )
 
 

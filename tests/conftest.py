@@ -67,6 +67,12 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(*args, timeout=300)
 
 
+def jsonl(pytester: pytest.Pytester, logs: str = "logs") -> list[dict[str, Any]]:
+    """The JSONL records of the project's one run log in `logs` (`run-*.jsonl`)."""
+    [path] = (pytester.path / logs).glob("run-*.jsonl")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def outputs(pytester: pytest.Pytester) -> list[str]:
     """Names of the files in `outputs/` (but the plugin's manifest of what it wrote)."""
     out = pytester.path / "outputs"

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.conftest import outputs, run, write
+from tests.conftest import jsonl, outputs, run, write
 from tests.test_report import report_texts
 
 
 def records(project: pytest.Pytester) -> dict[int, dict]:
-    [path] = list((project.path / "logs").glob("run-*.jsonl"))
-    return {r["index"]: r for r in map(json.loads, path.read_text().splitlines())}
+    return {r["index"]: r for r in jsonl(project)}
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])

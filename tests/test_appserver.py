@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 
 from pytest_interllm.codex.process import alive
 from pytest_interllm.faults import EXPECTED_CLASS
-from tests.conftest import outputs, run, write
+from tests.conftest import jsonl, outputs, run, write
 from tests.test_no_orphans import Watch, start
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
@@ -41,8 +40,7 @@ def test_the_example_list_passes_on_todays_codex(project: pytest.Pytester, xdist
         ]
     )
     assert len(outputs(project)) == 17
-    [log] = (project.path / "logs").glob("run-*.jsonl")
-    record = json.loads(log.read_text().splitlines()[0])
+    record = jsonl(project)[0]
     assert record["executor"] == "app-server" and record["session_model"] == "gpt-5-codex"
     assert record["session_config"] == {
         "sandbox": "workspace-write",
@@ -74,8 +72,7 @@ def test_every_applicable_fault_is_classified_and_no_codex_is_left(project: pyte
     # The crash restarted the app-server; the timeout only interrupted the turn.
     pids = {p["interllm_fault"]: p["interllm_codex_pid"] for p in properties(project.path / "j.xml")}
     assert pids["crash"] != pids["omit-model"] and pids["stall"] == pids["bad-sse"]
-    [log] = (project.path / "logs").glob("run-*.jsonl")
-    stalled = next(r for r in map(json.loads, log.read_text().splitlines()) if r["fault"] == "stall")
+    stalled = next(r for r in jsonl(project) if r["fault"] == "stall")
     assert [e["type"] for e in stalled["events"]][-1] == "turn/completed"  # interrupted, not abandoned
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_interllm.codex.process import alive
-from tests.conftest import outputs, run, write
+from tests.conftest import jsonl, outputs, run, write
 from tests.test_no_orphans import Watch, start
 
 # Fields that differ between two runs of the same scenarios (times, ids, processes).
@@ -41,9 +40,8 @@ def test_results_in_flight_equal_a_serial_run(project: pytest.Pytester, monkeypa
         result = run(project, "--interllm", "input/list.md", "--interllm-log-dir", name, *args)
         result.assert_outcomes(passed=1, failed=2)
         ends = [line.split("] ", 1)[1].split(" — ")[0] for line in result.outlines if "] END   scenario" in line]
-        [log] = (project.path / name).glob("run-*.jsonl")
         files = {p.name: p.read_bytes() for p in (project.path / "outputs").glob("scenario_*.md")}
-        runs[name] = (ends, [stable(json.loads(x)) for x in log.read_text().splitlines()], files)
+        runs[name] = (ends, [stable(r) for r in jsonl(project, name)], files)
     for a, b in zip(runs["serial"][1], runs["in-flight"][1], strict=True):
         for key in a:
             assert a[key] == b[key], (key, a[key], b[key])
@@ -57,8 +55,7 @@ def test_sixteen_in_flight_overlap(project: pytest.Pytester, monkeypatch: pytest
     result = run(project, "--interllm", "input/list.md", "--interllm-concurrency", "16")
     result.assert_outcomes(passed=16)
     result.stdout.fnmatch_lines(["interllm: concurrency: up to 16 scenarios in flight per process (peak 16)"])
-    [log] = (project.path / "logs").glob("run-*.jsonl")
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records = jsonl(project)
     spans = [(r["started_at"], r["ended_at"]) for r in records]
     latest_start, earliest_end = max(s for s, _ in spans), min(e for _, e in spans)
     assert latest_start < earliest_end  # all 16 were running at one moment: each takes >= 2 s of model time
@@ -70,8 +67,7 @@ def test_every_executor_runs_scenarios_in_flight(project: pytest.Pytester, execu
     bucket_list(project, 6)
     result = run(project, "--interllm", "input/list.md", "--interllm-concurrency", "3", "--interllm-executor", executor)
     result.assert_outcomes(passed=6)
-    [log] = (project.path / "logs").glob("run-*.jsonl")
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records = jsonl(project)
     # Each scenario's evidence is its own, not a neighbour's.
     for record in records:
         assert f"Copy partner bucket {record['index'] - 1} " in record["final_output"], record["final_output"]
@@ -142,8 +138,7 @@ def test_with_a_budget_the_first_scenario_runs_alone(project: pytest.Pytester, t
         "100000",
     )
     result.assert_outcomes(passed=4)
-    [log] = (project.path / "logs").glob("run-*.jsonl")
-    first, *others = [json.loads(line) for line in log.read_text().splitlines()]
+    first, *others = jsonl(project)
     assert all(first["ended_at"] <= other["started_at"] for other in others)
 
 
@@ -154,7 +149,6 @@ def test_xdist_times_concurrency(project: pytest.Pytester, monkeypatch: pytest.M
     result.assert_outcomes(passed=8)
     assert len([line for line in result.outlines if "] END   scenario" in line]) == 8
     assert len(outputs(project)) == 8
-    [log] = (project.path / "logs").glob("run-*.jsonl")
-    spans = [(r["started_at"], r["ended_at"]) for r in map(json.loads, log.read_text().splitlines())]
+    spans = [(r["started_at"], r["ended_at"]) for r in jsonl(project)]
     overlap = max(sum(1 for s, e in spans if s <= moment < e) for moment, _ in spans)
     assert overlap > 2  # more at once than the two workers alone would run

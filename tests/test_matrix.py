@@ -6,21 +6,15 @@ import json
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
 
-from tests.conftest import outputs, run, write
+from tests.conftest import jsonl, outputs, run, write
 from tests.test_report import report_texts, table_cells
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
 TWO_MODELS = ("--interllm-model", "gpt-5-codex", "--interllm-model", "gpt-5.2-codex")
-
-
-def records(project: pytest.Pytester, logs: str = "logs") -> list[dict[str, Any]]:
-    [path] = (project.path / logs).glob("run-*.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_a_model_matrix_runs_every_scenario_on_every_model(project: pytest.Pytester) -> None:
@@ -33,7 +27,7 @@ def test_a_model_matrix_runs_every_scenario_on_every_model(project: pytest.Pytes
     assert "| | **all scenarios** | 17/17 passed (100%)" in summary
     schema = json.loads(resources.files("pytest_interllm.schema").joinpath("run-record.schema.json").read_text())
     by_model: dict[str, set[str]] = {}
-    for record in records(project):
+    for record in jsonl(project):
         jsonschema.validate(record, schema)
         by_model.setdefault(record["expected_model"], set()).add(record["session_model"])
     assert by_model == {"gpt-5-codex": {"gpt-5-codex"}, "gpt-5.2-codex": {"gpt-5.2-codex"}}  # checked per item
@@ -85,7 +79,7 @@ def test_repeats_give_one_verdict_per_item(
     assert row[6] == "2/3 passed — no-output-file ×1"  # the report's Attempts column
     assert "attempts (3)" in "".join(report_texts(project.path / "r.html").values())
     result.stdout.fnmatch_lines([f"*END   scenario 1/3: Copy the orders table to the warehouse — {line} in *"])
-    [record] = records(project)
+    [record] = jsonl(project)
     assert record["repeat"]["passed"] == 2 and record["repeat"]["attempts"] == 3
     assert record["repeat"]["classes"] == {"no-output-file": 1}
     assert (record["repeat"]["pass_at_1"], record["repeat"]["pass_at_n"], record["repeat"]["pass_hat_n"]) == (

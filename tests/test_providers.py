@@ -17,7 +17,7 @@ from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.redact import Redactor
 from pytest_interllm.runtime import LoopRunner
-from tests.conftest import StandIn, run, write
+from tests.conftest import StandIn, jsonl, run, write
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
 
@@ -215,8 +215,7 @@ def test_cost_per_scenario_and_in_total_from_the_price_table(project: pytest.Pyt
         project, "--interllm", "input/list.md", "--interllm-prices", "prices.yaml", "--interllm-summary", "summary.md"
     )
     result.assert_outcomes(passed=3)
-    [log] = (project.path / "logs").glob("run-*.jsonl")
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records = jsonl(project)
     for record in records:
         assert record["cost_usd"] == sum(r["input_tokens"] for r in record["requests"]) > 0
     preflight = re.search(
@@ -284,8 +283,7 @@ def test_budget_under_xdist_is_shared_not_split(project: pytest.Pytester, paid: 
     run(project, "--interllm", "input/list.md", "-k", "scenario_001", *no_preflight).assert_outcomes(
         passed=1, deselected=5
     )
-    (log,) = (project.path / "logs").glob("run-*.jsonl")
-    cost = json.loads(log.read_text().splitlines()[0])["cost_usd"]
+    cost = jsonl(project)[0]["cost_usd"]
     assert cost > 0
     shutil.rmtree(project.path / "logs")
     budget = ("--interllm-budget", f"{3.5 * cost:.6f}")

@@ -14,17 +14,21 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.conftest import run, write
+from tests.conftest import jsonl, run, write
 
 FAIL_SECOND = "2:\n  fault: omit-model\n"
 
 
+def report_data(path: Path) -> dict[str, Any]:
+    """The data pytest-html's JavaScript renders the report from (its `data-jsonblob`)."""
+    blob = re.search(r'data-jsonblob="([^"]*)"', path.read_text(encoding="utf-8"))
+    assert blob, "no data blob in the report"
+    return json.loads(html.unescape(blob.group(1)))  # type: ignore[no-any-return]
+
+
 def report_texts(path: Path) -> dict[str, str]:
     """Each result row's expanded text, as the report's JavaScript gets it (test id → plain text)."""
-    page = path.read_text(encoding="utf-8")
-    blob = re.search(r'data-jsonblob="([^"]*)"', page)
-    assert blob, "no data blob in the report"
-    data = json.loads(html.unescape(blob.group(1)))
+    data = report_data(path)
     texts = {}
     for test_id, rows in data["tests"].items():
         chunks = []
@@ -38,9 +42,7 @@ def report_texts(path: Path) -> dict[str, str]:
 
 def table_cells(path: Path) -> dict[str, list[str]]:
     """The results table's cells of each row, as text (test id → cells)."""
-    blob = re.search(r'data-jsonblob="([^"]*)"', path.read_text(encoding="utf-8"))
-    assert blob
-    data = json.loads(html.unescape(blob.group(1)))
+    data = report_data(path)
     return {
         test_id: [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in rows[0]["resultsTableRow"]]
         for test_id, rows in data["tests"].items()
@@ -50,11 +52,6 @@ def table_cells(path: Path) -> dict[str, list[str]]:
 def norm(text: str) -> str:
     """Whitespace collapsed, as a browser shows it."""
     return re.sub(r"\s+", " ", text).strip()
-
-
-def jsonl(project: pytest.Pytester) -> list[dict[str, Any]]:
-    [path] = list((project.path / "logs").glob("run-*.jsonl"))
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
@@ -161,9 +158,7 @@ def test_script_in_a_scenario_renders_as_text(project: pytest.Pytester, tmp_path
     page = (project.path / "reports" / "report.html").read_text()
     assert "<script>alert(" not in page and "<b>bold</b>" not in page
     # Our extras are HTML that the report inserts as is: every piece of scenario text in them must be escaped.
-    blob = re.search(r'data-jsonblob="([^"]*)"', page)
-    assert blob
-    [rows] = json.loads(html.unescape(blob.group(1)))["tests"].values()
+    [rows] = report_data(project.path / "reports" / "report.html")["tests"].values()
     extras = [str(e["content"]) for row in rows for e in row["extras"]]
     assert extras and all("<script" not in e and "<b>bold" not in e for e in extras)
     for extra in extras:  # the step `<b>bold</b>` is in the prompt and the output preview, the script in the prompt

@@ -14,6 +14,7 @@ from pytest_interllm import grader
 from pytest_interllm.checks import check_outcome
 from pytest_interllm.outcome import ScenarioOutcome
 from tests.conftest import StandIn, run, write
+from tests.test_providers import log_of
 from tests.test_report import report_texts
 
 RUBRIC = """\
@@ -31,9 +32,7 @@ RUBRIC = """\
 
 
 def log(result: pytest.RunResult, project: pytest.Pytester) -> dict[int, dict[str, Any]]:
-    line = next(x for x in result.outlines if x.startswith("interllm: log "))
-    path = project.path / line.split(" and ")[1]
-    return {r["index"]: r for r in map(json.loads, path.read_text().splitlines())}
+    return {r["index"]: r for r in log_of(result, project)}
 
 
 def test_a_rubric_passes_or_names_the_failed_criterion(project: pytest.Pytester) -> None:

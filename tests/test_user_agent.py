@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import run, write
+from tests.conftest import jsonl, run, write
 from tests.test_report import report_texts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_orchestrator.py"
 USE = ("--interllm", "input/list.md", "--interllm-agent", "orch:build")
-
-
-def records(project: pytest.Pytester) -> list[dict[str, Any]]:
-    [path] = list((project.path / "logs").glob("run-*.jsonl"))
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture
@@ -52,7 +45,7 @@ def test_the_users_orchestrator_runs_the_scenarios(
     )
     if given == "flag":
         result.stdout.fnmatch_lines(["interllm: * executor agents (--interllm-agent orch:build: your orchestrator)"])
-    for record in records(project):
+    for record in jsonl(project):
         assert [s["name"] for s in record["spans"] if s["type"] == "agent"] == ["acme-orchestrator"]
         assert set(record["orchestrator_models"]) == {"gpt-5-codex"}  # the user's agent, audited
         assert record["orchestrator"]["name"] == "acme-orchestrator"
@@ -83,7 +76,7 @@ def test_an_agent_without_a_model_runs_the_sdks_default_and_fails(
             "  orchestrator request 1 at ??:??:??: POST */v1/responses model='gpt-4o' status=200",
         ]
     )
-    assert {r["session_model"] for r in records(project)} == {"gpt-5-codex"}  # codex itself ran what it was told
+    assert {r["session_model"] for r in jsonl(project)} == {"gpt-5-codex"}  # codex itself ran what it was told
 
 
 def test_instructions_that_never_name_the_model_leave_codex_on_its_own(

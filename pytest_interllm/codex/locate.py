@@ -52,12 +52,17 @@ def _bundled() -> tuple[str, str]:
         return "", f"openai-codex-cli-bin ({type(exc).__name__}: {exc})"
 
 
+def _mcp_capable(version: tuple[int, ...]) -> bool:
+    """Whether a codex of this version still has `mcp-server` (≤ MCP_VERSION)."""
+    return bool(version) and version <= version_tuple(MCP_VERSION)
+
+
 def candidates(explicit: str | None, interface: str = "mcp-server") -> list[tuple[str, str]]:
     """Candidate binaries in order, each with where it came from."""
     if explicit:
         found = shutil.which(explicit) or explicit
         return [(found, f"--interllm-codex/INTERLLM_CODEX={explicit}")]
-    usable = [(v, path) for v, path in installed() if interface == "app-server" or v <= version_tuple(MCP_VERSION)]
+    usable = [(v, path) for v, path in installed() if interface == "app-server" or _mcp_capable(v)]
     cached = [(str(path), f"codex {'.'.join(map(str, v))} in {cache_root()}") for v, path in usable] or [
         ("", f"the cache {cache_root()} (no codex{' ≤ ' + MCP_VERSION if interface == 'mcp-server' else ''} there)")
     ]
@@ -71,13 +76,13 @@ def mcp_default_available(explicit: str | None) -> str | None:
     if explicit:
         return f"--interllm-codex {explicit}"
     for version, path in installed():
-        if version <= version_tuple(MCP_VERSION):
+        if _mcp_capable(version):
             return f"codex {'.'.join(map(str, version))} in {path.parents[3]}"
     try:
         bundled = version_tuple(metadata.version("openai-codex-cli-bin"))
     except metadata.PackageNotFoundError:
         return None
-    return f"the environment's codex {'.'.join(map(str, bundled))}" if bundled and bundled <= (0, 153, 4) else None
+    return f"the environment's codex {'.'.join(map(str, bundled))}" if _mcp_capable(bundled) else None
 
 
 def check(path: str, interface: str = "mcp-server", timeout: float = 30.0) -> CodexBinary:

@@ -124,6 +124,7 @@ class AgentsExecutor(CodexExecutor):
         self.capture = SpanCapture()
         self.agent_factory = agent_factory  # --interllm-agent: the user's own orchestrator, (codex, model) -> Agent
         self._given: dict[str, tuple[Any, Any]] = {}  # label → (agent, its codex server), for `interllm_agents`
+        self._tracing = False
 
     def codex_server(self, codex_home: Path, limit: float) -> Any:
         """The codex MCP server an orchestrator gets: our codex, an isolated CODEX_HOME, cwd = the rootdir."""
@@ -149,8 +150,12 @@ class AgentsExecutor(CodexExecutor):
             self._given[label] = (agent, codex)
 
     def _start_server(self) -> None:
-        """No long-lived server: the SDK owns one `MCPServerStdio` per scenario."""
+        """No long-lived server: the SDK owns one `MCPServerStdio` per scenario. Tracing is set up once."""
         from agents import set_trace_processors, set_tracing_disabled
+
+        if self._tracing:
+            return
+        self._tracing = True
 
         set_tracing_disabled(False)
         processors: list[Any] = [self.capture]  # replaces the uploading processor: nothing leaves the machine
@@ -159,9 +164,6 @@ class AgentsExecutor(CodexExecutor):
 
             processors.append(default_processor())  # asked for explicitly, with a real key (checked at start)
         set_trace_processors(processors)
-
-    def restart(self, server: Any = None) -> None:
-        self.restarts += 1
 
     def _instructions(self, model: str) -> str:
         text = resources.files("pytest_interllm.templates").joinpath("orchestrator.txt").read_text("utf-8")
@@ -185,15 +187,18 @@ class AgentsExecutor(CodexExecutor):
         call = self.endpoint.open(label, fault, fault_requests)
         base_url = call.url  # the orchestrator's requests and codex's: both audited under this scenario
         given = self._given.get(label)
-        # codex starts per scenario here, with its own CODEX_HOME: scenarios in flight at once must not share
-        # the config.toml that names their provider URL.
-        own_home = self.settings.codex_home is None or fault == "omit-model"
-        codex_home = Path(tempfile.mkdtemp(prefix="codex-home-", dir=self.workdir)) if own_home else self.codex_home
+        owned = False  # a CODEX_HOME made for this scenario, removed after it
         if given is not None:  # a hand-written test's agent: its codex server's CODEX_HOME is fixed already
-            own_home, codex_home = True, Path(given[1].params.env["CODEX_HOME"])
+            codex_home = Path(given[1].params.env["CODEX_HOME"])
+        elif self.settings.codex_home is None or fault == "omit-model":
+            # codex starts per scenario here, with its own CODEX_HOME: scenarios in flight at once must not share
+            # the config.toml that names their provider URL.
+            codex_home, owned = Path(tempfile.mkdtemp(prefix="codex-home-", dir=self.workdir)), True
+        else:
+            codex_home = self.codex_home  # the user's --interllm-codex-home, their config as it is
         if fault == "omit-model":  # the original machine: codex's config defaults to gpt-4o
             (codex_home / "config.toml").write_text(f'model = "{CONFIG_DEFAULT_MODEL}"\n' + config_toml(base_url))
-        elif own_home:
+        elif codex_home != self.codex_home:
             (codex_home / "config.toml").write_text(config_toml(base_url))
         outcome = ScenarioOutcome(
             prompt=prompt,
@@ -237,7 +242,7 @@ class AgentsExecutor(CodexExecutor):
         self._fill(outcome, result, self.stderr_path.stat().st_size if self.stderr_path.exists() else 0, target)
         outcome.final_output = str(run_info.get("final_output") or result.text or outcome.final_output)
         outcome.agent_replied = bool(outcome.final_output.strip())
-        if own_home and given is None:
+        if owned:
             shutil.rmtree(codex_home, ignore_errors=True)
         return outcome
 

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_interllm.codex import process
-from pytest_interllm.executors.codex import ANSI, PROVIDER_ID, CodexExecutor, config_toml, provider_config
-from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, other_sandbox
+from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.outcome import CodexEvent, ScenarioOutcome, ToolCall
 
 SANDBOXES = {"readOnly": "read-only", "workspaceWrite": "workspace-write", "dangerFullAccess": "danger-full-access"}
@@ -51,7 +50,6 @@ class _Sdk:
         )
         self.codex = AsyncCodex(CodexConfig(launch_args_override=argv, cwd=str(cwd)))
         self.drainer: asyncio.Task[None] | None = None
-        self.warnings: list[str] = []
 
     async def start(self) -> None:
         await asyncio.wait_for(self.codex._ensure_initialized(), CALL_TIMEOUT)
@@ -63,11 +61,9 @@ class _Sdk:
 
         while True:
             try:
-                note = await self.codex._client.next_notification()
+                await self.codex._client.next_notification()
             except (CodexError, OSError, RuntimeError):
                 return
-            if note.method in ("warning", "configWarning"):
-                self.warnings = [*self.warnings[-20:], str(_payload(note).get("message", ""))]
 
     @property
     def pid(self) -> int | None:
@@ -78,6 +74,16 @@ class _Sdk:
     def alive(self) -> bool:
         return self.pid is not None and process.alive(self.pid)
 
+    @property
+    def in_flight(self) -> int:
+        """Not counted: a broken turn replaces the app-server whatever else runs on it (its turns share it)."""
+        return 0
+
+    def kill(self) -> None:
+        """The `crash` fault: SIGKILL the app-server."""
+        if self.pid is not None:
+            process.kill(self.pid)
+
     async def thread_start(self, params: Any) -> tuple[Any, Any]:
         """thread/start with the whole response kept (the public `thread_start` returns only the thread)."""
         from openai_codex.api import AsyncThread
@@ -85,7 +91,7 @@ class _Sdk:
         started = await asyncio.wait_for(self.codex._client.thread_start(params), CALL_TIMEOUT)
         return AsyncThread(self.codex, started.thread.id), started
 
-    async def close(self) -> None:
+    async def stop(self, timeout: float) -> None:
         """End the app-server; after a crash the SDK's first close() raises, and requests written before the
         pipe closed are never answered: wake them."""
         from openai_codex import TransportClosedError
@@ -96,7 +102,7 @@ class _Sdk:
                 await self.drainer
         for _ in range(2):
             try:
-                await asyncio.wait_for(self.codex.close(), 15)
+                await asyncio.wait_for(self.codex.close(), timeout)
                 break
             except (OSError, TimeoutError, RuntimeError):
                 continue
@@ -121,52 +127,16 @@ def _payload(note: Any) -> dict[str, Any]:
 class AppServerExecutor(CodexExecutor):
     """Each scenario is one thread and one turn on the worker's `codex app-server`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sdk: _Sdk | None = None
+    stop_grace, stop_limit = 15.0, 30.0  # the SDK's close() may need a second try after a crash
 
     def _start_server(self) -> None:
         sdk = _Sdk(self.codex.path, self.codex_env(), self.settings.rootdir, self.stderr_path)
         try:
             self.runner.run(sdk.start(), CALL_TIMEOUT + 10)
         except BaseException:
-            self.runner.run(sdk.close(), 30)
+            self.runner.run(sdk.stop(self.stop_grace), self.stop_limit)
             raise
-        self.sdk = sdk
-
-    def start(self) -> None:
-        with self._starting:
-            self.endpoint.start()
-            if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
-                self.codex_home.mkdir(parents=True, exist_ok=True)
-                (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
-            self.home.mkdir(parents=True, exist_ok=True)
-            if self.sdk is None or not self.sdk.alive:
-                if self.sdk is not None:
-                    self.runner.run(self.sdk.close(), 30)
-                    self.sdk = None
-                self._start_server()
-
-    def restart(self, server: Any = None) -> None:
-        with self._starting:
-            if server is not None and server is not self.sdk:
-                return  # another scenario in flight has replaced it already
-            if self.sdk is not None:
-                self.runner.run(self.sdk.close(), 30)
-            self.sdk = None
-            self.restarts += 1
-            self._start_server()
-
-    def close(self) -> None:
-        if self.sdk is not None:
-            self.runner.run(self.sdk.close(), 30)
-            self.sdk = None
-        super().close()
-
-    def _kill(self) -> None:
-        """The `crash` fault: SIGKILL the app-server."""
-        if self.sdk is not None and self.sdk.pid is not None:
-            process.kill(self.sdk.pid)
+        self.server = sdk
 
     def _attempt(
         self,
@@ -180,24 +150,13 @@ class AppServerExecutor(CodexExecutor):
         label: str,
     ) -> ScenarioOutcome:
         self.start()
-        assert self.sdk is not None
+        assert isinstance(self.server, _Sdk)
         target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
-        sdk = self.sdk
-        call = self.endpoint.open(label, fault, fault_requests, on_crash=self._kill)
-        config: dict[str, Any] = {
-            "model_provider": PROVIDER_ID,
-            "model_providers": {PROVIDER_ID: provider_config(call.url)},
-        }
-        asked: dict[str, Any] = {"cwd": str(self.settings.rootdir), "sandbox": self.settings.sandbox}
-        if fault == "omit-model":
-            config["model"] = CONFIG_DEFAULT_MODEL  # codex's config default; the thread leaves `model` out
-        elif fault == "http-400-empty-model":
-            asked["model"] = ""
-        elif model is not None:
-            asked["model"] = model
-        if fault == "wrong-sandbox":
-            asked["sandbox"] = other_sandbox(self.settings.sandbox)
-        asked["approval-policy"] = "never"
+        sdk = self.server
+        call = self.endpoint.open(label, fault, fault_requests, on_crash=sdk.kill)
+        # The MCP call's arguments, as thread/start parameters (`mcp-no-content` is not offered here).
+        asked = self.arguments(prompt, model, call.url, fault)
+        config, _ = asked.pop("config"), asked.pop("prompt")
         outcome = ScenarioOutcome(
             prompt=prompt,
             expected_model=expected,
@@ -219,7 +178,6 @@ class AppServerExecutor(CodexExecutor):
         outcome.duration = time.monotonic() - start
         outcome.crashed = outcome.crashed or not sdk.alive
         outcome.requests = call.requests()
-        outcome.provider_models = [r.model for r in outcome.requests]
         # app-server reports no command item for some commands (one whose output says "Read-only file
         # system"): the history codex sent the provider still holds every call and its output.
         seen = {c.call_id for c in outcome.tool_calls}
@@ -228,19 +186,7 @@ class AppServerExecutor(CodexExecutor):
                 if tool_call.call_id not in seen:
                     seen.add(tool_call.call_id)
                     outcome.tool_calls.append(tool_call)
-        if not outcome.tokens_in:
-            outcome.tokens_in = sum(r.input_tokens for r in outcome.requests)
-            outcome.tokens_out = sum(r.output_tokens for r in outcome.requests)
-        try:
-            with self.stderr_path.open("rb") as fh:
-                fh.seek(stderr_seen)
-                outcome.codex_stderr = ANSI.sub("", fh.read().decode("utf-8", "replace"))
-        except OSError:
-            outcome.codex_stderr = ""
-        if target.is_file():
-            outcome.output_exists = True
-            outcome.output_size = target.stat().st_size
-            outcome.output_text = target.read_text(encoding="utf-8", errors="replace")
+        self._read_back(outcome, stderr_seen, target, tokens_reported=bool(outcome.tokens_in))
         return outcome  # a dead app-server is replaced when the next scenario starts (`start`)
 
     async def _turn(
@@ -361,7 +307,7 @@ class AppServerExecutor(CodexExecutor):
 
 
 def _command(command: Any) -> str:
-    """A readable command line: `/bin/bash -lc "SCRIPT"` shows SCRIPT."""
+    """A readable command line: `/bin/bash -lc "SCRIPT"` shows SCRIPT (app-server gives one string, quoted)."""
     text = " ".join(command) if isinstance(command, list) else str(command or "")
     with contextlib.suppress(ValueError):
         parts = shlex.split(text)

@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_interllm.checks import check_outcome
 from pytest_interllm.codex.events import CallResult, tool_calls
@@ -26,6 +26,23 @@ from pytest_interllm.settings import Settings
 PROVIDER_ID = "interllm"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 KEY_ENV = "INTERLLM_PROVIDER_KEY"
+
+
+class CodexProcess(Protocol):
+    """What an executor needs of its codex process: `CodexServer` (MCP) or app-server's `_Sdk`."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+    async def stop(self, timeout: float) -> None: ...
 
 
 def provider_config(base_url: str) -> dict[str, Any]:
@@ -65,6 +82,8 @@ class CodexExecutor:
     and returns a `ScenarioOutcome`; `check()` raises `ScenarioFailure` when the outcome is wrong.
     """
 
+    stop_grace, stop_limit = 5.0, 15.0  # how long the codex process gets to end, and the whole stop
+
     def __init__(
         self, settings: Settings, codex: CodexBinary, endpoint: Endpoint, runner: LoopRunner, label: str = "main"
     ) -> None:
@@ -73,7 +92,7 @@ class CodexExecutor:
         self.runner = runner
         self.codex = codex
         self.label = label
-        self.server: CodexServer | None = None
+        self.server: CodexProcess | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix=f"interllm-{label}-"))
         self.home = self.workdir / "home"
         self.codex_home = settings.codex_home or self.workdir / "codex-home"
@@ -94,8 +113,7 @@ class CodexExecutor:
                 (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
             self.home.mkdir(parents=True, exist_ok=True)
             if self.server is None or not self.server.alive:
-                if self.server is not None:  # it died between scenarios: make sure nothing of it is left
-                    self.runner.run(self.server.stop(5), 15)
+                self._stop_server()  # it died between scenarios: make sure nothing of it is left
                 self._start_server()
 
     def codex_env(self, codex_home: Path | None = None) -> dict[str, str]:
@@ -113,15 +131,18 @@ class CodexExecutor:
         self.runner.run(server.start(), 60)
         self.server = server
 
-    def restart(self, server: CodexServer | None = None) -> None:
+    def _stop_server(self) -> None:
+        if self.server is not None:
+            self.runner.run(self.server.stop(self.stop_grace), self.stop_limit)
+        self.server = None
+
+    def restart(self, server: CodexProcess | None = None) -> None:
         """Replace the codex server (after a timeout or a crash). With `server`, only if that is still the one
         in use and no other scenario is in flight on it: a stalled call must not take the others with it."""
         with self._starting:
             if server is not None and (server is not self.server or (server.alive and server.in_flight)):
                 return
-            if self.server is not None:
-                self.runner.run(self.server.stop(5), 15)
-            self.server = None
+            self._stop_server()
             self.restarts += 1
             self._start_server()
 
@@ -216,7 +237,7 @@ class CodexExecutor:
         label: str,
     ) -> ScenarioOutcome:
         self.start()
-        assert self.server is not None
+        assert isinstance(self.server, CodexServer)
         target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
         server = self.server
         call = self.endpoint.open(label, fault, fault_requests, on_crash=server.kill)
@@ -265,14 +286,19 @@ class CodexExecutor:
             done = result.of_type("task_complete")
             if done and isinstance(done[-1].msg.get("last_agent_message"), str):
                 outcome.final_output = str(done[-1].msg["last_agent_message"])
-        outcome.provider_models = [r.model for r in outcome.requests]
         outcome.tool_calls = tool_calls(result.events)
         counts = result.of_type("token_count")
         usage = (counts[-1].msg.get("info") or {}).get("total_token_usage") if counts else None
         if isinstance(usage, dict):
             outcome.tokens_in = int(usage.get("input_tokens", 0))
             outcome.tokens_out = int(usage.get("output_tokens", 0))
-        else:
+        self._read_back(outcome, stderr_seen, target, tokens_reported=isinstance(usage, dict))
+
+    def _read_back(self, outcome: ScenarioOutcome, stderr_seen: int, target: Path, tokens_reported: bool) -> None:
+        """What every executor reads after a run: the provider's models, tokens from the audited requests when
+        codex reported none, codex's new stderr, the output file."""
+        outcome.provider_models = [r.model for r in outcome.requests]
+        if not tokens_reported:
             outcome.tokens_in = sum(r.input_tokens for r in outcome.requests)
             outcome.tokens_out = sum(r.output_tokens for r in outcome.requests)
         try:
@@ -296,10 +322,8 @@ class CodexExecutor:
 
     def close(self) -> None:
         """Stop codex and the provider endpoint, end the loop and remove the temporary home."""
-        if self.server is not None:
-            self.runner.run(self.server.stop(5), 15)
+        self._stop_server()
         self.endpoint.stop()
         self.runner.cancel_all()  # anything still in flight (-x, Ctrl-C) ends now, its thread with it
         self.runner.close()
-        self.server = None
         shutil.rmtree(self.workdir, ignore_errors=True)

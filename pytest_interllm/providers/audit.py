@@ -19,12 +19,13 @@ def audit_request(
     status: int,
     tin: int = 0,
     tout: int = 0,
-    body: dict[str, Any] | None = None,
     **extra: Any,
 ) -> AuditRecord:
-    """The audit record of one HTTP request to a provider (`start` from `time.monotonic()`)."""
+    """The audit record of one HTTP request to a provider (`start` from `time.monotonic()`); the tool calls of
+    the history it sent come from the JSON body its handler kept in `request.state.body`."""
+    body = getattr(request.state, "body", None) or {}
     return AuditRecord(
-        tool_calls=history_tool_calls((body or {}).get("input"), time.time()),
+        tool_calls=history_tool_calls(body.get("input"), time.time()),
         time=time.time(),
         method=request.method,
         path=request.url.path,

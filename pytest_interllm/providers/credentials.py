@@ -62,9 +62,6 @@ class Login:
             headers["chatgpt-account-id"] = self.account_id
         return headers
 
-    def secrets(self) -> list[str]:
-        return [self.bearer]
-
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and self.expires <= (time.time() if now is None else now)
 

@@ -218,8 +218,7 @@ class AuditProxy(LocalServer):
         self, request: Request, start: float, model: str | None, status: int, tin: int = 0, tout: int = 0, **extra: Any
     ) -> None:
         scenario = f"{request.path_params.get('stem')}/{request.path_params.get('label')}"
-        body = getattr(request.state, "body", None)
-        record = audit_request(request, start, model, status, tin, tout, body=body, scenario=scenario, **extra)
+        record = audit_request(request, start, model, status, tin, tout, scenario=scenario, **extra)
         with self._lock:
             self.audit.append(record)
 

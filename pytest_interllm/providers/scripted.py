@@ -194,7 +194,6 @@ class ScriptedModel(LocalServer):
             status,
             tin,
             tout,
-            body=getattr(request.state, "body", None),
             scenario=context.label if context else None,
             fault=context.active_fault() if context else None,
             retry_after=float(retry_after) if retry_after else None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from functools import cached_property
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ class Change:
 
         return f"{one(self.before)} → {one(self.after)}"
 
+    @cached_property
     def deltas(self) -> str:
         """Tokens, cost and duration now minus before."""
         if self.before is None or self.after is None:
@@ -58,6 +60,7 @@ class Change:
         parts.append(f"duration {self.after['duration'] - self.before['duration']:+.1f}s")
         return ", ".join(parts)
 
+    @cached_property
     def diff(self) -> list[str]:
         """The output file now against the baseline's (unified diff, clipped)."""
         if self.before is None or self.after is None:
@@ -105,7 +108,7 @@ def terminal_lines(changes: list[Change], path: str) -> list[str]:
     lines = [f"interllm: baseline {path}: {tally(changes)}"]
     for change in changes:
         if change.status != "unchanged":
-            deltas = f" ({change.deltas()})" if change.deltas() else ""
+            deltas = f" ({change.deltas})" if change.deltas else ""
             lines.append(f"interllm: {change.status} {change.name}: {change.results()}{deltas}")
     return lines
 
@@ -116,9 +119,9 @@ def markdown(changes: list[Change], path: str) -> str:
     changed = [c for c in changes if c.status != "unchanged"]
     if changed:
         lines += ["| change | scenario | result | deltas |", "|---|---|---|---|"]
-        lines += [f"| **{c.status}** | {c.name.replace('|', '/')} | {c.results()} | {c.deltas()} |" for c in changed]
+        lines += [f"| **{c.status}** | {c.name.replace('|', '/')} | {c.results()} | {c.deltas} |" for c in changed]
     for change in changes:
-        diff = change.diff() if change.status in ("regressed", "fixed") else []
+        diff = change.diff if change.status in ("regressed", "fixed") else []
         if diff:
             lines += ["", f"<details><summary>{change.name}: output file diff</summary>", "", "```diff"]
             lines += [*diff, "```", "", "</details>"]
@@ -130,10 +133,10 @@ def html(changes: list[Change], path: str) -> str:
     rows = "".join(
         f'<tr><td class="{"bad" if c.status == "regressed" else "ok" if c.status == "fixed" else ""}">'
         f"{escape(c.status)}</td><td>{escape(c.name)}</td><td>{escape(c.results())}</td>"
-        f"<td>{escape(c.deltas())}</td><td>{'<pre>' + escape(chr(10).join(c.diff())) + '</pre>' if c.diff() else ''}"
+        f"<td>{escape(c.deltas)}</td><td>{'<pre>' + escape(chr(10).join(c.diff)) + '</pre>' if c.diff else ''}"
         "</td></tr>"
         for c in changes
-        if c.status != "unchanged" or c.diff()
+        if c.status != "unchanged" or c.diff
     )
     head = "<tr><th>change</th><th>scenario</th><th>result</th><th>deltas</th><th>output file diff</th></tr>"
     table = f"<table>{head}{rows}</table>" if rows else ""
