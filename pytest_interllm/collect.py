@@ -11,10 +11,11 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_interllm.cost import FREE_REPLAYED, FREE_SCRIPTED
 from pytest_interllm.errors import ScenarioFailure
-from pytest_interllm.expectations import ExpectationFile, Expectations, load_expectations
+from pytest_interllm.expectations import Expectations, load_expectations
 from pytest_interllm.faults import not_for_executor, unavailable
 from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.outputs import OutputPathError, output_target, protected_files
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
 from pytest_interllm.run import Grader, Request, Verdict, run_item
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
@@ -27,6 +28,8 @@ REDACTOR_KEY = pytest.StashKey[Any]()
 COST_KEY = pytest.StashKey[Any]()  # (Prices, Budget)
 VERDICT_KEY = pytest.StashKey[Verdict]()
 IN_FLIGHT_KEY = pytest.StashKey[Any]()  # run.InFlight, with --interllm-concurrency > 1
+PROTECTED_KEY = pytest.StashKey[dict[Path, str]]()  # files no output may replace
+OUTPUTS_KEY = pytest.StashKey[dict[Path, str]]()  # each output path of the run → the item that writes it
 
 
 def _front(path: Path, front: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -36,17 +39,11 @@ def _front(path: Path, front: dict[str, Any], key: str, kind: type | tuple[type,
     return value
 
 
-def _check_output_files(settings: Settings, inputs: ListInputs, expectations: ExpectationFile) -> None:
-    """An `output_file` must not name an input of the run: the agent would overwrite it."""
-    files = {path.resolve(): "the scenario list" for path in settings.lists} | inputs.files()
-    for expect in expectations.by_index.values():
-        target = (settings.rootdir / expect.output_file).resolve() if expect.output_file else None
-        if target in files:
-            raise ScenarioFormatError(
-                expect.source or inputs.expectations,
-                expect.line or 1,
-                f"'output_file' would overwrite {files[target]} {settings.relative(target)}",
-            )
+def _protected(config: pytest.Config, settings: Settings) -> dict[Path, str]:
+    """The run's files that no output may replace (computed once per process)."""
+    if PROTECTED_KEY not in config.stash:
+        config.stash[PROTECTED_KEY] = protected_files(settings)
+    return config.stash[PROTECTED_KEY]
 
 
 class InterllmFile(pytest.File):
@@ -67,7 +64,6 @@ class InterllmFile(pytest.File):
                 expectations=expectations_path(settings.rootdir, self.path),
             )
             expectations = load_expectations(inputs.expectations, parsed.scenarios)
-            _check_output_files(settings, inputs, expectations)
             template = PromptTemplate.load(inputs.template)
         except (ScenarioFormatError, TemplateError) as exc:
             raise self.CollectError(str(exc)) from None
@@ -112,6 +108,7 @@ class InterllmFile(pytest.File):
         )
         if scenario.section:
             item.extra_keyword_matches.add(scenario.section)
+        self._claim_output(settings, item, expect, inputs)
         absent = not_for_executor(expect.fault, settings.executor) if expect.fault else None
         if absent is not None:
             raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line or 1}: {absent}")
@@ -129,6 +126,21 @@ class InterllmFile(pytest.File):
                     f"registered: add it to `markers` in your pytest configuration ({exc})"
                 ) from None
         return item
+
+    def _claim_output(self, settings: Settings, item: ScenarioItem, expect: Expectations, inputs: ListInputs) -> None:
+        """The item's output path must be one the plugin may write, and no other scenario's of the run."""
+        where = f"{expect.source or inputs.expectations}:{expect.line or 1}: " if expect.output_file else ""
+        try:
+            target = output_target(settings, _protected(self.config, settings), item.output_file)
+        except OutputPathError as exc:
+            raise self.CollectError(f"{where or f'{self.path}:{item.scenario.line}: '}{item.name}: {exc}") from None
+        claimed = self.config.stash.setdefault(OUTPUTS_KEY, {})
+        other = claimed.setdefault(target, f"{settings.relative(self.path)}::{item.name}")
+        if other != f"{settings.relative(self.path)}::{item.name}":
+            raise self.CollectError(
+                f"{where}{settings.relative(self.path)}::{item.name} and {other} would both write "
+                f"{settings.relative(target)}: give each scenario its own output_file"
+            )
 
 
 class ScenarioItem(pytest.Item):
@@ -167,7 +179,9 @@ class ScenarioItem(pytest.Item):
         if self.expectations.output_file:
             path = settings.rootdir / self.expectations.output_file
             return path.with_name(f"{path.stem}@{self.model}{path.suffix}") if self.in_matrix else path
-        return settings.output_path(self.label)
+        # Several lists in one run: each list's outputs in a directory of its own, so scenario_001 of one list
+        # never overwrites scenario_001 of another.
+        return settings.output_path(self.label, self.path.stem if len(settings.lists) > 1 else None)
 
     def settings_for_run(self) -> tuple[str, float]:
         """Model and timeout after the `interllm` marker (set by hand or by a conftest) is applied."""
@@ -239,7 +253,7 @@ class ScenarioItem(pytest.Item):
                 text += "\nfinal_output:\n" + "\n".join(f"  {line}" for line in final.splitlines()[:20])
             redactor = self.config.stash.get(REDACTOR_KEY, None)
             return redactor.text(text) if redactor is not None else text
-        if isinstance(excinfo.value, ScenarioFormatError):
+        if isinstance(excinfo.value, ScenarioFormatError | OutputPathError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 

@@ -77,6 +77,7 @@ class ScenarioOutcome:
     output_exists: bool = False
     output_size: int = 0
     output_text: str = ""
+    output_notes: list[str] = field(default_factory=list)  # a user's file moved aside, a manifest not written
     tokens_in: int = 0
     tokens_out: int = 0
     duration: float = 0.0

@@ -397,7 +397,8 @@ class InterllmSession:
         """What the start of the run removed from the output dir, for the header."""
         done = self.cleanup
         parts = [f"{len(done.removed)} earlier outputs of the plugin removed"] if done.removed else []
-        parts += [f"{len(done.kept)} kept: changed since written"] if done.kept else []
+        parts += [f"{len(done.kept)} kept (see the run log)"] if done.kept else []
+        parts += [f"manifest set aside: {p}" for p in done.problems]
         return f" ({', '.join(parts)})" if parts else ""
 
     def provider_text(self) -> str:
@@ -481,8 +482,6 @@ class InterllmSession:
             self.status.end(reporter, report, *times)
         if record is not None and not _is_worker(self.config):
             self.records.append(record)
-            if self.manifest is not None and record["output_exists"] and record["output_path"]:
-                self.manifest.add(record["output_path"])
             if self.runlog is not None:
                 self.runlog.write(record)
 
@@ -589,7 +588,7 @@ class InterllmSession:
             return
         self._preflight()
         self.manifest = Manifest(s)
-        self.cleanup = self.manifest.clear(files)
+        self.cleanup = self.manifest.clear()
         if s.log_dir is not None:
             self.runlog = RunLog(s.log_dir, self.redactor, self.info(), self.cleanup_lines())
 
@@ -620,6 +619,7 @@ class InterllmSession:
         lines = [f"earlier outputs of the plugin removed from {where}/: {len(done.removed)}"]
         lines += [f"  removed {name}" for name in done.removed]
         lines += [f"  kept {name}: {why}" for name, why in done.kept]
+        lines += [f"  note: {problem}" for problem in done.problems]
         return lines
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -644,6 +644,8 @@ class InterllmSession:
         terminalreporter.write_line(f"interllm: tokens {tin} in / {tout} out, {prices.free or costs}")
         if self.in_flight is not None:
             terminalreporter.write_line(f"interllm: concurrency: {self.in_flight.report()}")
+        for note in dict.fromkeys(n for r in self.records for n in r.get("output_notes") or []):
+            terminalreporter.write_line(self.redactor.text(f"interllm: output: {note}"))
         if self.baseline is not None:
             for line in baseline_lines(self.baseline.compare(self.records), self.baseline_name()):
                 terminalreporter.write_line(self.redactor.text(line))
@@ -666,13 +668,8 @@ class InterllmSession:
             # -x, Ctrl-C or the budget stopped the run: what still runs ahead of pytest stops here, codex with it.
             cancelled = self.in_flight.cancel()
             if cancelled and self.executor is not None:
-                self.executor.close()
+                self.executor.close()  # records in the manifest what the cancelled scenarios wrote
                 self.executor = None
-            if self.manifest is not None:  # files that scenarios never reported still wrote are the plugin's
-                reported = {r["nodeid"] for r in self.records}
-                for item in self.in_flight.items:
-                    if item.nodeid not in reported and item.output_file.is_file():
-                        self.manifest.add(self.settings.relative(item.output_file))
         if _is_worker(self.config):
             return
         if self.runlog is not None:

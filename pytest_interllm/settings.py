@@ -363,15 +363,16 @@ class Settings:
     auth_file: Path | None = None
     preflight: bool = True
     output_dir_given: tuple[str, str] | None = field(default=None, compare=False)  # as typed, and where
+    inifile: Path | None = None  # pytest's configuration file: an input no output may replace
 
     @property
     def matrix(self) -> tuple[str, ...]:
         """The models every scenario runs on (one unless a model matrix was asked for)."""
         return self.models or (self.model,)
 
-    def output_path(self, label: str) -> Path:
-        """Absolute path of a scenario's output file."""
-        return self.output_dir / f"{label}.md"
+    def output_path(self, label: str, group: str | None = None) -> Path:
+        """Absolute path of a scenario's output file (`group`: a subdirectory, one per list when there are several)."""
+        return (self.output_dir / group if group else self.output_dir) / f"{label}.md"
 
     def relative(self, path: Path) -> str:
         """`path` relative to the rootdir when inside it, as codex and the prompt see it."""
@@ -554,6 +555,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         auth_file=path_of("interllm_auth_file"),
         preflight=picked["interllm_preflight"][0] == "on",
         output_dir_given=(str(picked["interllm_output_dir"][0]), picked["interllm_output_dir"][1]),
+        inifile=Path(config.inipath).resolve() if config.inipath else None,
     )
 
 

@@ -17,7 +17,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pytest_interllm.codex.install import CACHE_ENV, cache_root
-from pytest_interllm.outputs import MANIFEST
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.runtime import LoopRunner
 
@@ -74,9 +73,9 @@ def jsonl(pytester: pytest.Pytester, logs: str = "logs") -> list[dict[str, Any]]
 
 
 def outputs(pytester: pytest.Pytester) -> list[str]:
-    """Names of the files in `outputs/` (but the plugin's manifest of what it wrote)."""
+    """Names of the files in `outputs/` (but the plugin's manifest and kept dir)."""
     out = pytester.path / "outputs"
-    return sorted(p.name for p in out.iterdir() if p.name != MANIFEST) if out.is_dir() else []
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith(".interllm")) if out.is_dir() else []
 
 
 class StandIn(ScriptedModel):

@@ -182,7 +182,7 @@ class AgentsExecutor(CodexExecutor):
         label: str,
     ) -> ScenarioOutcome:
         self.start()
-        target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
+        target, limit, expected, moved = self._prepare(output_file, model, expected_model, timeout)
         orchestrator_model = self.settings.orchestrator_model or expected
         call = self.endpoint.open(label, fault, fault_requests)
         base_url = call.url  # the orchestrator's requests and codex's: both audited under this scenario
@@ -206,6 +206,7 @@ class AgentsExecutor(CodexExecutor):
             output_path=self.settings.relative(target),
             fault=fault,
             expected_config=self.expected_config(),
+            output_notes=[moved] if moved else [],
             expected_orchestrator_model=orchestrator_model,
         )
         trace_id = f"trace_{uuid.uuid4().hex}"

@@ -151,7 +151,7 @@ class AppServerExecutor(CodexExecutor):
     ) -> ScenarioOutcome:
         self.start()
         assert isinstance(self.server, _Sdk)
-        target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
+        target, limit, expected, moved = self._prepare(output_file, model, expected_model, timeout)
         sdk = self.server
         call = self.endpoint.open(label, fault, fault_requests, on_crash=sdk.kill)
         # The MCP call's arguments, as thread/start parameters (`mcp-no-content` is not offered here).
@@ -165,6 +165,7 @@ class AppServerExecutor(CodexExecutor):
             fault=fault,
             codex_pid=sdk.pid,
             expected_config=self.expected_config(),
+            output_notes=[moved] if moved else [],
         )
         stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         start = time.monotonic()

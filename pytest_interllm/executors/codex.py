@@ -20,6 +20,7 @@ from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES, other_sandbox
 from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.outputs import OutputGuard
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
 
@@ -98,6 +99,7 @@ class CodexExecutor:
         self.codex_home = settings.codex_home or self.workdir / "codex-home"
         self.stderr_path = self.workdir / "codex-stderr.log"
         self.restarts = 0
+        self.outputs = OutputGuard(settings)  # clears each output path without losing a user's file
         self._starting = threading.RLock()  # scenarios in flight call start() and restart() from their threads
 
     @property
@@ -217,13 +219,11 @@ class CodexExecutor:
 
     def _prepare(
         self, output_file: Path | str, model: str | None, expected_model: str | None, timeout: float | None
-    ) -> tuple[Path, float, str]:
-        """The absolute output file (its directory made, a stale copy removed), the time limit, the expected model."""
-        target = Path(output_file)
-        target = target if target.is_absolute() else self.settings.rootdir / target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)  # a file left from an earlier attempt must not count as written
-        return target, timeout or self.settings.timeout, expected_model or model or self.settings.model
+    ) -> tuple[Path, float, str, str | None]:
+        """The output file cleared for this attempt (its directory made; an earlier output of the plugin removed, a
+        user's file moved aside), the time limit, the expected model, and a note when a user's file was moved."""
+        target, moved = self.outputs.prepare(output_file)
+        return target, timeout or self.settings.timeout, expected_model or model or self.settings.model, moved
 
     def _attempt(
         self,
@@ -238,7 +238,7 @@ class CodexExecutor:
     ) -> ScenarioOutcome:
         self.start()
         assert isinstance(self.server, CodexServer)
-        target, limit, expected = self._prepare(output_file, model, expected_model, timeout)
+        target, limit, expected, moved = self._prepare(output_file, model, expected_model, timeout)
         server = self.server
         call = self.endpoint.open(label, fault, fault_requests, on_crash=server.kill)
         arguments = self.arguments(prompt, model, call.url, fault)
@@ -250,6 +250,7 @@ class CodexExecutor:
             fault=fault,
             codex_pid=server.pid,
             expected_config=self.expected_config(),
+            output_notes=[moved] if moved else [],
         )
         stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         start = time.monotonic()
@@ -307,6 +308,9 @@ class CodexExecutor:
                 outcome.codex_stderr = ANSI.sub("", fh.read().decode("utf-8", "replace"))
         except OSError:
             outcome.codex_stderr = ""
+        problem = self.outputs.settle(target)
+        if problem is not None:
+            outcome.output_notes.append(problem)
         if target.is_file():
             outcome.output_exists = True
             outcome.output_size = target.stat().st_size
@@ -323,6 +327,7 @@ class CodexExecutor:
     def close(self) -> None:
         """Stop codex and the provider endpoint, end the loop and remove the temporary home."""
         self._stop_server()
+        self.outputs.close()  # codex is stopped: what attempts cut short wrote is recorded now
         self.endpoint.stop()
         self.runner.cancel_all()  # anything still in flight (-x, Ctrl-C) ends now, its thread with it
         self.runner.close()

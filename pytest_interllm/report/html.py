@@ -150,7 +150,8 @@ def render(record: dict[str, Any]) -> str:
         parts.append(_section(f"rubric ({len(record.get('rubric') or [])} criteria)", table, open_=failed))
     state = "exists" if record["output_exists"] else "missing"
     preview = _pre(record["output_preview"]) if record["output_preview"] else ""
-    parts.append(_section(f"output file: {record['output_path']} ({state})", preview))
+    notes = "".join(f"<p>{escape(note)}</p>" for note in record.get("output_notes") or [])
+    parts.append(_section(f"output file: {record['output_path']} ({state})", notes + preview, open_=bool(notes)))
     parts.append("</div>")
     return "".join(parts)
 

@@ -68,6 +68,7 @@ def build(
         "expected_config": {},
         "session_config": {},
         "output_text": "",
+        "output_notes": [],
         "repeat": None,
         "runs": [],
         "rubric": [],
@@ -98,6 +99,7 @@ def build(
             tokens_out=sum(o.tokens_out for o in runs),
             duration=round(sum(o.duration for o in runs), 4),
             cost_usd=None if free else round(sum(o.cost_usd for o in runs), 6),
+            output_notes=[note for o in runs for note in o.output_notes],
         )
     if outcome.spans or outcome.orchestrator_requests:
         record.update(
@@ -178,6 +180,7 @@ def _evidence(outcome: ScenarioOutcome, free: bool) -> dict[str, Any]:
         provider_retries=outcome.provider_retries,
         thread_id=outcome.thread_id,
         cost_usd=None if free else round(outcome.cost_usd, 6),
+        output_notes=list(outcome.output_notes),
         expected_config=dict(outcome.expected_config),
         session_config=dict(outcome.session_config),
         output_text=_clip(outcome.output_text, OUTPUT_LIMIT),

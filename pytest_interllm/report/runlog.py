@@ -59,6 +59,8 @@ class RunLog:
             first = call["command"].splitlines()[0] if call["command"] else ""
             self._line(f"tool call {call['call_id']}: exit {call['exit_code']}: {first[:200]}")
         self._line(f"output file: {record['output_path']} ({'written' if record['output_exists'] else 'missing'})")
+        for note in record.get("output_notes") or []:
+            self._line(f"  note: {note}")
         if record["failure"]:
             self._line("failure:")
             self._line("\n".join(f"  {line}" for line in record["failure"].splitlines()))
