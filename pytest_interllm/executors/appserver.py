@@ -65,9 +65,13 @@ class _Sdk:
             except (CodexError, OSError, RuntimeError):
                 return
 
+    def _popen(self) -> Any:
+        """The SDK's `subprocess.Popen` of the app-server (None before start and after close)."""
+        return getattr(getattr(self.codex._client, "_sync", None), "_proc", None)
+
     @property
     def pid(self) -> int | None:
-        proc = getattr(getattr(self.codex._client, "_sync", None), "_proc", None)
+        proc = self._popen()
         return proc.pid if proc is not None else None
 
     @property
@@ -100,12 +104,18 @@ class _Sdk:
             self.drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.drainer
+        popen = self._popen()
         for _ in range(2):
             try:
                 await asyncio.wait_for(self.codex.close(), timeout)
                 break
             except (OSError, TimeoutError, RuntimeError):
                 continue
+        if popen is not None:  # the SDK's close() leaves the pipes open (a ResourceWarning per pipe at exit)
+            for pipe in (popen.stdin, popen.stdout, popen.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    if pipe is not None:
+                        pipe.close()
         sync = getattr(self.codex._client, "_sync", None)
         router = getattr(sync, "_router", None)
         if router is not None:
