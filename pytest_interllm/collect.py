@@ -52,7 +52,8 @@ class InterllmFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         settings = self.config.stash[SETTINGS_KEY]
         try:
-            parsed = parse_scenarios(self.path, list_cache_dir(self.config))
+            # With the session's redactor: an item whose title quotes a secret is named with it masked.
+            parsed = parse_scenarios(self.path, list_cache_dir(self.config), self.config.stash.get(REDACTOR_KEY, None))
             front = parsed.front_matter
             model = _front(self.path, front, "model", str, "a model name")
             timeout = _front(self.path, front, "timeout", (int, float), "a number of seconds")

@@ -33,7 +33,7 @@ from pytest_interllm.inputs import check_templates, input_files, list_inputs
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.outputs import Cleanup, Manifest, OutputDirError, check_output_dir
 from pytest_interllm.prompt import TemplateError
-from pytest_interllm.providers.credentials import Credential, CredentialError, for_run, login_secrets
+from pytest_interllm.providers.credentials import Credential, CredentialError, for_run, login_secrets, login_shown
 from pytest_interllm.redact import Redactor
 from pytest_interllm.report.baseline import Baseline
 from pytest_interllm.report.baseline import html as baseline_html
@@ -183,6 +183,8 @@ def pytest_configure(config: pytest.Config) -> None:
         except agent_factory.AgentFactoryError as exc:
             raise pytest.UsageError(f"pytest-interllm: {exc}") from None
     session = InterllmSession(config, settings, codex)
+    if workerinput is not None and "interllm_redact" in workerinput:
+        session.redactor.add(*workerinput["interllm_redact"])  # the controller's login: masked here too
     if settings.concurrency > 1:
         from pytest_interllm.run import InFlight
 
@@ -197,7 +199,8 @@ def pytest_configure(config: pytest.Config) -> None:
             except CredentialError as exc:
                 if not config.option.collectonly:
                     raise pytest.UsageError(f"pytest-interllm: {exc}") from None
-            session.redactor.add(login_secrets(session.credential))
+            session.login = (login_secrets(session.credential), login_shown(session.credential))
+            session.redactor.add(*session.login)
         plan = plan_for(settings, session.credential)
     config.stash[COST_KEY] = (replace(_prices(settings), free=_free(plan, workerinput)), _budget(settings, workerinput))
     if plan is not None and not config.option.collectonly:
@@ -306,6 +309,8 @@ class XdistHooks:
         if proxy is not None:
             node.workerinput["interllm_proxy"] = (proxy.root, proxy.token)
         node.workerinput["interllm_free"] = self.session.config.stash[COST_KEY][0].free
+        # Workers name items from masked titles and write failures: they mask what the controller masks.
+        node.workerinput["interllm_redact"] = self.session.login
 
 
 class InterllmSession:
@@ -326,6 +331,7 @@ class InterllmSession:
         self.budget_ledger: Path | None = None  # the controller's, shared by xdist workers
         self.manifest: Manifest | None = None  # the controller's record of the output files scenarios left
         self.credential: Credential | None = None  # the controller's: the user's key or codex login
+        self.login: tuple[list[str], dict[str, str]] = ([], {})  # its secrets and shown forms, for the redactor
         self.preflight: dict[str, Any] | None = None
         self.baseline: Baseline | None = None  # the controller's: an earlier run to compare with
         self.in_flight: InFlight | None = None  # with --interllm-concurrency > 1
@@ -721,7 +727,7 @@ def _standalone(config: pytest.Config, settings: Settings) -> Iterator[CodexExec
         plan = plan_for(settings, credential)
         assert plan is not None
         redactor = Redactor.from_environ()
-        redactor.add(login_secrets(credential))
+        redactor.add(login_secrets(credential), login_shown(credential))
         service, proxy = _serve(plan, redactor)
         config.stash[COST_KEY] = (replace(_prices(settings), free=_free(plan, None)), Budget(None))
     executor = make_executor(settings, codex, label, proxy)

@@ -3,7 +3,11 @@
 Block structure comes from markdown-it's block parser. Inline markup is parsed only where a title or a
 heading has any (`_MARKUP`); a plain line is its own text. A parsed list is kept in pytest's cache
 (`.pytest_cache/d/interllm-lists/`) keyed by the file's bytes, so an unchanged list is parsed once, not
-once per run and per xdist worker.
+once per run and per xdist worker; a list that holds a secret is never kept there.
+
+A title or heading that quotes a secret stays as written (the agent's prompt is the same whatever the
+environment, so cassettes replay anywhere), but the item is named from the title with the secret masked, and
+the redactor learns what markup made of the secret (`<b>` inside one leaves a variant of it in the title).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import re
 import textwrap
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,8 @@ import markdown_it
 import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+
+from pytest_interllm.redact import MASK, Redactor
 
 FRONT_MATTER_KEYS = frozenset({"model", "timeout", "template", "title"})
 _CHECKBOX = re.compile(r"^\[[ xX]\]\s+")
@@ -36,6 +43,8 @@ _MARKUP = re.compile(r"[\\`*_\[\]!<&]")
 _TEXT = frozenset({"text", "text_special", "code_inline"})
 # Bump when the parse result for the same bytes changes: it is part of the cache key.
 PARSER_VERSION = "2"
+# Stands for a masked secret while a title is read: it is no markup, where `[REDACTED]` could make a link.
+_HIDDEN = "\ue000"
 
 
 class ScenarioFormatError(Exception):
@@ -178,6 +187,23 @@ class _Inline:
         return "".join(c.content for c in self._children(content) if c.type in _TEXT).strip()
 
 
+def _masked(read: Callable[[str], str], content: str, redactor: Redactor) -> str:
+    """What `read` gives of `content` with its secrets masked before the markup is read (markup inside a secret
+    leaves a variant of it) and after (markup may join one)."""
+    shown = read(redactor.text(content).replace(MASK, _HIDDEN)).replace(_HIDDEN, MASK)
+    return redactor.text(shown)
+
+
+def _learn(redactor: Redactor, read: Callable[[str], str], content: str) -> str:
+    """`content` read with its secrets masked; the redactor learns what they became in it read as written."""
+    written, shown = read(content), _masked(read, content, redactor)
+    if written != shown:
+        found = re.fullmatch("(.*?)".join(map(re.escape, shown.split(MASK))), written, re.DOTALL)
+        if found is not None:
+            redactor.add(found.groups())
+    return shown
+
+
 def _body(lines: list[str], start: int, end: int) -> str:
     """The item's own markdown: its source lines with the list marker removed and dedented."""
     chunk = lines[start:end]
@@ -191,7 +217,8 @@ def _body(lines: list[str], start: int, end: int) -> str:
     return textwrap.dedent(text).strip("\n")
 
 
-def _parse_text(path: Path, text: str) -> ScenarioList:
+def _parse_text(path: Path, text: str, redactor: Redactor | None = None) -> ScenarioList:
+    """The list; with a redactor (it holds a secret), items are named from masked titles."""
     front, rest, offset = _split_front_matter(path, text)
     md = MarkdownIt("commonmark")
     md.disable("inline")  # see `_Inline`
@@ -200,23 +227,27 @@ def _parse_text(path: Path, text: str) -> ScenarioList:
     inline = _Inline(md, env)
     lines = rest.splitlines(keepends=True)
     section = ""
-    raw: list[tuple[int, str, str, str]] = []  # line, title, body, section
+    raw: list[tuple[int, str, str, str, str]] = []  # line, title, title masked, body, section
     problems: list[ScenarioFormatError] = []
     for pos, token in enumerate(tokens):
         if token.type == "heading_open" and token.level == 0:
             section = inline.text(tokens[pos + 1].content)
+            if redactor is not None:
+                _learn(redactor, inline.text, tokens[pos + 1].content)
         # Items of a list at the document's top level sit at level 1; lists in quotes sit deeper.
         elif token.type == "list_item_open" and token.level == 1 and token.map:
             start, end = token.map
             line = start + 1 + offset
-            title = ""
+            title = shown = ""
             nxt = tokens[pos + 1] if pos + 1 < len(tokens) else None
             if nxt is not None and nxt.type == "paragraph_open" and tokens[pos + 2].type == "inline":
-                title = inline.first_line(tokens[pos + 2].content)
-            raw.append((line, title, _body(lines, start, end), section))
+                title = shown = inline.first_line(tokens[pos + 2].content)
+                if redactor is not None:
+                    shown = _learn(redactor, inline.first_line, tokens[pos + 2].content)
+            raw.append((line, title, shown, _body(lines, start, end), section))
     width = max(3, len(str(len(raw))))
     scenarios: list[Scenario] = []
-    for index, (line, title, body, sect) in enumerate(raw, 1):
+    for index, (line, title, shown, body, sect) in enumerate(raw, 1):
         if not title:
             problems.append(ScenarioFormatError(path, line, f"scenario {index} has an empty title"))
         scenarios.append(
@@ -226,7 +257,7 @@ def _parse_text(path: Path, text: str) -> ScenarioList:
                 body=body,
                 section=sect,
                 line=line,
-                name=scenario_name(index, title, width),
+                name=scenario_name(index, shown, width),
                 path=path,
             )
         )
@@ -237,8 +268,28 @@ def _parse_text(path: Path, text: str) -> ScenarioList:
     return ScenarioList(path=path, front_matter=front, scenarios=tuple(scenarios), problems=tuple(problems))
 
 
+def _shown(parsed: ScenarioList) -> str:
+    """What a parsed list shows of itself and names its items by: its titles and sections."""
+    return "\n".join(text for s in parsed.scenarios for text in (s.title, s.section))
+
+
+def _parse(path: Path, text: str, redactor: Redactor, secret: bool) -> tuple[ScenarioList, bool]:
+    """The list, and whether it quotes a secret: in its text, or in a title that markup joins into one."""
+    if not secret:
+        parsed = _parse_text(path, text)
+        if not redactor.masks(_shown(parsed)):
+            return parsed, False
+    return _parse_text(path, text, redactor), True
+
+
 def _cache_file(cache_dir: Path, path: Path) -> Path:
     return cache_dir / (hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24] + ".json")
+
+
+def _uncache(cache_dir: Path, path: Path) -> None:
+    """Remove what the cache holds of this list (an earlier run may have kept it before its secret was known)."""
+    with contextlib.suppress(OSError):
+        _cache_file(cache_dir, path).unlink(missing_ok=True)
 
 
 def _from_cache(cache_dir: Path, path: Path, key: str) -> ScenarioList | None:
@@ -268,7 +319,8 @@ def _to_cache(cache_dir: Path, path: Path, key: str, parsed: ScenarioList) -> No
             ensure_ascii=False,
         )
     except (TypeError, ValueError):
-        return  # front matter with values JSON cannot carry (e.g. YAML dates): not cached
+        _uncache(cache_dir, path)  # front matter with values JSON cannot carry (e.g. YAML dates): not cached
+        return
     target = _cache_file(cache_dir, path)
     # A private temporary name and an atomic rename: xdist workers may write the same list at once.
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
@@ -292,19 +344,26 @@ def list_cache_dir(config: Any) -> Path | None:
         return None
 
 
-def parse_scenarios(path: Path, cache_dir: Path | None = None) -> ScenarioList:
+def parse_scenarios(path: Path, cache_dir: Path | None = None, redactor: Redactor | None = None) -> ScenarioList:
     """Parse a markdown scenario list; whole-file problems raise, item problems are returned.
 
+    `redactor` (else one for key-shaped strings): items whose title quotes a secret are named with it masked.
     With `cache_dir`, a list whose bytes were parsed before (same parser and markdown-it versions) is read
-    from there instead of parsed again.
+    from there instead of parsed again; a list that quotes a secret is never kept there, and what the cache
+    held of it is removed.
     """
+    redactor = redactor or Redactor()
     text = _read_text(path)
-    if cache_dir is None:
-        return _parse_text(path, text)
+    secret = redactor.masks(text)
     key = hashlib.sha256(f"{PARSER_VERSION}\0{markdown_it.__version__}\0{text}".encode()).hexdigest()
-    cached = _from_cache(cache_dir, path, key)
-    if cached is not None:
-        return cached
-    parsed = _parse_text(path, text)
-    _to_cache(cache_dir, path, key, parsed)
+    if cache_dir is not None and not secret:
+        cached = _from_cache(cache_dir, path, key)
+        if cached is not None and not redactor.masks(_shown(cached)):
+            return cached
+    parsed, secret = _parse(path, text, redactor, secret)
+    if cache_dir is not None:
+        if secret:
+            _uncache(cache_dir, path)
+        else:
+            _to_cache(cache_dir, path, key, parsed)
     return parsed

@@ -191,6 +191,17 @@ def for_run(settings: Any, environ: Mapping[str, str], from_dotenv: frozenset[st
     return credential
 
 
+def login_shown(credential: Credential | None) -> dict[str, str]:
+    """A ChatGPT login's account id → how the header shows it (`…c0de`): so it is written everywhere."""
+    if credential is None or credential.auth_file is None:
+        return {}
+    try:
+        account = credential.read().account_id
+    except CredentialError:
+        return {}
+    return {account: _tail(account)} if account else {}
+
+
 def login_secrets(credential: Credential | None) -> list[str]:
     """Every token of the credential's login file (access, refresh, id) and its key: never to be written."""
     if credential is None:
@@ -204,6 +215,10 @@ def login_secrets(credential: Credential | None) -> list[str]:
     if not isinstance(data, dict):
         return []
     tokens = data.get("tokens")
-    values = [v for v in tokens.values() if isinstance(v, str) and len(v) >= 16] if isinstance(tokens, dict) else []
+    values = (
+        [v for k, v in tokens.items() if k != "account_id" and isinstance(v, str) and len(v) >= 16]
+        if isinstance(tokens, dict)
+        else []
+    )  # the account id is shown shortened instead (`login_shown`)
     key = data.get("OPENAI_API_KEY")
     return values + ([key] if isinstance(key, str) and key else [])

@@ -56,7 +56,7 @@ class StatusLines:
             self.titles = {}
             for path in self.lists:
                 try:
-                    parsed = parse_scenarios(path, self.cache_dir)
+                    parsed = parse_scenarios(path, self.cache_dir, self.redactor)  # names as collection gives them
                 except ScenarioFormatError:
                     continue
                 prefix = path.relative_to(self.rootdir).as_posix() if path.is_relative_to(self.rootdir) else ""
