@@ -214,7 +214,7 @@ def _file_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     if outcome.output_exists and outcome.output_size > 0:
         return None
     evidence = _tool_evidence(outcome)
-    failed = [c for c in outcome.tool_calls if c.exit_code not in (0, None)]
+    failed = [c for c in outcome.tool_calls if c.exit_code != 0]  # None: codex could not run it at all
     for call in failed:
         if _DENIED.search(call.output):
             return ScenarioFailure(
@@ -226,7 +226,12 @@ def _file_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
         if call.exit_code == 127 or _NOT_FOUND.search(call.output):
             return ScenarioFailure(
                 "exec-not-found",
-                f"{outcome.output_path} not written: codex ran a command that does not exist (exit {call.exit_code})",
+                f"{outcome.output_path} not written: "
+                + (
+                    f"codex ran a command that does not exist (exit {call.exit_code})"
+                    if call.exit_code is not None
+                    else "codex could not start the command"
+                ),
                 evidence,
             )
     if _NOT_FOUND.search(outcome.codex_stderr) and "exec" in outcome.codex_stderr:

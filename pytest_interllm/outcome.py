@@ -82,6 +82,7 @@ class ScenarioOutcome:
     tokens_out: int = 0
     duration: float = 0.0
     codex_stderr: str = ""
+    stderr_shared: bool = False  # other scenarios ran on the same codex meanwhile: its stderr is not this one's
     failure_class: str | None = None
     failure: str | None = None
     arguments: dict[str, Any] = field(default_factory=dict)

@@ -66,7 +66,8 @@ def tool_calls(events: list[CodexEvent]) -> list[ToolCall]:
             output = item.get("output")
             text = output if isinstance(output, str) else json.dumps(output)
             entry = calls.setdefault(call_id, {"command": "", "started": event.time})
-            entry.setdefault("output", text)
+            if text.strip():
+                entry["output"] = text
             found = EXIT_CODE.search(text)
             if found and "exit_code" not in entry:
                 entry["exit_code"] = int(found.group(1))
@@ -81,7 +82,10 @@ def tool_calls(events: list[CodexEvent]) -> list[ToolCall]:
             duration = event.msg.get("duration")
             if isinstance(duration, dict):
                 entry["duration"] = float(duration.get("secs", 0)) + float(duration.get("nanos", 0)) / 1e9
-            entry["output"] = str(event.msg.get("aggregated_output") or event.msg.get("stderr") or "")
+            # What the model was sent (the function_call_output) wins, whichever event arrived first: the
+            # exec event's own output may be empty where the model's holds the sandbox's refusal.
+            if not entry.get("output"):
+                entry["output"] = str(event.msg.get("aggregated_output") or event.msg.get("stderr") or "")
     return [
         ToolCall(
             call_id=call_id,

@@ -135,7 +135,7 @@ class CodexServer:
             # Notifications may still be on the wire: wait for the turn's last event, briefly.
             if not any(e.type in _FINAL_EVENTS for e in result.events) and not result.timed_out:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(final.wait(), 0.05)
+                    await asyncio.wait_for(final.wait(), 0.5)
             self._calls.pop(request_id, None)
         return result
 

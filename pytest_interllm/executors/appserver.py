@@ -179,24 +179,21 @@ class AppServerExecutor(CodexExecutor):
         )
         stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         start = time.monotonic()
+        token = self._enter()
         try:
             self.runner.run(self._turn(sdk, prompt, asked, config, limit, outcome), limit + 2 * CALL_TIMEOUT)
         except BaseException:
+            self._leave(token)
             call.close()
             self.restart(sdk)
             raise
+        outcome.stderr_shared = self._leave(token)
         call.close()
         outcome.duration = time.monotonic() - start
         outcome.crashed = outcome.crashed or not sdk.alive
         outcome.requests = call.requests()
         # app-server reports no command item for some commands (one whose output says "Read-only file
-        # system"): the history codex sent the provider still holds every call and its output.
-        seen = {c.call_id for c in outcome.tool_calls}
-        for request in outcome.requests:
-            for tool_call in request.tool_calls:
-                if tool_call.call_id not in seen:
-                    seen.add(tool_call.call_id)
-                    outcome.tool_calls.append(tool_call)
+        # system"): `_read_back` completes them from the history codex sent the provider.
         self._read_back(outcome, stderr_seen, target, tokens_reported=bool(outcome.tokens_in))
         return outcome  # a dead app-server is replaced when the next scenario starts (`start`)
 

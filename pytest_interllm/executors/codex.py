@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +21,7 @@ from pytest_interllm.endpoint import Endpoint
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES, other_sandbox
-from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.outcome import AuditRecord, ScenarioOutcome, ToolCall
 from pytest_interllm.outputs import OutputGuard
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
@@ -44,6 +46,25 @@ class CodexProcess(Protocol):
     def kill(self) -> None: ...
 
     async def stop(self, timeout: float) -> None: ...
+
+
+def merge_tool_calls(seen: list[ToolCall], requests: list[AuditRecord]) -> list[ToolCall]:
+    """The tool calls codex reported, completed from the history every request carried to the provider: a call
+    codex reported without its output (or not at all) still shows what the model was sent back."""
+    merged = {call.call_id: call for call in seen}
+    for request in requests:
+        for call in request.tool_calls:
+            known = merged.get(call.call_id)
+            if known is None:
+                merged[call.call_id] = call
+            elif not known.output.strip() and call.output.strip():
+                merged[call.call_id] = replace(
+                    known,
+                    output=call.output,
+                    exit_code=known.exit_code if known.exit_code is not None else call.exit_code,
+                    command=known.command or call.command,
+                )
+    return list(merged.values())
 
 
 def provider_config(base_url: str) -> dict[str, Any]:
@@ -100,6 +121,10 @@ class CodexExecutor:
         self.stderr_path = self.workdir / "codex-stderr.log"
         self.restarts = 0
         self.outputs = OutputGuard(settings)  # clears each output path without losing a user's file
+        self._attempts_lock = threading.Lock()
+        self._tokens = itertools.count()
+        self._active: set[int] = set()  # attempts running now
+        self._overlapped: set[int] = set()  # attempts that ran beside another one
         self._starting = threading.RLock()  # scenarios in flight call start() and restart() from their threads
 
     @property
@@ -254,12 +279,15 @@ class CodexExecutor:
         )
         stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         start = time.monotonic()
+        token = self._enter()
         try:
             result = self.runner.run(server.call(arguments, limit), limit + 30)
         except BaseException:
+            self._leave(token)
             call.close()
             self.restart(server)
             raise
+        outcome.stderr_shared = self._leave(token)
         call.close()
         outcome.duration = time.monotonic() - start
         outcome.crashed = not server.alive and not result.timed_out
@@ -295,19 +323,39 @@ class CodexExecutor:
             outcome.tokens_out = int(usage.get("output_tokens", 0))
         self._read_back(outcome, stderr_seen, target, tokens_reported=isinstance(usage, dict))
 
+    def _enter(self) -> int:
+        """An attempt starts: its token. Attempts overlapping in time share codex's stderr."""
+        with self._attempts_lock:
+            token = next(self._tokens)
+            if self._active:
+                self._overlapped |= {*self._active, token}
+            self._active.add(token)
+            return token
+
+    def _leave(self, token: int) -> bool:
+        """An attempt ends: whether another one ran at any moment during it."""
+        with self._attempts_lock:
+            self._active.discard(token)
+            shared = token in self._overlapped
+            self._overlapped.discard(token)
+            return shared
+
     def _read_back(self, outcome: ScenarioOutcome, stderr_seen: int, target: Path, tokens_reported: bool) -> None:
         """What every executor reads after a run: the provider's models, tokens from the audited requests when
-        codex reported none, codex's new stderr, the output file."""
+        codex reported none, the tool calls the provider received, codex's new stderr, the output file."""
         outcome.provider_models = [r.model for r in outcome.requests]
         if not tokens_reported:
             outcome.tokens_in = sum(r.input_tokens for r in outcome.requests)
             outcome.tokens_out = sum(r.output_tokens for r in outcome.requests)
-        try:
-            with self.stderr_path.open("rb") as fh:
-                fh.seek(stderr_seen)
-                outcome.codex_stderr = ANSI.sub("", fh.read().decode("utf-8", "replace"))
-        except OSError:
-            outcome.codex_stderr = ""
+        outcome.tool_calls = merge_tool_calls(outcome.tool_calls, outcome.requests)
+        outcome.codex_stderr = ""
+        if not outcome.stderr_shared:  # with other scenarios in flight, no line of it is known to be this one's
+            try:
+                with self.stderr_path.open("rb") as fh:
+                    fh.seek(stderr_seen)
+                    outcome.codex_stderr = ANSI.sub("", fh.read().decode("utf-8", "replace"))
+            except OSError:
+                pass
         problem = self.outputs.settle(target)
         if problem is not None:
             outcome.output_notes.append(problem)
