@@ -29,13 +29,6 @@ VERDICT_KEY = pytest.StashKey[Verdict]()
 IN_FLIGHT_KEY = pytest.StashKey[Any]()  # run.InFlight, with --interllm-concurrency > 1
 
 
-def _front(path: Path, front: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
-    value = front.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise ScenarioFormatError(path, 2, f"front matter {key!r} must be {what}, got {value!r}")
-    return value
-
-
 def _check_output_files(settings: Settings, inputs: ListInputs, expectations: ExpectationFile) -> None:
     """An `output_file` must not name an input of the run: the agent would overwrite it."""
     files = {path.resolve(): "the scenario list" for path in settings.lists} | inputs.files()
@@ -57,9 +50,7 @@ class InterllmFile(pytest.File):
         try:
             parsed = parse_scenarios(self.path, list_cache_dir(self.config))
             front = parsed.front_matter
-            model = _front(self.path, front, "model", str, "a model name")
-            timeout = _front(self.path, front, "timeout", (int, float), "a number of seconds")
-            template_name = _front(self.path, front, "template", str, "a path")
+            model, timeout, template_name = front.get("model"), front.get("timeout"), front.get("template")
             scenarios = parsed.scenarios[: settings.max_scenarios] if settings.max_scenarios else parsed.scenarios
             inputs = ListInputs(
                 path=self.path,
@@ -114,7 +105,7 @@ class InterllmFile(pytest.File):
             item.extra_keyword_matches.add(scenario.section)
         absent = not_for_executor(expect.fault, settings.executor) if expect.fault else None
         if absent is not None:
-            raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line or 1}: {absent}")
+            raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line_of('fault')}: {absent}")
         refused = unavailable(expect.fault, settings.provider, settings.executor) if expect.fault else None
         if expect.skip or refused:
             item.add_marker(pytest.mark.skip(reason=expect.skip or f"{refused}; skipped"))
@@ -125,7 +116,7 @@ class InterllmFile(pytest.File):
                 item.add_marker(marker)
             except (Exception, pytest.fail.Exception) as exc:  # --strict-markers, or its warning as an error
                 raise self.CollectError(
-                    f"{expect.source or inputs.expectations}:{expect.line or 1}: marker {marker!r} is not "
+                    f"{expect.source or inputs.expectations}:{expect.line_of('markers')}: marker {marker!r} is not "
                     f"registered: add it to `markers` in your pytest configuration ({exc})"
                 ) from None
         return item
