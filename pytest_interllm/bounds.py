@@ -49,8 +49,8 @@ class Number:
         return self.problem(value)
 
 
-# Past a year, the thread and event-loop waits that enforce a timeout overflow (OverflowError), and no scenario
-# needs that long.
+# A timeout of at most a year: no scenario needs longer, and far longer ones (about 292 years) overflow the thread
+# waits that enforce them (OverflowError).
 SECONDS = Number("a number of seconds", high=365 * 24 * 3600, high_note=" (a year)")
 SHARE = Number("a share between 0 and 1", high=1, high_note=" (1.0: every attempt)")
 USD = Number("an amount in USD")

@@ -17,7 +17,7 @@ from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
 from pytest_interllm.run import Grader, Request, Verdict, run_item
-from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
+from pytest_interllm.scenarios import Scenario, ScenarioFormatError, ScenarioList, list_cache_dir, parse_scenarios
 from pytest_interllm.settings import Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -27,6 +27,7 @@ REDACTOR_KEY = pytest.StashKey[Any]()
 COST_KEY = pytest.StashKey[Any]()  # (Prices, Budget)
 VERDICT_KEY = pytest.StashKey[Verdict]()
 IN_FLIGHT_KEY = pytest.StashKey[Any]()  # run.InFlight, with --interllm-concurrency > 1
+PARSED_KEY = pytest.StashKey[dict[Path, ScenarioList]]()  # lists the session start parsed, not parsed again
 
 
 def _check_output_files(settings: Settings, inputs: ListInputs, expectations: ExpectationFile) -> None:
@@ -48,7 +49,9 @@ class InterllmFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         settings = self.config.stash[SETTINGS_KEY]
         try:
-            parsed = parse_scenarios(self.path, list_cache_dir(self.config))
+            parsed = self.config.stash.get(PARSED_KEY, {}).pop(self.path.resolve(), None) or parse_scenarios(
+                self.path, list_cache_dir(self.config)
+            )
             front = parsed.front_matter
             model, timeout, template_name = front.get("model"), front.get("timeout"), front.get("template")
             scenarios = parsed.scenarios[: settings.max_scenarios] if settings.max_scenarios else parsed.scenarios

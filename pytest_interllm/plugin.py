@@ -20,6 +20,7 @@ from pytest_interllm.collect import (
     EXECUTOR_KEY,
     IN_FLIGHT_KEY,
     OUTCOME_KEY,
+    PARSED_KEY,
     REDACTOR_KEY,
     SETTINGS_KEY,
     VERDICT_KEY,
@@ -603,7 +604,7 @@ class InterllmSession:
                 self.baseline = Baseline(s.baseline)
             except MergeError as exc:
                 raise pytest.UsageError(f"--interllm-baseline: {exc}") from None
-        self.notes = self._title_notes()
+        self.notes = self._read_lists()
         if self.config.option.collectonly:
             return
         self._preflight()
@@ -613,13 +614,15 @@ class InterllmSession:
             notes = [f"note: {note}" for note in self.notes]
             self.runlog = RunLog(s.log_dir, self.redactor, self.info(), notes + self.cleanup_lines())
 
-    def _title_notes(self) -> list[str]:
-        """Scenarios of one list that share a title: legal, but easy to mistake for one another. A note, not a
-        warning: a project with `filterwarnings = error` would turn it into a failed run."""
+    def _read_lists(self) -> list[str]:
+        """Parse the lists once, for collection in this process (and pytest's cache, for xdist workers); notes on
+        scenarios that share a title: legal, but easy to mistake for one another. A note, not a warning: a
+        project with `filterwarnings = error` would turn it into a failed run."""
         s, notes = self.settings, []
+        parsed_lists = self.config.stash.setdefault(PARSED_KEY, {})
         for path in s.lists:
-            try:  # parsed into pytest's cache, so collection reads it from there
-                parsed = parse_scenarios(path, list_cache_dir(self.config))
+            try:
+                parsed = parsed_lists[path] = parse_scenarios(path, list_cache_dir(self.config))
             except ScenarioFormatError:
                 continue  # collection reports it, at its line
             scenarios = parsed.scenarios[: s.max_scenarios] if s.max_scenarios else parsed.scenarios
