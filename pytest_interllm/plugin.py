@@ -615,9 +615,7 @@ class InterllmSession:
             self.runlog = RunLog(s.log_dir, self.redactor, self.info(), notes + self.cleanup_lines())
 
     def _read_lists(self) -> list[str]:
-        """Parse the lists once, for collection in this process (and pytest's cache, for xdist workers); notes on
-        scenarios that share a title: legal, but easy to mistake for one another. A note, not a warning: a
-        project with `filterwarnings = error` would turn it into a failed run."""
+        """Parse the lists once (for collection here, and pytest's cache for xdist workers); notes on shared titles."""
         s, notes = self.settings, []
         parsed_lists = self.config.stash.setdefault(PARSED_KEY, {})
         for path in s.lists:
@@ -626,6 +624,8 @@ class InterllmSession:
             except ScenarioFormatError:
                 continue  # collection reports it, at its line
             scenarios = parsed.scenarios[: s.max_scenarios] if s.max_scenarios else parsed.scenarios
+            # Legal, but easy to mistake for one another. A note, not a warning: `filterwarnings = error` would fail
+            # the run.
             notes += [self.redactor.text(f"{s.relative(path)}: {note}") for note in same_titles(scenarios)]
         return notes
 
