@@ -18,7 +18,7 @@ from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.outputs import OutputPathError, output_target, protected_files
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
 from pytest_interllm.run import Grader, Request, Verdict, run_item
-from pytest_interllm.scenarios import Scenario, ScenarioFormatError, list_cache_dir, parse_scenarios
+from pytest_interllm.scenarios import Scenario, ScenarioFormatError, ScenarioList, list_cache_dir, parse_scenarios
 from pytest_interllm.settings import Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -30,13 +30,7 @@ VERDICT_KEY = pytest.StashKey[Verdict]()
 IN_FLIGHT_KEY = pytest.StashKey[Any]()  # run.InFlight, with --interllm-concurrency > 1
 PROTECTED_KEY = pytest.StashKey[dict[Path, str]]()  # files no output may replace
 OUTPUTS_KEY = pytest.StashKey[dict[Path, str]]()  # each output path of the run → the item that writes it
-
-
-def _front(path: Path, front: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
-    value = front.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise ScenarioFormatError(path, 2, f"front matter {key!r} must be {what}, got {value!r}")
-    return value
+PARSED_KEY = pytest.StashKey[dict[Path, ScenarioList]]()  # lists the session start parsed, not parsed again
 
 
 def _protected(config: pytest.Config, settings: Settings) -> dict[Path, str]:
@@ -52,12 +46,14 @@ class InterllmFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         settings = self.config.stash[SETTINGS_KEY]
         try:
-            # With the session's redactor: an item whose title quotes a secret is named with it masked.
-            parsed = parse_scenarios(self.path, list_cache_dir(self.config), self.config.stash.get(REDACTOR_KEY, None))
+            parsed = self.config.stash.get(PARSED_KEY, {}).pop(self.path.resolve(), None) or parse_scenarios(
+                # With the session's redactor: an item whose title quotes a secret is named with it masked.
+                self.path,
+                list_cache_dir(self.config),
+                self.config.stash.get(REDACTOR_KEY, None),
+            )
             front = parsed.front_matter
-            model = _front(self.path, front, "model", str, "a model name")
-            timeout = _front(self.path, front, "timeout", (int, float), "a number of seconds")
-            template_name = _front(self.path, front, "template", str, "a path")
+            model, timeout, template_name = front.get("model"), front.get("timeout"), front.get("template")
             scenarios = parsed.scenarios[: settings.max_scenarios] if settings.max_scenarios else parsed.scenarios
             inputs = ListInputs(
                 path=self.path,
@@ -112,7 +108,7 @@ class InterllmFile(pytest.File):
         self._claim_output(settings, item, expect, inputs)
         absent = not_for_executor(expect.fault, settings.executor) if expect.fault else None
         if absent is not None:
-            raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line or 1}: {absent}")
+            raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line_of('fault')}: {absent}")
         refused = unavailable(expect.fault, settings.provider, settings.executor) if expect.fault else None
         if expect.skip or refused:
             item.add_marker(pytest.mark.skip(reason=expect.skip or f"{refused}; skipped"))
@@ -123,14 +119,16 @@ class InterllmFile(pytest.File):
                 item.add_marker(marker)
             except (Exception, pytest.fail.Exception) as exc:  # --strict-markers, or its warning as an error
                 raise self.CollectError(
-                    f"{expect.source or inputs.expectations}:{expect.line or 1}: marker {marker!r} is not "
+                    f"{expect.source or inputs.expectations}:{expect.line_of('markers')}: marker {marker!r} is not "
                     f"registered: add it to `markers` in your pytest configuration ({exc})"
                 ) from None
         return item
 
     def _claim_output(self, settings: Settings, item: ScenarioItem, expect: Expectations, inputs: ListInputs) -> None:
         """The item's output path must be one the plugin may write, and no other scenario's of the run."""
-        where = f"{expect.source or inputs.expectations}:{expect.line or 1}: " if expect.output_file else ""
+        where = (
+            f"{expect.source or inputs.expectations}:{expect.line_of('output_file')}: " if expect.output_file else ""
+        )
         try:
             target = output_target(settings, _protected(self.config, settings), item.output_file)
         except OutputPathError as exc:

@@ -9,8 +9,13 @@ from typing import Any
 
 import yaml
 
+from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, Number
 from pytest_interllm.faults import FAULTS
-from pytest_interllm.scenarios import Scenario, ScenarioFormatError, normalize_text
+from pytest_interllm.scenarios import Scenario, ScenarioFormatError, normalize_text, yaml_error_line, yaml_key_lines
+
+_NOT_KEYS = ("line", "source", "key_lines")  # fields of Expectations that are no YAML key
+# The number keys and their kinds: a fault limited to 0 (or fewer) requests would never fire.
+NUMBERS: dict[str, Number] = {"timeout": SECONDS, "min_pass": SHARE, "min_words": TIMES, "fault_requests": COUNT}
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class Expectations:
     rubric: tuple[str, ...] = ()
     line: int = 0
     source: Path | None = None
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False)  # where each key was set
+
+    def line_of(self, key: str) -> int:
+        """The YAML line that set `key` (here or in `defaults`), else the scenario's line."""
+        return self.key_lines.get(key) or self.line or 1
 
 
 def _reason(value: Any, what: str) -> str | None:
@@ -54,60 +64,48 @@ def _str_list(path: Path, line: int, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _build(path: Path, line: int, data: Any, base: Expectations) -> Expectations:
+def _build(path: Path, line: int, data: Any, base: Expectations, key_lines: Mapping[Any, int]) -> Expectations:
+    """Expectations of one scenario (or the defaults) at `line`; an error names the line of the key at fault."""
     if data is None:
         return replace(base, line=line, source=path)
     if not isinstance(data, Mapping):
         raise ScenarioFormatError(path, line, f"expectations must be a mapping, got {data!r}")
     values: dict[str, Any] = {"line": line, "source": path}
+    lines = dict(base.key_lines)
     for key, value in data.items():
-        if key == "model":
-            _check(path, line, key, value, str, "a model name")
+        at = lines[key] = key_lines.get(key, line)
+        if key in NUMBERS:
+            problem = NUMBERS[key].check(value)
+            if problem is not None:
+                raise ScenarioFormatError(path, at, f"{key!r} {problem}, got {value!r}")
+            values[key] = value if NUMBERS[key].whole else float(value)
+        elif key == "model":
+            _check(path, at, key, value, str, "a model name")
             values[key] = value
-        elif key == "timeout":
-            _check(path, line, key, value, (int, float), "a number of seconds")
-            if value <= 0:
-                raise ScenarioFormatError(path, line, f"'timeout' must be positive, got {value!r}")
-            values[key] = float(value)
         elif key == "fault":
             if value not in FAULTS:
-                raise ScenarioFormatError(path, line, f"unknown fault {value!r} (known: {', '.join(FAULTS)})")
-            values[key] = value
-        elif key == "min_pass":
-            _check(path, line, key, value, (int, float), "a share between 0 and 1")
-            if not 0 < value <= 1:
-                raise ScenarioFormatError(path, line, f"'min_pass' must be greater than 0 and at most 1, got {value!r}")
-            values[key] = float(value)
-        elif key in ("min_words", "fault_requests"):
-            _check(path, line, key, value, int, "a whole number")
+                raise ScenarioFormatError(path, at, f"unknown fault {value!r} (known: {', '.join(FAULTS)})")
             values[key] = value
         elif key == "output_file":
-            _check(path, line, key, value, str, "a path relative to the rootdir")
+            _check(path, at, key, value, str, "a path relative to the rootdir")
             if Path(value).is_absolute() or ".." in Path(value).parts:
-                raise ScenarioFormatError(path, line, f"'output_file' must stay inside the rootdir, got {value!r}")
+                raise ScenarioFormatError(path, at, f"'output_file' must stay inside the rootdir, got {value!r}")
             values[key] = value
         elif key in ("must_contain", "markers", "rubric"):
-            values[key] = _str_list(path, line, key, value)
+            values[key] = _str_list(path, at, key, value)
         elif key in ("skip", "xfail"):
             values[key] = _reason(value, key)
         else:
             known = ", ".join(
-                sorted(f.name for f in Expectations.__dataclass_fields__.values() if f.name not in ("line", "source"))
+                sorted(f.name for f in Expectations.__dataclass_fields__.values() if f.name not in _NOT_KEYS)
             )
-            raise ScenarioFormatError(path, line, f"unknown expectation key {key!r} (known: {known})")
-    return replace(base, **values)
+            raise ScenarioFormatError(path, at, f"unknown expectation key {key!r} (known: {known})")
+    return replace(base, **values, key_lines=lines)
 
 
-def _key_lines(text: str) -> dict[Any, int]:
-    """Source line of each top-level key, from the YAML node tree."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    lines: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = yaml.safe_load(yaml.serialize(key_node))
-        lines[key] = key_node.start_mark.line + 1
-    return lines
+def _inner(lines: Mapping[tuple[Any, ...], int], key: Any) -> dict[Any, int]:
+    """Lines of the keys under the top-level `key`."""
+    return {path[1]: line for path, line in lines.items() if len(path) == 2 and path[0] == key}
 
 
 @dataclass(frozen=True)
@@ -129,12 +127,11 @@ def load_expectations(path: Path, scenarios: Iterable[Scenario]) -> ExpectationF
     try:
         text = normalize_text(path.read_bytes().decode("utf-8"))
         data = yaml.safe_load(text)
-        lines = _key_lines(text)
+        lines = yaml_key_lines(text, depth=2)
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioFormatError(path, 1, f"cannot read expectations: {exc}") from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = 1 + (mark.line if mark is not None else 0)
+        line = 1 + yaml_error_line(exc)
         raise ScenarioFormatError(path, line, f"invalid YAML: {getattr(exc, 'problem', exc)}") from exc
     if data is None:
         return ExpectationFile(path=path)
@@ -143,12 +140,14 @@ def load_expectations(path: Path, scenarios: Iterable[Scenario]) -> ExpectationF
     scenario_list = list(scenarios)
     names = {s.name: s.index for s in scenario_list}
     names.update({s.label: s.index for s in scenario_list})
-    defaults = _build(path, lines.get("defaults", 1), data.get("defaults"), Expectations())
+    defaults = _build(
+        path, lines.get(("defaults",), 1), data.get("defaults"), Expectations(), _inner(lines, "defaults")
+    )
     by_index = {s.index: replace(defaults, line=0, source=None) for s in scenario_list}
     for key, value in data.items():
         if key == "defaults":
             continue
-        line = lines.get(key, 1)
+        line = lines.get((key,), 1)
         if isinstance(key, int) and not isinstance(key, bool):
             index = key
         elif isinstance(key, str) and key in names:
@@ -161,5 +160,5 @@ def load_expectations(path: Path, scenarios: Iterable[Scenario]) -> ExpectationF
             )
         if index not in by_index:
             raise ScenarioFormatError(path, line, f"there is no scenario {index} (the list has {len(scenario_list)})")
-        by_index[index] = _build(path, line, value, defaults)
+        by_index[index] = _build(path, line, value, defaults, _inner(lines, key))
     return ExpectationFile(path=path, by_index=by_index)

@@ -20,6 +20,7 @@ from pytest_interllm.collect import (
     EXECUTOR_KEY,
     IN_FLIGHT_KEY,
     OUTCOME_KEY,
+    PARSED_KEY,
     REDACTOR_KEY,
     SETTINGS_KEY,
     VERDICT_KEY,
@@ -48,7 +49,7 @@ from pytest_interllm.report.status import StatusLines, ends_test, result_of
 from pytest_interllm.report.summary import counts as summary_counts
 from pytest_interllm.report.summary import markdown as summary_markdown
 from pytest_interllm.report.summary import spend as summary_spend
-from pytest_interllm.scenarios import list_cache_dir
+from pytest_interllm.scenarios import ScenarioFormatError, list_cache_dir, parse_scenarios, same_titles
 from pytest_interllm.settings import Settings, add_options, resolve
 
 if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and httpx: imported when used
@@ -118,11 +119,27 @@ def _free(plan: ProviderPlan | None, workerinput: dict[str, Any] | None) -> str 
     return None
 
 
+def _directory_given(path: Path, invoked: Path) -> str:
+    """Why a directory is no list, naming a markdown file inside it to give instead."""
+
+    def shown(each: Path) -> str:
+        return each.relative_to(invoked).as_posix() if each.is_relative_to(invoked) else str(each)
+
+    found = sorted(p for p in path.glob("*.md") if p.is_file())
+    if not found:
+        return f"--interllm: {shown(path)} is a directory, with no markdown list in it: give a list file"
+    others = [p.name for p in found[1:4]] + (["..."] if len(found) > 4 else [])
+    also = f" (also there: {', '.join(others)})" if others else ""
+    return f"--interllm: {shown(path)} is a directory: give a list file, e.g. --interllm {shown(found[0])}{also}"
+
+
 def _add_list_args(config: pytest.Config, settings: Settings) -> None:
     """Make pytest collect the lists: they replace the default args, or join explicit ones."""
-    missing = [p for p in settings.lists if not p.is_file()]
-    if missing:
-        raise pytest.UsageError(f"--interllm: {missing[0]}: no such file")
+    for path in settings.lists:
+        if path.is_dir():
+            raise pytest.UsageError(_directory_given(path, Path(config.invocation_params.dir)))
+        if not path.is_file():
+            raise pytest.UsageError(f"--interllm: {path}: no such file")
     lists = [str(p) for p in settings.lists]
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = lists
@@ -336,6 +353,7 @@ class InterllmSession:
         self.baseline: Baseline | None = None  # the controller's: an earlier run to compare with
         self.in_flight: InFlight | None = None  # with --interllm-concurrency > 1
         self._order: dict[str, int] = {}  # nodeid → position in session.items, for what comes next
+        self.notes: list[str] = []  # the controller's: what the run should know about its inputs (header, log)
         self.cleanup = Cleanup()
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
@@ -397,6 +415,7 @@ class InterllmSession:
                 if s.executor == "agents"
                 else []
             )
+            + [f"interllm: note: {note}" for note in self.notes]
         )
 
     def cleanup_text(self) -> str:
@@ -590,13 +609,30 @@ class InterllmSession:
                 self.baseline = Baseline(s.baseline)
             except MergeError as exc:
                 raise pytest.UsageError(f"--interllm-baseline: {exc}") from None
+        self.notes = self._read_lists()
         if self.config.option.collectonly:
             return
         self._preflight()
         self.manifest = Manifest(s)
         self.cleanup = self.manifest.clear()
         if s.log_dir is not None:
-            self.runlog = RunLog(s.log_dir, self.redactor, self.info(), self.cleanup_lines())
+            notes = [f"note: {note}" for note in self.notes]
+            self.runlog = RunLog(s.log_dir, self.redactor, self.info(), notes + self.cleanup_lines())
+
+    def _read_lists(self) -> list[str]:
+        """Parse the lists once (for collection here, and pytest's cache for xdist workers); notes on shared titles."""
+        s, notes = self.settings, []
+        parsed_lists = self.config.stash.setdefault(PARSED_KEY, {})
+        for path in s.lists:
+            try:
+                parsed = parsed_lists[path] = parse_scenarios(path, list_cache_dir(self.config), self.redactor)
+            except ScenarioFormatError:
+                continue  # collection reports it, at its line
+            scenarios = parsed.scenarios[: s.max_scenarios] if s.max_scenarios else parsed.scenarios
+            # Legal, but easy to mistake for one another. A note, not a warning: `filterwarnings = error` would fail
+            # the run.
+            notes += [self.redactor.text(f"{s.relative(path)}: {note}") for note in same_titles(scenarios)]
+        return notes
 
     def _preflight(self) -> None:
         """A real run first sends one minimal request with the expected model; a refusal stops it (exit 4)."""

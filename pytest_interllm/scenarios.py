@@ -19,7 +19,7 @@ import os
 import re
 import textwrap
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from pytest_interllm.bounds import SECONDS
 from pytest_interllm.redact import MASK, Redactor
 
 FRONT_MATTER_KEYS = frozenset({"model", "timeout", "template", "title"})
+_FRONT_MATTER_TEXT = {"model": "a model name", "template": "a path"}  # keys whose value is a string
 _CHECKBOX = re.compile(r"^\[[ xX]\]\s+")
 _MARKER = re.compile(r"^(\s*)(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)")
 MAX_SLUG = 40
@@ -42,7 +44,7 @@ _MARKUP = re.compile(r"[\\`*_\[\]!<&]")
 # `text_join` core rule would have merged into `text`).
 _TEXT = frozenset({"text", "text_special", "code_inline"})
 # Bump when the parse result for the same bytes changes: it is part of the cache key.
-PARSER_VERSION = "2"
+PARSER_VERSION = "4"
 # Stands for a masked secret while a title is read: it is no markup, where `[REDACTED]` could make a link.
 _HIDDEN = "\ue000"
 
@@ -104,6 +106,45 @@ def normalize_text(text: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
+def yaml_error_line(exc: yaml.YAMLError) -> int:
+    """0-based line of a YAML syntax error: where a token that ran on began (a key without its colon, an unclosed
+    quote or bracket), else where the parser stopped."""
+    context = getattr(exc, "context", None) or ""
+    mark = getattr(exc, "context_mark", None) if context.startswith("while scanning") or " flow " in context else None
+    mark = mark or getattr(exc, "problem_mark", None)
+    return mark.line if mark is not None else 0
+
+
+def yaml_key_lines(text: str, depth: int = 1) -> dict[tuple[Any, ...], int]:
+    """1-based line of each mapping key of a YAML text, by its path from the top (`(3, "timeout")`), `depth` deep."""
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node | None, path: tuple[Any, ...]) -> None:
+        if not isinstance(node, yaml.MappingNode) or len(path) >= depth:
+            return
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node))
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            walk(value_node, (*path, key))
+
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
+    return lines
+
+
+def same_titles(scenarios: Iterable[Scenario]) -> list[str]:
+    """A note for each title that several scenarios share (`scenarios 2 and 5 have the same title "..."`)."""
+    by_title: dict[str, list[str]] = {}
+    for scenario in scenarios:
+        if scenario.title:  # an empty title is a problem of its own
+            by_title.setdefault(scenario.title, []).append(str(scenario.index))
+    notes = []
+    for title, indexes in by_title.items():
+        if len(indexes) > 1:
+            quoted = json.dumps(title, ensure_ascii=False)
+            notes.append(f"scenarios {', '.join(indexes[:-1])} and {indexes[-1]} have the same title {quoted}")
+    return notes
+
+
 def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
@@ -128,21 +169,32 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], str, int
             break
     else:
         raise ScenarioFormatError(path, 1, "front matter opened with '---' is never closed")
+    yaml_text = "".join(lines[1:end])
     try:
-        data = yaml.safe_load("".join(lines[1:end]))
+        data = yaml.safe_load(yaml_text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = 2 + (mark.line if mark is not None else 0)
+        line = 2 + yaml_error_line(exc)
         raise ScenarioFormatError(path, line, f"invalid YAML in front matter: {getattr(exc, 'problem', exc)}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ScenarioFormatError(path, 2, "front matter must be a YAML mapping (key: value)")
-    unknown = sorted(str(k) for k in data if k not in FRONT_MATTER_KEYS)
-    if unknown:
-        raise ScenarioFormatError(
-            path, 2, f"unknown front matter key {unknown[0]!r} (known: {', '.join(sorted(FRONT_MATTER_KEYS))})"
-        )
+    keys = yaml_key_lines(yaml_text)
+    for key, value in data.items():
+        line = 1 + keys.get((key,), 1)  # the front matter's text starts on the file's line 2
+        if key not in FRONT_MATTER_KEYS:
+            known = ", ".join(sorted(FRONT_MATTER_KEYS))
+            raise ScenarioFormatError(path, line, f"unknown front matter key {str(key)!r} (known: {known})")
+        if value is None:
+            continue
+        if key == "timeout":
+            problem = SECONDS.check(value)
+        elif key in _FRONT_MATTER_TEXT and not isinstance(value, str):
+            problem = f"must be {_FRONT_MATTER_TEXT[key]}"
+        else:
+            problem = None
+        if problem is not None:
+            raise ScenarioFormatError(path, line, f"front matter {key!r} {problem}, got {value!r}")
     return data, "".join(lines[end + 1 :]), end + 1
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, USD, Number
 from pytest_interllm.codex.locate import mcp_default_available
 from pytest_interllm.faults import FAULTS, unavailable
 from pytest_interllm.providers.credentials import AUTH_MODES
@@ -35,10 +36,15 @@ class Option:
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     repeatable: bool = False  # the flag may be given several times; env and ini take a comma-separated list
+    number: Number | None = None  # the kind of number the value must be
 
     @property
     def ini(self) -> str:
         return self.dest
+
+    @property
+    def is_path(self) -> bool:
+        return self.metavar in ("PATH", "DIR")
 
 
 OPTIONS = (
@@ -60,6 +66,7 @@ OPTIONS = (
         "1",
         "INTERLLM_CONCURRENCY",
         "N",
+        number=COUNT,
     ),
     Option(
         "interllm_repeat",
@@ -68,6 +75,7 @@ OPTIONS = (
         "1",
         "INTERLLM_REPEAT",
         "N",
+        number=COUNT,
     ),
     Option(
         "interllm_min_pass",
@@ -76,6 +84,7 @@ OPTIONS = (
         "1.0",
         "INTERLLM_MIN_PASS",
         "F",
+        number=SHARE,
     ),
     Option(
         "interllm_grader_model",
@@ -92,6 +101,7 @@ OPTIONS = (
         "1",
         "INTERLLM_GRADER_VOTES",
         "N",
+        number=COUNT,
     ),
     Option(
         "interllm_baseline",
@@ -172,6 +182,7 @@ OPTIONS = (
         None,
         "INTERLLM_MAX_CONCURRENCY",
         "N",
+        number=COUNT,
     ),
     Option(
         "interllm_prices",
@@ -188,6 +199,7 @@ OPTIONS = (
         None,
         "INTERLLM_BUDGET",
         "USD",
+        number=USD,
     ),
     Option(
         "interllm_executor",
@@ -224,6 +236,7 @@ OPTIONS = (
         str(DEFAULT_TIMEOUT),
         "INTERLLM_TIMEOUT",
         "SECONDS",
+        number=SECONDS,
     ),
     Option(
         "interllm_max_scenarios",
@@ -232,6 +245,7 @@ OPTIONS = (
         None,
         "INTERLLM_MAX_SCENARIOS",
         "N",
+        number=COUNT,
     ),
     Option(
         "interllm_codex",
@@ -273,6 +287,7 @@ OPTIONS = (
         "0",
         "INTERLLM_RETRIES",
         "N",
+        number=TIMES,
     ),
     Option(
         "interllm_provider_retries",
@@ -281,6 +296,7 @@ OPTIONS = (
         "2",
         "INTERLLM_PROVIDER_RETRIES",
         "N",
+        number=TIMES,
     ),
     Option(
         "interllm_fault",
@@ -433,15 +449,15 @@ def _pick(config: pytest.Config, opt: Option, environ: Mapping[str, str]) -> tup
     return opt.default, "default"
 
 
-def _convert(value: str, source: str, kind: Callable[[str], Any], what: str, minimum: int = 1) -> Any:
+def _number(opt: Option, value: str | None, source: str) -> Any:
+    """The option's value as its kind of number (None when unset), or a usage error naming where it came from."""
+    assert opt.number is not None
+    if value is None:
+        return None
     try:
-        result = kind(value)
-    except ValueError:
-        raise pytest.UsageError(f"{source}: {value!r} is not {what}") from None
-    if (minimum == 1 and result <= 0) or (minimum != 1 and result < minimum):
-        bound = "greater than 0" if minimum == 1 else f"at least {minimum}"
-        raise pytest.UsageError(f"{source}: {value!r} must be {bound}")
-    return result
+        return opt.number.parse(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {value!r} {exc}") from None
 
 
 def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
@@ -453,6 +469,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         value, source = picked[opt.dest]
         if opt.choices and value is not None and value not in opt.choices:
             raise pytest.UsageError(f"{source}: unknown value {value!r} (choose from {', '.join(opt.choices)})")
+        if opt.is_path and value == "":  # only a flag can be empty: an empty variable or ini value counts as unset
+            raise pytest.UsageError(f"{source}: '' is not a path (leave the flag out for the default)")
+    numbers = {opt.dest: _number(opt, *picked[opt.dest]) for opt in OPTIONS if opt.number is not None}
     provider, provider_from = picked["interllm_provider"]
     if provider_from == "default":
         strict_cli = config.getoption("interllm_strict_provider")
@@ -489,19 +508,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     models = tuple(dict.fromkeys(m.strip() for m in str(model or "").split(",")))
     if not models or any(not m for m in models):
         raise pytest.UsageError(f"{model_source}: the expected model is empty ({model!r})")
-
-    def number_of(dest: str, kind: Callable[[str], Any], what: str, minimum: int = 1) -> Any:
-        """The option's value as a number (None when unset), or a usage error naming where it came from."""
-        value, source = picked[dest]
-        return None if value is None else _convert(str(value), source, kind, what, minimum=minimum)
-
-    repeat = number_of("interllm_repeat", int, "a whole number")
-    min_pass_value, min_pass_source = picked["interllm_min_pass"]
-    min_pass = _convert(str(min_pass_value), min_pass_source, float, "a share between 0 and 1")
-    if min_pass > 1:
-        raise pytest.UsageError(f"{min_pass_source}: {min_pass_value!r} must be at most 1 (1.0: every attempt)")
     timeout_source = picked["interllm_timeout"][1]
-    timeout = number_of("interllm_timeout", float, "a number of seconds")
 
     def path_of(dest: str) -> Path | None:
         value = picked[dest][0]
@@ -518,26 +525,26 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         lists=tuple(dict.fromkeys(lists)),
         model=models[0],
         models=models,
-        repeat=repeat,
-        min_pass=min_pass,
+        repeat=numbers["interllm_repeat"],
+        min_pass=numbers["interllm_min_pass"],
         baseline=path_of("interllm_baseline"),
         agent=agent,
-        concurrency=number_of("interllm_concurrency", int, "a whole number"),
+        concurrency=numbers["interllm_concurrency"],
         grader_model=picked["interllm_grader_model"][0],
-        grader_votes=number_of("interllm_grader_votes", int, "a whole number"),
+        grader_votes=numbers["interllm_grader_votes"],
         model_explicit=model_source != "default",
         provider=str(provider),
         executor=str(executor),
-        timeout=float(timeout),
+        timeout=float(numbers["interllm_timeout"]),
         timeout_explicit=timeout_source != "default",
-        max_scenarios=number_of("interllm_max_scenarios", int, "a whole number"),
+        max_scenarios=numbers["interllm_max_scenarios"],
         codex=picked["interllm_codex"][0],
         codex_home=path_of("interllm_codex_home"),
         sandbox=str(picked["interllm_sandbox"][0]),
         template=path_of("interllm_template"),
         output_dir=output_dir,
-        retries=number_of("interllm_retries", int, "a whole number", minimum=0),
-        provider_retries=number_of("interllm_provider_retries", int, "a whole number", minimum=0),
+        retries=numbers["interllm_retries"],
+        provider_retries=numbers["interllm_provider_retries"],
         fault=fault,
         log_dir=None if str(picked["interllm_log_dir"][0]).lower() == "none" else path_of("interllm_log_dir"),
         summary=path_of("interllm_summary"),
@@ -546,9 +553,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         base_url=picked["interllm_base_url"][0],
         record_mode=str(picked["interllm_record_mode"][0]),
         cassette_dir=path_of("interllm_cassette_dir"),
-        max_concurrency=number_of("interllm_max_concurrency", int, "a whole number"),
+        max_concurrency=numbers["interllm_max_concurrency"],
         prices=path_of("interllm_prices"),
-        budget=number_of("interllm_budget", float, "an amount in USD"),
+        budget=numbers["interllm_budget"],
         provider_source=provider_from,
         executor_reason=executor_reason,
         auth=str(picked["interllm_auth"][0]),

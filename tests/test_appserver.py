@@ -81,7 +81,7 @@ def test_mcp_no_content_does_not_exist_on_app_server(project: pytest.Pytester) -
     result = project.runpytest("--interllm", "input/list.md", *APP, "--collect-only")
     result.stdout.fnmatch_lines(
         [
-            "*scenarios/list.yaml:2: the mcp-no-content fault is not available with the app-server executor "
+            "*scenarios/list.yaml:3: the mcp-no-content fault is not available with the app-server executor "
             "(app-server speaks JSON-RPC, not MCP: there is no CallToolResult)*"
         ]
     )

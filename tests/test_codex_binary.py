@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 
+from pytest_interllm.codex.install import CACHE_ENV
 from tests.conftest import outputs, run, write
 
 
@@ -75,3 +82,49 @@ def test_codex_on_path_is_found_when_the_cache_and_the_sdk_have_none(
     on_path = _script(pytester, "codex", FAKE_CODEX)
     found = locate(None)
     assert (found.path, found.version) == (on_path, "codex-cli 0.153.4")
+
+
+def _codex_wheel(folder: Path, version: str) -> Path:
+    """A wheel of openai-codex-cli-bin whose codex is a shell script: what install-codex fetches, made here."""
+    dist = f"openai_codex_cli_bin-{version}"
+    files = {
+        "codex_cli_bin/__init__.py": b"",
+        "codex_cli_bin/bin/codex": f'#!/bin/sh\necho "codex-cli {version}"\n'.encode(),
+        f"{dist}.dist-info/METADATA": (
+            f"Metadata-Version: 2.1\nName: openai-codex-cli-bin\nVersion: {version}\n".encode()
+        ),
+        f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip('=')},{len(data)}"
+        for name, data in files.items()
+    ]
+    files[f"{dist}.dist-info/RECORD"] = "\n".join([*record, f"{dist}.dist-info/RECORD,,", ""]).encode()
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o100755 if name.endswith("/codex") else 0o100644) << 16  # regular file, mode
+            archive.writestr(info, data)
+    return wheel
+
+
+def test_install_codex_reports_no_conflict_for_its_own_directory(tmp_path: Path) -> None:
+    """The environment's openai-codex pins another openai-codex-cli-bin; the cache is no part of the environment,
+    so pip has nothing to object to and the command prints one line."""
+    wheels, cache = tmp_path / "wheels", tmp_path / "cache"
+    _codex_wheel(wheels, "0.0.1")
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), CACHE_ENV: str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_interllm", "install-codex", "0.0.1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    codex = cache / "0.0.1" / "codex_cli_bin" / "bin" / "codex"
+    assert done.returncode == 0, done.stderr
+    assert "ERROR" not in done.stderr and "conflict" not in done.stderr, done.stderr
+    assert done.stdout == f"codex 0.0.1 is at {codex} (cache: {cache}; ${CACHE_ENV} moves it)\n"
+    assert subprocess.run([codex, "--version"], capture_output=True, text=True).stdout == "codex-cli 0.0.1\n"

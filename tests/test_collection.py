@@ -98,11 +98,11 @@ def test_item_reports_its_markdown_line(project: pytest.Pytester) -> None:
     ("files", "expected"),
     [
         ({"input/list.md": "# Nothing\n\nprose only\n"}, "*input/list.md:1: no scenarios found*"),
-        ({"input/list.md": "---\nmodel: [x\n---\n- a\n"}, "*input/list.md:3: invalid YAML in front matter*"),
+        ({"input/list.md": "---\nmodel: [x\n---\n- a\n"}, "*input/list.md:2: invalid YAML in front matter*"),
         ({"input/list.md": "---\ntimeout: soon\n---\n- a\n"}, "*input/list.md:2: front matter 'timeout' must be*"),
         (
             {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  must_contian: [x]\n"},
-            "*scenarios/list.yaml:1: unknown expectation key 'must_contian'*",
+            "*scenarios/list.yaml:2: unknown expectation key 'must_contian'*",
         ),
         (
             {"input/list.md": "- a\n", "scenarios/list.yaml": "1: {}\n7:\n  skip: true\n"},
@@ -110,11 +110,55 @@ def test_item_reports_its_markdown_line(project: pytest.Pytester) -> None:
         ),
         (
             {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  timeout: [1\n"},
-            "*scenarios/list.yaml:3: invalid YAML*",
+            "*scenarios/list.yaml:2: invalid YAML*",
+        ),
+        (
+            {"input/list.md": "---\nmodel: m\ntimeout: .inf\n---\n- a\n"},
+            "*input/list.md:3: front matter 'timeout' must be a finite number, got inf*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  model: m\n  must_contian: [x]\n"},
+            "*scenarios/list.yaml:3: unknown expectation key 'must_contian'*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  model: m\n  timeout: .inf\n"},
+            "*scenarios/list.yaml:3: 'timeout' must be a finite number, got inf*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  timeout: .nan\n"},
+            "*scenarios/list.yaml:2: 'timeout' must be a finite number, got nan*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  fault: no-write\n  fault_requests: -1\n"},
+            "*scenarios/list.yaml:3: 'fault_requests' must be greater than 0, got -1*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  fault_requests: 0\n"},
+            "*scenarios/list.yaml:2: 'fault_requests' must be greater than 0, got 0*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "defaults:\n  must_contain: [x]\n  min_words: -1\n"},
+            "*scenarios/list.yaml:3: 'min_words' must be at least 0, got -1*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  min_pass: .nan\n"},
+            "*scenarios/list.yaml:2: 'min_pass' must be a finite number, got nan*",
+        ),
+        (
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  min_pass: 0\n"},
+            "*scenarios/list.yaml:2: 'min_pass' must be greater than 0, got 0*",
+        ),
+        (  # a key without its colon: its own line, not the next one
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  model: m\n  min_words 3\n  timeout: 5\n"},
+            "*scenarios/list.yaml:3: invalid YAML: could not find expected ':'*",
+        ),
+        (  # an unclosed quote: where it opens, not the end of the file
+            {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  model: 'm\n2:\n  timeout: 4\n"},
+            "*scenarios/list.yaml:2: invalid YAML: found unexpected end of stream*",
         ),
         (
             {"input/list.md": "- a\n", "scenarios/list.yaml": "1:\n  output_file: ../elsewhere.md\n"},
-            "*scenarios/list.yaml:1: 'output_file' must stay inside the rootdir, got '../elsewhere.md'*",
+            "*scenarios/list.yaml:2: 'output_file' must stay inside the rootdir, got '../elsewhere.md'*",
         ),
     ],
 )
@@ -175,6 +219,31 @@ def test_missing_list_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--interllm", "input/nope.md")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--interllm: */input/nope.md: no such file*"])
+
+
+def test_a_directory_given_as_a_list_names_the_lists_inside(project: pytest.Pytester) -> None:
+    write(project.path / "input" / "other.md", "- a\n")
+    result = project.runpytest("--interllm", "input")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    suggestion = "give a list file, e.g. --interllm input/list.md (also there: other.md)"
+    result.stderr.fnmatch_lines([f"ERROR: --interllm: input is a directory: {suggestion}"])
+    (project.path / "empty").mkdir()
+    result = project.runpytest("--interllm", "empty")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --interllm: empty is a directory, with no markdown list in it: give a list file"]
+    )
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_scenarios_with_the_same_title_are_a_note_not_a_failure(project: pytest.Pytester, xdist: list[str]) -> None:
+    write(project.path / "input" / "list.md", "- Copy the table\n- Stream events\n- Copy the table\n")
+    note = 'note: input/list.md: scenarios 1 and 3 have the same title "Copy the table"'
+    result = run(project, "--interllm", "input/list.md", "-W", "error", *xdist)  # a warning would fail the run
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines([f"interllm: {note}"])
+    [log] = (project.path / "logs").glob("run-*.log")
+    assert note in log.read_text(encoding="utf-8").splitlines()
 
 
 def test_expectations_add_skip_xfail_and_markers(project: pytest.Pytester) -> None:
@@ -254,5 +323,5 @@ def test_which_template_a_list_uses(tmp_path: Path) -> None:
 def test_an_unregistered_marker_names_the_yaml_line(project: pytest.Pytester) -> None:
     write(project.path / "scenarios" / "list.yaml", "1: {}\n2:\n  markers: [slwo]\n")
     result = project.runpytest("--interllm", "input/list.md", "--collect-only", "--strict-markers")
-    result.stdout.fnmatch_lines(["*scenarios/list.yaml:2: marker 'slwo' is not registered: add it to `markers`*"])
+    result.stdout.fnmatch_lines(["*scenarios/list.yaml:3: marker 'slwo' is not registered: add it to `markers`*"])
     assert "Traceback" not in result.stdout.str()

@@ -128,7 +128,7 @@ def test_fault_for_the_whole_run_from_the_environment(
 def test_unknown_fault_names_the_yaml_line(project: pytest.Pytester) -> None:
     write(project.path / "scenarios" / "list.yaml", "1: {}\n2:\n  fault: http-418\n")
     result = project.runpytest("--interllm", "input/list.md", "--collect-only")
-    result.stdout.fnmatch_lines(["*scenarios/list.yaml:2: unknown fault 'http-418' (known: http-400-empty-model*"])
+    result.stdout.fnmatch_lines(["*scenarios/list.yaml:3: unknown fault 'http-418' (known: http-400-empty-model*"])
 
 
 def test_timeout_from_the_command_line_restarts_codex_for_the_next_scenario(project: pytest.Pytester) -> None:

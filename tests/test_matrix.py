@@ -178,4 +178,4 @@ def test_bad_matrix_repeat_and_baseline_values_are_usage_errors(
 def test_a_yaml_min_pass_out_of_range_names_its_line(project: pytest.Pytester) -> None:
     write(project.path / "scenarios" / "list.yaml", "1: {}\n2:\n  min_pass: 2\n")
     result = project.runpytest("--interllm", "input/list.md", "--collect-only")
-    result.stdout.fnmatch_lines(["*scenarios/list.yaml:2: 'min_pass' must be greater than 0 and at most 1, got 2*"])
+    result.stdout.fnmatch_lines(["*scenarios/list.yaml:3: 'min_pass' must be at most 1 (1.0: every attempt), got 2*"])

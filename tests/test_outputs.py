@@ -126,7 +126,7 @@ def test_an_output_file_naming_an_input_is_a_collection_error(
     result = run(project, "--interllm", "input/list.md")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
-        [f"*scenarios/list.yaml:2: scenario_002-*: output file {output_file} would overwrite {what}: an input*"]
+        [f"*scenarios/list.yaml:3: scenario_002-*: output file {output_file} would overwrite {what}: an input*"]
     )
     for path, data in before.items():
         assert path.read_bytes() == data, path
@@ -202,7 +202,7 @@ def test_an_output_file_through_a_symlinked_dir_outside_the_rootdir_is_refused(
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
         [
-            f"*list.yaml:1: scenario_002-*: output file linkdir/important.txt resolves to {outside}/important.txt, "
+            f"*list.yaml:2: scenario_002-*: output file linkdir/important.txt resolves to {outside}/important.txt, "
             "outside the rootdir*"
         ]
     )
@@ -288,7 +288,7 @@ def test_two_scenarios_with_one_output_file_is_a_collection_error(project: pytes
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
         [
-            "*list.yaml:3: input/list.md::scenario_003-* and input/list.md::scenario_001-* would both write "
+            "*list.yaml:4: input/list.md::scenario_003-* and input/list.md::scenario_001-* would both write "
             "outputs/plan.md: give each scenario its own output_file"
         ]
     )

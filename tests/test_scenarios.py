@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios, scenario_name, slugify
+from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios, same_titles, scenario_name, slugify
 from tests.conftest import write
 
 MIXED = """\
@@ -107,6 +107,14 @@ def test_duplicate_titles_get_distinct_names(tmp_path: Path) -> None:
     assert [s.name for s in parsed.scenarios] == ["scenario_001-same", "scenario_002-same"]
 
 
+def test_scenarios_sharing_a_title_are_named(tmp_path: Path) -> None:
+    parsed = parse_scenarios(write(tmp_path / "list.md", "- Sync\n- Copy `a`\n- Sync\n-\n- Copy a\n- \n- Sync\n"))
+    assert same_titles(parsed.scenarios) == [
+        'scenarios 1, 3 and 7 have the same title "Sync"',
+        'scenarios 2 and 5 have the same title "Copy a"',
+    ]
+
+
 def test_empty_title_is_an_item_problem_at_its_line(tmp_path: Path) -> None:
     parsed = parse_scenarios(write(tmp_path / "list.md", "- Good one\n-\n- Another\n"))
     assert [s.index for s in parsed.scenarios] == [1, 2, 3]
@@ -120,10 +128,16 @@ def test_empty_title_is_an_item_problem_at_its_line(tmp_path: Path) -> None:
         (b"", 1, "no scenarios found"),
         (b"\x89PNG\r\n\x1a\n\x00\x00binary", 1, "binary file"),
         (b"- ok\n- caf\xe9\n", 2, "not valid UTF-8"),
-        (b"---\nmodel: [unclosed\n---\n- a\n", 3, "invalid YAML in front matter"),
+        (b"---\nmodel: [unclosed\n---\n- a\n", 2, "invalid YAML in front matter"),  # the bracket's line
         (b"---\n- a list\n---\n- a\n", 2, "front matter must be a YAML mapping"),
         (b"---\nmodle: x\n---\n- a\n", 2, "unknown front matter key 'modle'"),
         (b"---\nmodel: x\n- a\n", 1, "never closed"),
+        # Errors about a key name the key's own line.
+        (b"---\nmodel: x\nmodle: y\n---\n- a\n", 3, "unknown front matter key 'modle'"),
+        (b"---\nmodel: x\ntimeout: .nan\n---\n- a\n", 3, "front matter 'timeout' must be a finite number, got nan"),
+        (b"---\nmodel: x\ntimeout: -5\n---\n- a\n", 3, "front matter 'timeout' must be greater than 0, got -5"),
+        (b"---\nmodel: x\ntemplate: 3\n---\n- a\n", 3, "front matter 'template' must be a path, got 3"),
+        (b"---\nmodel: x\ntimeout 5\ntitle: t\n---\n- a\n", 3, "invalid YAML in front matter"),
     ],
 )
 def test_bad_input_names_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:

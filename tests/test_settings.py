@@ -150,3 +150,89 @@ def test_invalid_env_value_names_the_variable(project: pytest.Pytester, monkeypa
     result = project.runpytest("--interllm", "input/list.md", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: INTERLLM_PROVIDER: unknown value 'cloud'*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interllm-timeout", "nan"], "--interllm-timeout: 'nan' must be a finite number"),
+        (["--interllm-timeout", "inf"], "--interllm-timeout: 'inf' must be a finite number"),
+        (["--interllm-timeout", "0"], "--interllm-timeout: '0' must be greater than 0"),
+        # Longer waits overflow the thread and event-loop timers that enforce the timeout.
+        (["--interllm-timeout", "1e12"], "--interllm-timeout: '1e12' must be at most 31536000 (a year)"),
+        (["--interllm-min-pass", "nan"], "--interllm-min-pass: 'nan' must be a finite number"),
+        (["--interllm-min-pass", "0"], "--interllm-min-pass: '0' must be greater than 0"),
+        (["--interllm-budget", "inf"], "--interllm-budget: 'inf' must be a finite number"),
+        (["--interllm-budget", "nan"], "--interllm-budget: 'nan' must be a finite number"),
+        (["--interllm-budget", "-0.5"], "--interllm-budget: '-0.5' must be greater than 0"),
+        (["--interllm-concurrency", "0"], "--interllm-concurrency: '0' must be greater than 0"),
+        (["--interllm-concurrency", "inf"], "--interllm-concurrency: 'inf' is not a whole number"),
+        (["--interllm-repeat", "-2"], "--interllm-repeat: '-2' must be greater than 0"),
+        (["--interllm-grader-votes", "0"], "--interllm-grader-votes: '0' must be greater than 0"),
+        (["--interllm-max-scenarios", "-1"], "--interllm-max-scenarios: '-1' must be greater than 0"),
+        (["--interllm-max-concurrency", "0"], "--interllm-max-concurrency: '0' must be greater than 0"),
+        (["--interllm-retries", "-1"], "--interllm-retries: '-1' must be at least 0"),
+        (["--interllm-provider-retries", "nan"], "--interllm-provider-retries: 'nan' is not a whole number"),
+    ],
+)
+def test_numbers_out_of_bounds_are_usage_errors(project: pytest.Pytester, args: list[str], message: str) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+@pytest.mark.parametrize(
+    ("env", "ini", "message"),
+    [
+        ({"INTERLLM_TIMEOUT": "inf"}, "", "INTERLLM_TIMEOUT: 'inf' must be a finite number"),
+        ({}, "interllm_min_pass = nan", "ini interllm_min_pass: 'nan' must be a finite number"),
+        ({}, "interllm_budget = -1", "ini interllm_budget: '-1' must be greater than 0"),
+    ],
+)
+def test_numbers_from_env_and_ini_name_their_source(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], ini: str, message: str
+) -> None:
+    project.makeini(f"[pytest]\n{ini}\n")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def test_numbers_at_their_bounds_are_accepted(project: pytest.Pytester) -> None:
+    project.makeconftest(
+        "def pytest_configure(config):\n"
+        "    from pytest_interllm.collect import SETTINGS_KEY\n"
+        "    s = config.stash[SETTINGS_KEY]\n"
+        "    print('NUMBERS', s.retries, s.provider_retries, s.min_pass, s.timeout, s.budget, s.concurrency)\n"
+    )
+    result = project.runpytest(
+        "--interllm", "input/list.md", "--collect-only", "-s",
+        *("--interllm-retries", "0", "--interllm-provider-retries", "0", "--interllm-min-pass", "1"),
+        *("--interllm-timeout", "0.5", "--interllm-budget", "0.01", "--interllm-concurrency", "1"),
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    result.stdout.fnmatch_lines(["NUMBERS 0 0 1.0 0.5 0.01 1"])
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--interllm-output-dir",
+        "--interllm-template",
+        "--interllm-log-dir",
+        "--interllm-summary",
+        "--interllm-baseline",
+        "--interllm-cassette-dir",
+        "--interllm-prices",
+        "--interllm-codex-home",
+        "--interllm-auth-file",
+        "--interllm-codex",
+    ],
+)
+def test_an_empty_path_is_a_usage_error_naming_the_flag(project: pytest.Pytester, flag: str) -> None:
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only", flag, "")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {flag}: '' is not a path (leave the flag out for the default)"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

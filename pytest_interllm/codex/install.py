@@ -54,8 +54,11 @@ def install(version: str = MCP_VERSION) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
     try:
-        # pip keeps the executable bits (a plain unzip loses them); --target keeps it out of site-packages.
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(staging)]
+        # pip keeps the executable bits (a plain unzip loses them); --target keeps it out of site-packages. The
+        # wheel needs nothing else, and pip's check of it against the environment's packages (openai-codex pins
+        # its own openai-codex-cli-bin) would print a conflict for a directory that is no part of it: --no-deps.
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check"]
+        command += ["--target", str(staging)]
         subprocess.run([*command, f"openai-codex-cli-bin=={version}"], check=True)
         staging.rename(target)
     finally:
