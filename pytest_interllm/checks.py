@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -109,9 +110,13 @@ def check_config(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     evidence: list[str] = []
     wrong: dict[str, str] = {}
     for key, value in outcome.session_config.items():
-        if key in asked and value != asked[key]:
+        if key not in asked:
+            continue
+        # codex reports the cwd resolved: a rootdir reached through a symlink is the same directory.
+        same = os.path.realpath(value) == os.path.realpath(asked[key]) if key == "cwd" else value == asked[key]
+        if not same:
             wrong.setdefault(key, value)
-            evidence.append(f"session (thread/start): {key}={value!r}, asked {asked[key]!r}")
+            evidence.append(f"session ({outcome.session_config_source}): {key}={value!r}, asked {asked[key]!r}")
     for n, request in enumerate(outcome.requests, 1):
         mode = request.sandbox_mode
         if mode and "sandbox" in asked and mode != asked["sandbox"]:

@@ -74,6 +74,8 @@ class ScenarioOutcome:
     error: str | None = None
     timed_out: bool = False
     crashed: bool = False
+    crash_caused: bool = False  # this scenario's own `crash` fault killed codex
+    reruns: list[str] = field(default_factory=list)  # why the scenario was run again (codex died under others)
     output_exists: bool = False
     output_size: int = 0
     output_text: str = ""
@@ -103,6 +105,7 @@ class ScenarioOutcome:
     # The configuration asked for (sandbox, approval-policy, cwd) and the one codex reported for its session.
     expected_config: dict[str, str] = field(default_factory=dict)
     session_config: dict[str, str] = field(default_factory=dict)
+    session_config_source: str = "thread/start"  # where codex reported it: thread/start, session_configured, ...
     # The rubric's verdicts (criterion, verdict, reason, votes), who graded, and the grader's own requests.
     rubric: list[dict[str, Any]] = field(default_factory=list)
     grader: str | None = None

@@ -97,3 +97,36 @@ def tool_calls(events: list[CodexEvent]) -> list[ToolCall]:
         )
         for call_id, entry in calls.items()
     ]
+
+
+def _sandbox_of(profile: Any) -> str | None:
+    """The sandbox mode a `permission_profile` amounts to: none at all, writes allowed somewhere, or reads only."""
+    if not isinstance(profile, dict):
+        return None
+    if profile.get("type") == "disabled":
+        return "danger-full-access"
+    file_system = profile.get("file_system")
+    if profile.get("type") != "managed" or not isinstance(file_system, dict):
+        return None
+    if file_system.get("type") != "restricted":
+        return "danger-full-access" if file_system.get("type") == "unrestricted" else None
+    entries = file_system.get("entries") or []
+    writes = any(isinstance(e, dict) and e.get("access") == "write" for e in entries)
+    return "workspace-write" if writes else "read-only"
+
+
+def session_config(msg: dict[str, Any]) -> dict[str, str]:
+    """What codex says its session runs under (`session_configured`, or a rollout's `turn_context`): sandbox,
+    approval policy and working directory, as the codex call names them."""
+    found: dict[str, str] = {}
+    policy = msg.get("sandbox_policy")
+    sandbox = _sandbox_of(msg.get("permission_profile"))
+    if sandbox is None and isinstance(policy, dict) and isinstance(policy.get("type"), str):
+        sandbox = str(policy["type"])  # rollouts: {"type": "workspace-write", ...}
+    if sandbox is not None:
+        found["sandbox"] = sandbox
+    if isinstance(msg.get("approval_policy"), str):
+        found["approval-policy"] = str(msg["approval_policy"])
+    if isinstance(msg.get("cwd"), str):
+        found["cwd"] = str(msg["cwd"])
+    return found

@@ -98,11 +98,6 @@ class CodexServer:
         running = self._task is not None and not self._task.done()
         return running and (self.pid is None or process.alive(self.pid))
 
-    @property
-    def in_flight(self) -> int:
-        """How many calls are running on this server now."""
-        return len(self._calls)
-
     def kill(self) -> None:
         """SIGKILL the codex process (the `crash` fault)."""
         if self.pid is not None:

@@ -78,11 +78,6 @@ class _Sdk:
     def alive(self) -> bool:
         return self.pid is not None and process.alive(self.pid)
 
-    @property
-    def in_flight(self) -> int:
-        """Not counted: a broken turn replaces the app-server whatever else runs on it (its turns share it)."""
-        return 0
-
     def kill(self) -> None:
         """The `crash` fault: SIGKILL the app-server."""
         if self.pid is not None:
@@ -159,11 +154,10 @@ class AppServerExecutor(CodexExecutor):
         fault_requests: int | None,
         label: str,
     ) -> ScenarioOutcome:
-        self.start()
-        assert isinstance(self.server, _Sdk)
         target, limit, expected, moved = self._prepare(output_file, model, expected_model, timeout)
-        sdk = self.server
-        call = self.endpoint.open(label, fault, fault_requests, on_crash=sdk.kill)
+        sdk, crash = self._acquire()
+        assert isinstance(sdk, _Sdk)
+        call = self.endpoint.open(label, fault, fault_requests, on_crash=crash)
         # The MCP call's arguments, as thread/start parameters (`mcp-no-content` is not offered here).
         asked = self.arguments(prompt, model, call.url, fault)
         config, _ = asked.pop("config"), asked.pop("prompt")
@@ -185,17 +179,20 @@ class AppServerExecutor(CodexExecutor):
         except BaseException:
             self._leave(token)
             call.close()
-            self.restart(sdk)
+            self._release(sdk, retire=True)
             raise
         outcome.stderr_shared = self._leave(token)
         call.close()
         outcome.duration = time.monotonic() - start
         outcome.crashed = outcome.crashed or not sdk.alive
+        outcome.crash_caused = crash.fired
+        # A timeout interrupted the turn, so the app-server goes on; a dead one is replaced for the next attempt.
+        self._release(sdk, retire=outcome.crashed)
         outcome.requests = call.requests()
         # app-server reports no command item for some commands (one whose output says "Read-only file
         # system"): `_read_back` completes them from the history codex sent the provider.
         self._read_back(outcome, stderr_seen, target, tokens_reported=bool(outcome.tokens_in))
-        return outcome  # a dead app-server is replaced when the next scenario starts (`start`)
+        return outcome
 
     async def _turn(
         self, sdk: _Sdk, prompt: str, asked: dict[str, Any], config: dict[str, Any], limit: float, out: ScenarioOutcome

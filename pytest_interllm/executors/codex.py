@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_interllm.checks import check_outcome
-from pytest_interllm.codex.events import CallResult, tool_calls
+from pytest_interllm.codex.events import CallResult, session_config, tool_calls
 from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.server import CodexServer
 from pytest_interllm.endpoint import Endpoint
@@ -40,12 +40,22 @@ class CodexProcess(Protocol):
     @property
     def pid(self) -> int | None: ...
 
-    @property
-    def in_flight(self) -> int: ...
-
     def kill(self) -> None: ...
 
     async def stop(self, timeout: float) -> None: ...
+
+
+class Crash:
+    """The `crash` fault's trigger for one attempt: kills its codex process and remembers that it did, so the
+    attempt that crashed a shared server is told apart from the others in flight on it."""
+
+    def __init__(self, server: CodexProcess) -> None:
+        self.server = server
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.server.kill()
 
 
 def merge_tool_calls(seen: list[ToolCall], requests: list[AuditRecord]) -> list[ToolCall]:
@@ -125,6 +135,8 @@ class CodexExecutor:
         self._tokens = itertools.count()
         self._active: set[int] = set()  # attempts running now
         self._overlapped: set[int] = set()  # attempts that ran beside another one
+        self._users: dict[int, int] = {}  # id of a codex process → attempts running on it
+        self._retired: dict[int, CodexProcess] = {}  # no new attempt may use them; stopped once their last is done
         self._starting = threading.RLock()  # scenarios in flight call start() and restart() from their threads
 
     @property
@@ -163,15 +175,39 @@ class CodexExecutor:
             self.runner.run(self.server.stop(self.stop_grace), self.stop_limit)
         self.server = None
 
-    def restart(self, server: CodexProcess | None = None) -> None:
-        """Replace the codex server (after a timeout or a crash). With `server`, only if that is still the one
-        in use and no other scenario is in flight on it: a stalled call must not take the others with it."""
+    def restart(self) -> None:
+        """Replace the codex server now (whatever runs on it)."""
         with self._starting:
-            if server is not None and (server is not self.server or (server.alive and server.in_flight)):
-                return
             self._stop_server()
             self.restarts += 1
             self._start_server()
+
+    def _acquire(self) -> tuple[CodexProcess, Crash]:
+        """The codex process one attempt runs on (started if needed), counted as in use until `_release`, and the
+        `crash` fault's trigger for it (which also remembers that this attempt's fault killed it)."""
+        with self._starting:
+            self.start()
+            server = self.server
+            assert server is not None
+            self._users[id(server)] = self._users.get(id(server), 0) + 1
+            return server, Crash(server)
+
+    def _release(self, server: CodexProcess, retire: bool = False) -> None:
+        """An attempt is done with `server`. `retire` (a stalled turn, a crash): no later attempt gets it, and it
+        stops once the last attempt still on it is done — never under another scenario's feet."""
+        with self._starting:
+            left = self._users.get(id(server), 1) - 1
+            if left:
+                self._users[id(server)] = left
+            else:
+                self._users.pop(id(server), None)
+            if retire and server is self.server:
+                self.server = None
+                self.restarts += 1
+                self._retired[id(server)] = server
+            stop = left == 0 and self._retired.pop(id(server), None) is not None
+        if stop:
+            self.runner.run(server.stop(self.stop_grace), self.stop_limit)
 
     def arguments(self, prompt: str, model: str | None, base_url: str, fault: str | None = None) -> dict[str, Any]:
         """The `codex` tool call arguments: explicit model, cwd, sandbox and approval policy."""
@@ -220,8 +256,18 @@ class CodexExecutor:
         `settings.provider_retries` times; the outcome counts the retries and keeps the earlier errors.
         """
         retries: list[str] = []
+        reruns: list[str] = []
         while True:
             outcome = self._attempt(prompt, output_file, model, expected_model, timeout, fault, fault_requests, label)
+            if outcome.crashed and outcome.stderr_shared and not outcome.crash_caused and not reruns:
+                # A shared codex died under several scenarios: not known to be this one's doing. Judged on its own
+                # run on a fresh server instead (once: a scenario that crashes codex again is codex-crashed).
+                reruns.append(
+                    f"re-run on a fresh codex server: the server (pid {outcome.codex_pid}) died while other scenarios "
+                    "were in flight on it, and this scenario was not known to have caused it"
+                )
+                continue
+            outcome.reruns = reruns
             wait = self._transient(outcome)
             if wait is None or len(retries) >= self.settings.provider_retries:
                 outcome.provider_retries = len(retries)
@@ -261,11 +307,10 @@ class CodexExecutor:
         fault_requests: int | None,
         label: str,
     ) -> ScenarioOutcome:
-        self.start()
-        assert isinstance(self.server, CodexServer)
         target, limit, expected, moved = self._prepare(output_file, model, expected_model, timeout)
-        server = self.server
-        call = self.endpoint.open(label, fault, fault_requests, on_crash=server.kill)
+        server, crash = self._acquire()
+        assert isinstance(server, CodexServer)
+        call = self.endpoint.open(label, fault, fault_requests, on_crash=crash)
         arguments = self.arguments(prompt, model, call.url, fault)
         outcome = ScenarioOutcome(
             prompt=prompt,
@@ -285,16 +330,17 @@ class CodexExecutor:
         except BaseException:
             self._leave(token)
             call.close()
-            self.restart(server)
+            self._release(server, retire=True)
             raise
         outcome.stderr_shared = self._leave(token)
         call.close()
         outcome.duration = time.monotonic() - start
         outcome.crashed = not server.alive and not result.timed_out
+        outcome.crash_caused = crash.fired
         outcome.requests = call.requests()
         self._fill(outcome, result, stderr_seen, target)
-        if result.timed_out or outcome.crashed:
-            self.restart(server)
+        # A timed-out call may leave its turn running in codex: no later scenario gets this server.
+        self._release(server, retire=result.timed_out or outcome.crashed)
         return outcome
 
     def _fill(self, outcome: ScenarioOutcome, result: CallResult, stderr_seen: int, target: Path) -> None:
@@ -311,6 +357,8 @@ class CodexExecutor:
             value = configured[0].msg.get("model")
             outcome.session_model = value if isinstance(value, str) else None
             outcome.session_time = configured[0].time
+            outcome.session_config = session_config(configured[0].msg)
+            outcome.session_config_source = "session_configured"
         if not outcome.final_output:
             done = result.of_type("task_complete")
             if done and isinstance(done[-1].msg.get("last_agent_message"), str):
@@ -375,6 +423,9 @@ class CodexExecutor:
     def close(self) -> None:
         """Stop codex and the provider endpoint, end the loop and remove the temporary home."""
         self._stop_server()
+        for server in list(self._retired.values()):  # still in use when the run stopped (-x, Ctrl-C)
+            self.runner.run(server.stop(self.stop_grace), self.stop_limit)
+        self._retired.clear()
         self.outputs.close()  # codex is stopped: what attempts cut short wrote is recorded now
         self.endpoint.stop()
         self.runner.cancel_all()  # anything still in flight (-x, Ctrl-C) ends now, its thread with it

@@ -150,6 +150,7 @@ def render(record: dict[str, Any]) -> str:
         parts.append(_section(f"rubric ({len(record.get('rubric') or [])} criteria)", table, open_=failed))
     state = "exists" if record["output_exists"] else "missing"
     preview = _pre(record["output_preview"]) if record["output_preview"] else ""
+    parts += [f"<p>re-run: {escape(why)}</p>" for why in record.get("reruns") or []]
     notes = "".join(f"<p>{escape(note)}</p>" for note in record.get("output_notes") or [])
     parts.append(_section(f"output file: {record['output_path']} ({state})", notes + preview, open_=bool(notes)))
     parts.append("</div>")

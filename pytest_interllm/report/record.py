@@ -69,6 +69,7 @@ def build(
         "session_config": {},
         "output_text": "",
         "output_notes": [],
+        "reruns": [],
         "repeat": None,
         "runs": [],
         "rubric": [],
@@ -100,7 +101,18 @@ def build(
             duration=round(sum(o.duration for o in runs), 4),
             cost_usd=None if free else round(sum(o.cost_usd for o in runs), 6),
             output_notes=[note for o in runs for note in o.output_notes],
+            reruns=[why for o in runs for why in o.reruns],
         )
+        # The output file the item left is the last attempt's that wrote one (the shown attempt may be a failed
+        # one that wrote nothing): its text feeds a later run's baseline diff.
+        wrote = [o for o in runs if o.output_exists]
+        if wrote:
+            record.update(
+                output_path=wrote[-1].output_path,
+                output_exists=True,
+                output_preview="\n".join(wrote[-1].output_text.splitlines()[:PREVIEW_LINES]),
+                output_text=_clip(wrote[-1].output_text, OUTPUT_LIMIT),
+            )
     if outcome.spans or outcome.orchestrator_requests:
         record.update(
             orchestrator_models=list(outcome.orchestrator_models),
@@ -181,6 +193,7 @@ def _evidence(outcome: ScenarioOutcome, free: bool) -> dict[str, Any]:
         thread_id=outcome.thread_id,
         cost_usd=None if free else round(outcome.cost_usd, 6),
         output_notes=list(outcome.output_notes),
+        reruns=list(outcome.reruns),
         expected_config=dict(outcome.expected_config),
         session_config=dict(outcome.session_config),
         output_text=_clip(outcome.output_text, OUTPUT_LIMIT),

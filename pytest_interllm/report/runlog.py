@@ -61,6 +61,8 @@ class RunLog:
         self._line(f"output file: {record['output_path']} ({'written' if record['output_exists'] else 'missing'})")
         for note in record.get("output_notes") or []:
             self._line(f"  note: {note}")
+        for why in record.get("reruns") or []:
+            self._line(f"re-run: {why}")
         if record["failure"]:
             self._line("failure:")
             self._line("\n".join(f"  {line}" for line in record["failure"].splitlines()))
