@@ -100,6 +100,8 @@ def _orchestrator_mismatch(outcome: ScenarioOutcome) -> ScenarioFailure | None:
         "model-mismatch",
         f"expected {expected} for the orchestrator{name}, it ran {', '.join(ran)} ({why})",
         _request_lines(outcome, "orchestrator"),
+        hint="the orchestrator runs the model its Agent names: give the Agent `model=` (your factory gets the expected "
+        "one as its `model` argument); without it the Agents SDK runs OPENAI_DEFAULT_MODEL or its own default",
     )
 
 

@@ -31,16 +31,19 @@ FAILURE_CLASSES = tuple(HINTS)
 class ScenarioFailure(Exception):
     """A scenario that ran and failed: one class, a one-line cause, the evidence and a hint."""
 
-    def __init__(self, failure_class: str, headline: str, evidence: list[str] | None = None) -> None:
+    def __init__(
+        self, failure_class: str, headline: str, evidence: list[str] | None = None, hint: str | None = None
+    ) -> None:
         assert failure_class in HINTS, failure_class
         super().__init__(f"[{failure_class}] {headline}")
         self.failure_class = failure_class
         self.headline = headline
         self.evidence = evidence or []
+        self._hint = hint  # what to check when the class's general hint would point elsewhere
 
     @property
     def hint(self) -> str:
-        return HINTS[self.failure_class]
+        return self._hint or HINTS[self.failure_class]
 
     def render(self) -> str:
         """The long representation: cause, evidence lines, what to check next."""

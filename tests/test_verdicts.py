@@ -3,10 +3,14 @@ in flight or on the executor; one scenario's failure is never another's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import jsonl, outputs, run, write
 from tests.test_concurrency import bucket_list
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("executor", ["codex", "app-server"])
@@ -78,3 +82,17 @@ def test_the_codex_executor_checks_sandbox_approval_and_cwd_from_codexs_session(
     }
     assert wrong["failure_class"] == "config-mismatch"
     assert "session (session_configured): sandbox='read-only', asked 'workspace-write'" in wrong["failure"]
+
+
+def test_an_agent_without_a_model_is_told_what_the_sdk_ran_and_where_to_fix_it(project: pytest.Pytester) -> None:
+    example = (REPO / "examples" / "acme_orchestrator.py").read_text(encoding="utf-8")
+    write(project.path / "orch.py", example.replace("model=model, ", ""))
+    result = run(project, "--interllm", "input/list.md", "--interllm-agent", "orch:build", "-k", "scenario_001")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(
+        [
+            "[[]model-mismatch[]] expected gpt-5-codex for the orchestrator (acme-orchestrator), it ran gpt-5.6-luna "
+            "(its Agent sets no model: the SDK's default)",
+            "check next: the orchestrator runs the model its Agent names: give the Agent `model=`*",
+        ]
+    )
