@@ -74,10 +74,9 @@ def make_executor(
     if settings.executor == "agents":
         from pytest_interllm.executors.agents import AgentsExecutor
 
+        model = settings.orchestrator_model or settings.model
         factory = (
-            agent_factory.load(settings.agent, settings.rootdir, settings.orchestrator_model or settings.model)
-            if settings.agent
-            else None
+            agent_factory.load(settings.agent, settings.rootdir, model, settings.timeout) if settings.agent else None
         )
         return AgentsExecutor(settings, codex, endpoint, runner, label, agent_factory=factory)
     if settings.executor == "app-server":
@@ -179,7 +178,9 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"pytest-interllm: --interllm-executor {settings.executor}: {exc}") from None
     if settings.agent:  # a module that does not import, or a factory that builds no Agent: one usage error
         try:
-            agent_factory.load(settings.agent, settings.rootdir, settings.orchestrator_model or settings.model)
+            agent_factory.load(
+                settings.agent, settings.rootdir, settings.orchestrator_model or settings.model, settings.timeout
+            )
         except agent_factory.AgentFactoryError as exc:
             raise pytest.UsageError(f"pytest-interllm: {exc}") from None
     session = InterllmSession(config, settings, codex)
