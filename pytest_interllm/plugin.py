@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_interllm import agent_factory
+from pytest_interllm import agent_factory, workdirs
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, interface_of, locate
 from pytest_interllm.collect import (
     COST_KEY,
@@ -50,6 +50,7 @@ from pytest_interllm.report.summary import markdown as summary_markdown
 from pytest_interllm.report.summary import spend as summary_spend
 from pytest_interllm.scenarios import list_cache_dir
 from pytest_interllm.settings import Settings, add_options, resolve
+from pytest_interllm.signals import SigtermAsCtrlC
 
 if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and httpx: imported when used
     from pytest_interllm.executors.agents import AgentsExecutor
@@ -183,6 +184,8 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         except agent_factory.AgentFactoryError as exc:
             raise pytest.UsageError(f"pytest-interllm: {exc}") from None
+    if workerinput is None and not config.option.collectonly:
+        workdirs.remove_stale()  # the temporary dirs of earlier runs that died (kill -9): their prompts, codex's homes
     session = InterllmSession(config, settings, codex)
     if settings.concurrency > 1:
         from pytest_interllm.run import InFlight
@@ -210,6 +213,7 @@ def pytest_configure(config: pytest.Config) -> None:
             session.service, session.proxy = _serve(plan, session.redactor)
     session.plan = plan
     config.pluginmanager.register(session, PLUGIN_NAME)
+    session.sigterm.install()  # given back at unconfigure, which only a registered session gets
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlHooks(session), f"{PLUGIN_NAME}-html")
     if config.pluginmanager.hasplugin("xdist"):
@@ -295,6 +299,12 @@ class XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         self.session.status.load()
+        # A SIGTERM to the controller reaches its local workers at once: each stops as on Ctrl-C and cleans up,
+        # before xdist's own shutdown would kill it with nothing cleaned. The pid is what xdist cached at setup.
+        info, spec = getattr(node.gateway, "_cache_rinfo", None), node.gateway.spec
+        pid = getattr(info, "pid", None)
+        if spec.popen and not spec.via and isinstance(pid, int):
+            self.session.sigterm.forward.add(pid)
         if self.session.settings.budget is not None:
             if self.session.budget_ledger is None:
                 spent = self.session.preflight["cost_usd"] if self.session.preflight is not None else 0.0
@@ -331,6 +341,7 @@ class InterllmSession:
         self.baseline: Baseline | None = None  # the controller's: an earlier run to compare with
         self.in_flight: InFlight | None = None  # with --interllm-concurrency > 1
         self._order: dict[str, int] = {}  # nodeid → position in session.items, for what comes next
+        self.sigterm = SigtermAsCtrlC()
         self.cleanup = Cleanup()
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
@@ -662,6 +673,9 @@ class InterllmSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.sigterm.received and self.sigterm.forward:
+            # Before xdist shuts its workers down (it kills what has not exited 10 s later): they clean up first.
+            workdirs.wait_released(self.sigterm.forward, 20.0)  # an executor stops within 15 s
         cancelled = 0  # scenarios still in flight when the run stopped (-x, Ctrl-C, budget)
         if self.in_flight is not None:
             # -x, Ctrl-C or the budget stopped the run: what still runs ahead of pytest stops here, codex with it.
@@ -706,6 +720,7 @@ class InterllmSession:
         if self.budget_ledger is not None:
             self.budget_ledger.unlink(missing_ok=True)
             self.budget_ledger = None
+        self.sigterm.uninstall()
 
 
 @contextlib.contextmanager

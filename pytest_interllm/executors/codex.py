@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES, oth
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
+from pytest_interllm.workdirs import Workdir
 
 PROVIDER_ID = "interllm"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -93,7 +92,8 @@ class CodexExecutor:
         self.codex = codex
         self.label = label
         self.server: CodexProcess | None = None
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"interllm-{label}-"))
+        self._workdir = Workdir(label)  # locked while this process lives: a later run removes it if this one dies
+        self.workdir = self._workdir.path
         self.home = self.workdir / "home"
         self.codex_home = settings.codex_home or self.workdir / "codex-home"
         self.stderr_path = self.workdir / "codex-stderr.log"
@@ -326,4 +326,4 @@ class CodexExecutor:
         self.endpoint.stop()
         self.runner.cancel_all()  # anything still in flight (-x, Ctrl-C) ends now, its thread with it
         self.runner.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self._workdir.remove()
