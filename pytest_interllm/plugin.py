@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_interllm import agent_factory
+from pytest_interllm import agent_factory, workdirs
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, interface_of, locate
 from pytest_interllm.collect import (
     COST_KEY,
@@ -51,6 +51,7 @@ from pytest_interllm.report.summary import markdown as summary_markdown
 from pytest_interllm.report.summary import spend as summary_spend
 from pytest_interllm.scenarios import ScenarioFormatError, list_cache_dir, parse_scenarios, same_titles
 from pytest_interllm.settings import Settings, add_options, resolve
+from pytest_interllm.signals import SigtermAsCtrlC
 
 if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and httpx: imported when used
     from pytest_interllm.executors.agents import AgentsExecutor
@@ -75,10 +76,9 @@ def make_executor(
     if settings.executor == "agents":
         from pytest_interllm.executors.agents import AgentsExecutor
 
+        model = settings.orchestrator_model or settings.model
         factory = (
-            agent_factory.load(settings.agent, settings.rootdir, settings.orchestrator_model or settings.model)
-            if settings.agent
-            else None
+            agent_factory.load(settings.agent, settings.rootdir, model, settings.timeout) if settings.agent else None
         )
         return AgentsExecutor(settings, codex, endpoint, runner, label, agent_factory=factory)
     if settings.executor == "app-server":
@@ -196,9 +196,13 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"pytest-interllm: --interllm-executor {settings.executor}: {exc}") from None
     if settings.agent:  # a module that does not import, or a factory that builds no Agent: one usage error
         try:
-            agent_factory.load(settings.agent, settings.rootdir, settings.orchestrator_model or settings.model)
+            agent_factory.load(
+                settings.agent, settings.rootdir, settings.orchestrator_model or settings.model, settings.timeout
+            )
         except agent_factory.AgentFactoryError as exc:
             raise pytest.UsageError(f"pytest-interllm: {exc}") from None
+    if workerinput is None and not config.option.collectonly:
+        workdirs.remove_stale()  # the temporary dirs of earlier runs that died (kill -9): their prompts, codex's homes
     session = InterllmSession(config, settings, codex)
     if workerinput is not None and "interllm_redact" in workerinput:
         session.redactor.add(*workerinput["interllm_redact"])  # the controller's login: masked here too
@@ -229,6 +233,7 @@ def pytest_configure(config: pytest.Config) -> None:
             session.service, session.proxy = _serve(plan, session.redactor)
     session.plan = plan
     config.pluginmanager.register(session, PLUGIN_NAME)
+    session.sigterm.install()  # given back at unconfigure, which only a registered session gets
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlHooks(session), f"{PLUGIN_NAME}-html")
     if config.pluginmanager.hasplugin("xdist"):
@@ -314,6 +319,12 @@ class XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         self.session.status.load()
+        # A SIGTERM to the controller reaches its local workers at once: each stops as on Ctrl-C and cleans up,
+        # before xdist's own shutdown would kill it with nothing cleaned. The pid is what xdist cached at setup.
+        info, spec = getattr(node.gateway, "_cache_rinfo", None), node.gateway.spec
+        pid = getattr(info, "pid", None)
+        if spec.popen and not spec.via and isinstance(pid, int):
+            self.session.sigterm.forward.add(pid)
         if self.session.settings.budget is not None:
             if self.session.budget_ledger is None:
                 spent = self.session.preflight["cost_usd"] if self.session.preflight is not None else 0.0
@@ -354,6 +365,7 @@ class InterllmSession:
         self.in_flight: InFlight | None = None  # with --interllm-concurrency > 1
         self._order: dict[str, int] = {}  # nodeid → position in session.items, for what comes next
         self.notes: list[str] = []  # the controller's: what the run should know about its inputs (header, log)
+        self.sigterm = SigtermAsCtrlC()
         self.cleanup = Cleanup()
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
@@ -705,6 +717,9 @@ class InterllmSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.sigterm.received and self.sigterm.forward:
+            # Before xdist shuts its workers down (it kills what has not exited 10 s later): they clean up first.
+            workdirs.wait_released(self.sigterm.forward, 20.0)  # an executor stops within 15 s
         cancelled = 0  # scenarios still in flight when the run stopped (-x, Ctrl-C, budget)
         if self.in_flight is not None:
             # -x, Ctrl-C or the budget stopped the run: what still runs ahead of pytest stops here, codex with it.
@@ -744,6 +759,7 @@ class InterllmSession:
         if self.budget_ledger is not None:
             self.budget_ledger.unlink(missing_ok=True)
             self.budget_ledger = None
+        self.sigterm.uninstall()
 
 
 @contextlib.contextmanager

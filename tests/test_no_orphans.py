@@ -1,14 +1,17 @@
-"""No codex process outlives a run: not after a crash, a timeout, nor Ctrl-C (checked by pid)."""
+"""No codex process outlives a run: not after a crash, a timeout, Ctrl-C nor SIGTERM (checked by pid); no temporary
+dir outlives it either."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -127,14 +130,20 @@ def test_sigint_terminates_codex(faulty: pytest.Pytester) -> None:
     assert [pid for pid in seen if alive(pid)] == []
 
 
-def test_a_codex_that_ignores_sigterm_is_killed(project: pytest.Pytester) -> None:
-    """A wrapper that ignores SIGTERM and outlives codex (as a hung server would): it must not survive the run."""
+def stubborn_codex(project: pytest.Pytester) -> Path:
+    """A codex wrapper that ignores SIGTERM and outlives codex, as a hung server would: it ends only by SIGKILL."""
     real = locate(None).path
     wrapper = write(
         project.path / "bin" / "codex",
         f'#!/bin/bash\ntrap \'\' TERM\n{real} "$@"\n[ "$#" = 1 ] && [ "$1" = mcp-server ] && exec sleep 300\nexit 0\n',
     )
     wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_a_codex_that_ignores_sigterm_is_killed(project: pytest.Pytester) -> None:
+    """A wrapper that ignores SIGTERM and outlives codex (as a hung server would): it must not survive the run."""
+    wrapper = stubborn_codex(project)
     watch = Watch(project.path, wrapper=str(wrapper))
     proc = start(project, "--interllm", "input/list.md", "-k", "scenario_001", "--interllm-codex", str(wrapper))
     out, _ = proc.communicate(timeout=120)
@@ -142,3 +151,95 @@ def test_a_codex_that_ignores_sigterm_is_killed(project: pytest.Pytester) -> Non
     assert "1 passed" in out, out
     assert len(seen) == 1, seen  # the wrapper (sleeping after codex) was the server
     assert [pid for pid in seen if alive(pid)] == []
+
+
+def interllm_dirs(tmp: Path) -> list[str]:
+    """The plugin's temporary directories in `tmp` (`interllm-<label>-*`)."""
+    return sorted(p.name for p in tmp.glob("interllm-*"))
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+STOPPED_BY = """
+import os
+from pathlib import Path
+
+
+def pytest_keyboard_interrupt(excinfo):
+    Path(f"stopped-by-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}").write_text(excinfo.typename)
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_sigterm_stops_the_run_like_ctrl_c(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    tmp = project.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # the run's own temporary dirs, apart from everyone else's
+    write(project.path / "input" / "list.md", "".join(f"- Copy partner bucket {i} to the archive\n" for i in range(8)))
+    write(
+        project.path / "scenarios" / "list.yaml",
+        "".join(f"{i}:\n  fault: stall\n  timeout: 120\n" for i in range(2, 9)),
+    )
+    # Each process notes what stopped it: SIGTERM itself, not xdist's shutdown some seconds later.
+    write(project.path / "conftest.py", STOPPED_BY)
+    # A codex that takes its longest to stop: under xdist, workers must clean up before xdist kills them.
+    wrapper = stubborn_codex(project)
+    watches = [Watch(project.path), Watch(project.path, wrapper=str(wrapper))]
+    args = ("--interllm", "input/list.md", "--interllm-concurrency", "2", "--interllm-codex", str(wrapper))
+    proc = start(project, *args, *xdist)
+    try:
+        wait_for(lambda: (project.path / "outputs" / "scenario_001.md").exists())
+        time.sleep(2.0)  # scenario 1 reported; stalled scenarios in flight, waiting on the provider
+        assert interllm_dirs(tmp)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+        proc.communicate()
+    seen = set().union(*(w.stop() for w in watches))
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "Terminated: SIGTERM: stopped as on Ctrl-C" in out
+    assert re.search(r"=+ 1 passed in [\d.]+s", out), out  # pytest's usual summary
+    assert seen and [pid for pid in seen if alive(pid)] == []
+    assert interllm_dirs(tmp) == []  # codex's homes and sessions (the prompts) with them
+    stopped = {p.name: p.read_text() for p in project.path.glob("stopped-by-*")}
+    processes = ["main", "gw0", "gw1"] if xdist else ["main"]
+    assert stopped == {f"stopped-by-{name}": "Terminated" for name in processes}
+
+
+def test_temp_dirs_of_a_killed_run_are_removed_at_the_next_start(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp = project.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: stall\n  timeout: 120\n")
+    watch = Watch(project.path)
+    killed = start(project, "--interllm", "input/list.md", "-k", "scenario_001")
+    wait_for(lambda: watch.seen)
+    killed.kill()  # kill -9: nothing of the run can clean up
+    killed.communicate(timeout=60)
+    [dead] = interllm_dirs(tmp)
+    (tmp / "interllm-mine").mkdir()  # not the plugin's
+    live = start(project, "--interllm", "input/list.md", "-k", "scenario_001")
+    try:
+        wait_for(lambda: set(interllm_dirs(tmp)) - {dead, "interllm-mine"})
+        [running] = set(interllm_dirs(tmp)) - {dead, "interllm-mine"}
+        assert dead not in interllm_dirs(tmp)  # removed as the next run started
+        result = project.runpytest_subprocess("--interllm", "input/list.md", "-k", "scenario_002", timeout=120)
+        result.assert_outcomes(passed=1, deselected=2)
+        assert interllm_dirs(tmp) == sorted([running, "interllm-mine"])  # a live run's dir is never touched
+        live.send_signal(signal.SIGTERM)
+        live.communicate(timeout=60)
+    finally:
+        live.kill()
+        live.communicate()
+        watch.stop()
+    assert interllm_dirs(tmp) == ["interllm-mine"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+from pytest_interllm.codex.process import alive
 from tests.conftest import jsonl, run, write
+from tests.test_no_orphans import Watch, codex_pids, start
 from tests.test_report import report_texts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_orchestrator.py"
@@ -96,11 +99,23 @@ def test_instructions_that_never_name_the_model_leave_codex_on_its_own(
         ("def build(codex, model):\n    return 'an agent'\n", "*orch:build: returned str, not an agents.Agent*"),
         ("x = 1\n", "*--interllm-agent orch:build: orch has no callable 'build'"),
         ("def build(codex, model):\n    raise KeyError('model')\n", "*orch:build: calling it failed: KeyError*"),
+        ("import sys\ndef build(codex, model):\n    sys.exit(3)\n", "*orch:build: calling it failed: SystemExit: 3"),
+        (
+            "def build(codex, model):\n    raise GeneratorExit('gone')\n",
+            "*orch:build: calling it failed: GeneratorExit: gone",
+        ),
+        (
+            "import time\ndef build(codex, model):\n    time.sleep(3600)\n",
+            "*orch:build: the factory did not return within 5s (--interllm-timeout); it is blocked in build at "
+            "orch.py:3",
+        ),
     ],
 )
 def test_a_factory_that_cannot_be_used_is_one_usage_error(project: pytest.Pytester, source: str, message: str) -> None:
     write(project.path / "orch.py", source)
-    result = run(project, *USE)
+    started = time.monotonic()
+    result = project.runpytest_subprocess(*USE, "--interllm-timeout", "5", timeout=60)
+    assert time.monotonic() - started < 40  # a factory that never returns does not hold up pytest's exit
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: pytest-interllm: {message}"])
     assert "START scenario" not in result.stdout.str()
@@ -159,3 +174,119 @@ def test_a_spec_without_an_attribute_is_a_usage_error(project: pytest.Pytester, 
     result = project.runpytest("--interllm", "input/list.md", "--interllm-agent", "orch", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: pytest-interllm: --interllm-agent 'orch': expected module:attr*"])
+
+
+# A user's module whose factory or hook blocks (beside `orch`, the example): each blocks once, the first time.
+BLOCKING = """
+import itertools
+import threading
+import time
+from pathlib import Path
+
+from agents import Agent, AgentHooks
+
+from orch import INSTRUCTIONS
+from pytest_interllm.codex.process import children
+
+_once = threading.Lock()
+_calls = itertools.count()
+
+
+class Hooks(AgentHooks):
+    async def on_start(self, context, agent):
+        if not _once.acquire(blocking=False):
+            return
+        home = agent.mcp_servers[0].params.env["CODEX_HOME"]
+        for pid in children():  # this scenario's codex, for the test to watch
+            try:
+                if f"CODEX_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\\0"):
+                    Path("blocked.pid").write_text(str(pid))
+            except OSError:
+                continue
+        time.sleep(3600)  # holds the event loop: a blocking call in an async hook
+
+
+def hooked(codex, model):
+    return Agent(name="acme-orchestrator", model=model, instructions=INSTRUCTIONS, mcp_servers=[codex], hooks=Hooks())
+
+
+def slow(codex, model):
+    if next(_calls) == 2:  # call 0 is the start-up check: one scenario's call never returns
+        time.sleep(3600)
+    return Agent(name="acme-orchestrator", model=model, instructions=INSTRUCTIONS, mcp_servers=[codex])
+"""
+
+
+def line_of(text: str) -> int:
+    """The line of `slow.py` that starts with `text`."""
+    return next(n for n, line in enumerate(BLOCKING.splitlines(), 1) if line.startswith(text))
+
+
+class LastSeen(Watch):
+    """A `Watch` that also remembers when each codex server was last seen alive (wall clock)."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.last: dict[int, float] = {}
+        super().__init__(cwd)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            now = time.time()
+            pids = codex_pids(self.cwd)
+            self.seen |= pids
+            self.last.update(dict.fromkeys(pids, now))
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("concurrency", ["1", "2"])
+def test_a_hook_that_blocks_times_out_and_its_codex_is_killed(
+    project: pytest.Pytester, orchestrator: Path, monkeypatch: pytest.MonkeyPatch, concurrency: str
+) -> None:
+    monkeypatch.setenv("INTERLLM_SCRIPTED_LATENCY", "0.5")  # the run goes on well after the blocked scenario
+    write(project.path / "slow.py", BLOCKING)
+    write(project.path / "input" / "list.md", "".join(f"- Copy partner bucket {i} to the archive\n" for i in range(5)))
+    watch = LastSeen(project.path)
+    proc = start(
+        project,
+        "--interllm",
+        "input/list.md",
+        "--interllm-agent",
+        "slow:hooked",
+        "--interllm-timeout",
+        "5",
+        "--interllm-concurrency",
+        concurrency,
+    )
+    try:
+        out, _ = proc.communicate(timeout=150)  # no hang at exit, though one thread sleeps for an hour
+    finally:
+        proc.kill()
+        proc.communicate()
+    seen = watch.stop()
+    assert "1 failed, 4 passed" in out, out
+    where = f"on_start at slow.py:{line_of('        time.sleep(3600)')}"
+    assert (
+        f"[timeout] a hook of your agent blocked the orchestrator's event loop past the 5s timeout: {where} "
+        "(a blocking call in an async hook, such as time.sleep); abandoned, its codex killed" in out
+    ), out
+    records = jsonl(project)
+    [failed] = [r for r in records if r["result"] == "failed"]
+    assert max(r["ended_at"] for r in records) > failed["ended_at"] + 2  # others ran on after it
+    blocked = int((project.path / "blocked.pid").read_text())
+    assert blocked in watch.last and watch.last[blocked] < failed["ended_at"] + 0.5  # killed with its scenario
+    assert seen and [pid for pid in seen if alive(pid)] == []
+
+
+def test_a_factory_that_blocks_on_a_scenario_times_out_and_the_others_go_on(
+    project: pytest.Pytester, orchestrator: Path
+) -> None:
+    write(project.path / "slow.py", BLOCKING)
+    args = ("--interllm", "input/list.md", "--interllm-agent", "slow:slow", "--interllm-timeout", "5")
+    result = project.runpytest_subprocess(*args, "--interllm-concurrency", "2", timeout=120)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "[[]timeout[]] your agent factory slow:slow did not return within 5s (blocked in slow at "
+            f"slow.py:{line_of('    if next(_calls) == 2:') + 1}); abandoned"
+        ]
+    )

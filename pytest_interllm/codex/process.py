@@ -46,3 +46,27 @@ def kill(pid: int) -> None:
     """SIGKILL, ignoring a process that is already gone."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def with_env(entry: str) -> set[int]:
+    """Live processes whose environment holds `entry` (`NAME=value`), and their descendants: what a child started
+    with that marker became, even once its parent is gone."""
+    marker = entry.encode()
+    found: set[int] = set()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry_dir in proc.iterdir():
+        if not entry_dir.name.isdigit():
+            continue
+        try:
+            if marker in (entry_dir / "environ").read_bytes().split(b"\0"):
+                found.add(int(entry_dir.name))
+        except OSError:
+            continue  # gone, or another user's
+    todo = list(found)
+    while todo:
+        for child in children(todo.pop()) - found:
+            found.add(child)
+            todo.append(child)
+    return {pid for pid in found if alive(pid)}

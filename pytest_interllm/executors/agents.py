@@ -8,6 +8,7 @@ upload), and codex's session model comes from codex's own session record, not fr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import shutil
@@ -15,10 +16,13 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pytest_interllm.agent_factory import HOOKS, AgentFactoryError, blocked_at
+from pytest_interllm.codex import process
 from pytest_interllm.codex.events import CallResult
 from pytest_interllm.executors.codex import CodexExecutor, config_toml
 from pytest_interllm.faults import CONFIG_DEFAULT_MODEL
@@ -32,12 +36,19 @@ class SpanCapture:
 
     def __init__(self) -> None:
         self.spans: dict[str, list[dict[str, Any]]] = {}
+        self._dropped: set[str] = set()
         self._lock = threading.Lock()
 
     def pop(self, trace_id: str) -> list[dict[str, Any]]:
         """The spans of one trace, forgotten here."""
         with self._lock:
             return self.spans.pop(trace_id, [])
+
+    def drop(self, trace_id: str) -> None:
+        """Forget a trace and keep none of its later spans (a run left behind may still end one day)."""
+        with self._lock:
+            self._dropped.add(trace_id)
+            self.spans.pop(trace_id, None)
 
     def on_trace_start(self, trace: Any) -> None:
         return None
@@ -51,7 +62,8 @@ class SpanCapture:
     def on_span_end(self, span: Any) -> None:
         exported = json.loads(json.dumps(span.export() or {}, default=str))
         with self._lock:
-            self.spans.setdefault(str(exported.get("trace_id")), []).append(exported)
+            if str(exported.get("trace_id")) not in self._dropped:
+                self.spans.setdefault(str(exported.get("trace_id")), []).append(exported)
 
     def shutdown(self) -> None:
         return None
@@ -116,6 +128,72 @@ def _output_text(output: Any) -> str:
     return str(output)
 
 
+TAG_ENV = "INTERLLM_CODEX_TAG"  # marks the codex of one orchestrator run: found and killed by it when left behind
+GRACE = 2.0  # seconds past a scenario's limit before its run is looked at: the run's own timeout fires first
+
+
+class OrchestratorRun:
+    """One scenario's orchestrator on a thread and event loop of its own: a factory, hook or tool of the user's
+    that blocks can be left behind when the scenario's time is up, without holding up the other scenarios."""
+
+    def __init__(self, build: Callable[[], Any], body: Callable[[Any], Coroutine[Any, Any, None]], tag: str) -> None:
+        self.build = build  # the Agent: the user's factory, or the plugin's own
+        self.body = body  # its run on this thread's loop
+        self.tag = tag
+        self.phase = "factory"
+        self.error: BaseException | None = None  # what the factory (or the run) raised past its own handling
+        self.stopped = False  # the executor closed (Ctrl-C, -x, SIGTERM): the waiter gives up
+        self.wake = threading.Event()  # the run ended, or was stopped
+        self._left = False  # abandoned or stopped: start nothing more
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        # A daemon thread: one that never comes back must not keep pytest from exiting.
+        self.thread = threading.Thread(target=self._main, name="interllm-orchestrator", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            agent = self.build()
+            loop = asyncio.new_event_loop()
+            try:
+                with self._lock:
+                    if self._left:
+                        return
+                    self.phase = "run"
+                    self._loop, self._task = loop, loop.create_task(self.body(agent))
+                loop.run_until_complete(self._task)
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+                loop.close()
+        except BaseException as exc:  # sys.exit() in a factory or hook, a cancellation: never out of this thread
+            self.error = exc
+        finally:
+            self.wake.set()
+
+    def leave(self, stopped: bool = False) -> None:
+        """Start nothing more and cancel the run (which happens only once its loop is free again)."""
+        with self._lock:
+            self._left = True
+            self.stopped = self.stopped or stopped
+            if self._loop is not None and self._task is not None and not self._loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # the loop closed in between
+                    self._loop.call_soon_threadsafe(self._task.cancel)
+        if stopped:
+            self.wake.set()
+
+    def responsive(self, within: float = 1.0) -> bool:
+        """Whether the run's event loop still turns (it is not held by blocking code)."""
+        loop, answered = self._loop, threading.Event()
+        if loop is None or loop.is_closed():
+            return False
+        try:
+            loop.call_soon_threadsafe(answered.set)
+        except RuntimeError:
+            return False
+        return answered.wait(within)
+
+
 class AgentsExecutor(CodexExecutor):
     """Runs each scenario as `Runner.run(orchestrator, prompt)` with codex behind `MCPServerStdio`."""
 
@@ -125,6 +203,9 @@ class AgentsExecutor(CodexExecutor):
         self.agent_factory = agent_factory  # --interllm-agent: the user's own orchestrator, (codex, model) -> Agent
         self._given: dict[str, tuple[Any, Any]] = {}  # label → (agent, its codex server), for `interllm_agents`
         self._tracing = False
+        self._runs: set[OrchestratorRun] = set()  # in flight now
+        self._tags: set[str] = set()  # of every run: codex processes left behind are found by them at close
+        self._runs_lock = threading.Lock()
 
     def codex_server(self, codex_home: Path, limit: float) -> Any:
         """The codex MCP server an orchestrator gets: our codex, an isolated CODEX_HOME, cwd = the rootdir."""
@@ -135,7 +216,7 @@ class AgentsExecutor(CodexExecutor):
             params={
                 "command": self.codex.path,
                 "args": ["mcp-server"],
-                "env": self.codex_env(codex_home),
+                "env": {**self.codex_env(codex_home), TAG_ENV: uuid.uuid4().hex},
                 "cwd": str(self.settings.rootdir),
             },
             client_session_timeout_seconds=limit,
@@ -181,6 +262,8 @@ class AgentsExecutor(CodexExecutor):
         fault_requests: int | None,
         label: str,
     ) -> ScenarioOutcome:
+        from openai import AsyncOpenAI
+
         self.start()
         target, limit, expected, moved = self._prepare(output_file, model, expected_model, timeout)
         orchestrator_model = self.settings.orchestrator_model or expected
@@ -212,16 +295,31 @@ class AgentsExecutor(CodexExecutor):
         trace_id = f"trace_{uuid.uuid4().hex}"
         start = time.monotonic()
         result = CallResult()
-        run_info: dict[str, Any] = {"trace_id": trace_id, "given": given}
+        run_info: dict[str, Any] = {"trace_id": trace_id}
+        codex = given[1] if given is not None else self.codex_server(codex_home, limit)
+        client = AsyncOpenAI(base_url=base_url, api_key=self.token, max_retries=0)  # the scenario's provider
+        run = OrchestratorRun(
+            lambda: self._agent(given, codex, model or expected, orchestrator_model, client, run_info),
+            lambda agent: self._run_agent(agent, client, prompt, limit, start + limit, result, run_info),
+            str(codex.params.env.get(TAG_ENV, "")),
+        )
         try:
-            self.runner.run(
-                self._run_agent(
-                    prompt, model or expected, orchestrator_model, codex_home, limit, result, run_info, base_url
-                ),
-                limit + 60,
-            )
+            blocked = self._wait(run, limit)
         finally:
             call.close()
+        if blocked is not None:  # left behind: what its thread may still write is no longer looked at
+            self.capture.drop(trace_id)
+            result = CallResult(timed_out=True, error=blocked)
+            run_info = {"agent": run_info.get("agent", {})}
+        elif run.phase == "factory" and run.error is not None:
+            error = run.error
+            if given is not None or self.agent_factory is None:
+                raise error
+            raise AgentFactoryError(
+                f"--interllm-agent {self.settings.agent}: calling it failed: {type(error).__name__}: {error}"
+            ) from None
+        elif run.error is not None:  # sys.exit() or a KeyboardInterrupt raised by the user's code during the run
+            result.error = f"{type(run.error).__name__}: {run.error}"
         records = call.requests()
         outcome.duration = time.monotonic() - start
         codex_requests = [r for r in records if r.user_agent.startswith("codex")]
@@ -247,23 +345,12 @@ class AgentsExecutor(CodexExecutor):
             shutil.rmtree(codex_home, ignore_errors=True)
         return outcome
 
-    async def _run_agent(
-        self,
-        prompt: str,
-        model: str,
-        orchestrator_model: str,
-        codex_home: Path,
-        limit: float,
-        result: CallResult,
-        info: dict[str, Any],
-        base_url: str,
-    ) -> None:
-        from agents import Agent, OpenAIProvider, OpenAIResponsesModel, RunConfig, Runner, trace
-        from openai import AsyncOpenAI
+    def _agent(
+        self, given: Any, codex: Any, model: str, orchestrator_model: str, client: Any, info: dict[str, Any]
+    ) -> Any:
+        """The orchestrator of one scenario: a hand-written test's, the user's factory's, or the plugin's own."""
+        from agents import Agent, OpenAIResponsesModel
 
-        client = AsyncOpenAI(base_url=base_url, api_key=self.token, max_retries=0)
-        given = info.get("given")
-        codex = given[1] if given is not None else self.codex_server(codex_home, limit)
         if given is not None:
             agent = given[0]
         elif self.agent_factory is not None:
@@ -278,6 +365,87 @@ class AgentsExecutor(CodexExecutor):
         declared = agent.model if isinstance(agent.model, str) or agent.model is None else type(agent.model).__name__
         instructions = agent.instructions if isinstance(agent.instructions, str) else "(set by a function)"
         info["agent"] = {"name": agent.name, "model": declared, "instructions": instructions}
+        return agent
+
+    def _wait(self, run: OrchestratorRun, limit: float) -> str | None:
+        """Run `run` and wait for it: None once it ended, else why it was left behind (its codex killed)."""
+        with self._runs_lock:
+            self._runs.add(run)
+            self._tags.add(run.tag)
+        try:
+            run.thread.start()
+            ended = run.wake.wait(limit + GRACE)
+            where = blocked_at(run.thread, self.settings.rootdir) if not ended else None
+            if not ended and where is None and run.phase == "run" and run.responsive():
+                # Its own timeout fired and it is closing codex: it gets the time a stop gets.
+                ended = run.wake.wait(self.stop_limit)
+                where = blocked_at(run.thread, self.settings.rootdir) if not ended else None
+            if run.stopped:
+                raise concurrent.futures.CancelledError("the run was stopped")
+            if ended:
+                return None
+            run.leave()
+            self._kill(run.tag)
+            return self._blocked(run.phase, where, limit)
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: the run and its codex end with the wait
+            run.leave(stopped=True)
+            self._kill(run.tag)
+            raise
+        finally:
+            with self._runs_lock:
+                self._runs.discard(run)
+
+    def _blocked(self, phase: str, where: tuple[str, str] | None, limit: float) -> str:
+        """What held a run past its time: the user's factory, a hook, other code of theirs, or the run itself."""
+        at = f"{where[0]} at {where[1]}" if where else ""
+        if phase == "factory":
+            blocked = f" (blocked in {at})" if at else ""
+            return f"your agent factory {self.settings.agent} did not return within {limit:g}s{blocked}; abandoned"
+        if where is not None and where[0] in HOOKS:
+            return (
+                f"a hook of your agent blocked the orchestrator's event loop past the {limit:g}s timeout: {at} "
+                "(a blocking call in an async hook, such as time.sleep); abandoned, its codex killed"
+            )
+        if where is not None:
+            return (
+                f"your agent's code blocked the orchestrator's event loop past the {limit:g}s timeout: {at}; "
+                "abandoned, its codex killed"
+            )
+        return f"the orchestrator run did not end within {limit:g}s; abandoned, its codex killed"
+
+    @staticmethod
+    def _kill(tag: str) -> None:
+        """Kill the codex processes of one run (found by their marker), and what they started."""
+        if tag:
+            for pid in process.with_env(f"{TAG_ENV}={tag}"):
+                process.kill(pid)
+
+    def close(self) -> None:
+        """Stop the orchestrator runs still in flight (their codex killed if they do not end), then the rest."""
+        with self._runs_lock:
+            runs, tags = list(self._runs), set(self._tags)
+        for run in runs:
+            run.leave(stopped=True)
+        deadline = time.monotonic() + self.stop_grace
+        for run in runs:  # a cancelled run closes its codex itself; one held by blocking code of the user's cannot
+            if blocked_at(run.thread, self.settings.rootdir) is None:
+                run.thread.join(max(deadline - time.monotonic(), 0))
+        for tag in tags:
+            self._kill(tag)
+        super().close()
+
+    async def _run_agent(
+        self,
+        agent: Any,
+        client: Any,
+        prompt: str,
+        limit: float,
+        deadline: float,
+        result: CallResult,
+        info: dict[str, Any],
+    ) -> None:
+        from agents import OpenAIProvider, RunConfig, Runner, trace
+
         # Every model request of the run goes to the scenario's provider URL, whatever the agent names as its
         # model (a string, or none: the SDK's default): nothing reaches a provider unaudited.
         run_config = RunConfig(model_provider=OpenAIProvider(openai_client=client, use_responses=True))
@@ -286,7 +454,10 @@ class AgentsExecutor(CodexExecutor):
                 for server in agent.mcp_servers:
                     await servers.enter_async_context(server)
                 with trace("interllm scenario", trace_id=info["trace_id"]):  # this scenario's spans, apart
-                    run = await asyncio.wait_for(Runner.run(agent, prompt, max_turns=4, run_config=run_config), limit)
+                    run = await asyncio.wait_for(
+                        Runner.run(agent, prompt, max_turns=4, run_config=run_config),
+                        max(deadline - time.monotonic(), 0.1),
+                    )
         except TimeoutError:
             result.timed_out = True
             result.error = f"no answer from the orchestrator and codex within {limit:g}s"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -25,6 +23,7 @@ from pytest_interllm.outcome import AuditRecord, ScenarioOutcome, ToolCall
 from pytest_interllm.outputs import OutputGuard
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
+from pytest_interllm.workdirs import Workdir
 
 PROVIDER_ID = "interllm"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -125,7 +124,8 @@ class CodexExecutor:
         self.codex = codex
         self.label = label
         self.server: CodexProcess | None = None
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"interllm-{label}-"))
+        self._workdir = Workdir(label)  # locked while this process lives: a later run removes it if this one dies
+        self.workdir = self._workdir.path
         self.home = self.workdir / "home"
         self.codex_home = settings.codex_home or self.workdir / "codex-home"
         self.stderr_path = self.workdir / "codex-stderr.log"
@@ -430,4 +430,4 @@ class CodexExecutor:
         self.endpoint.stop()
         self.runner.cancel_all()  # anything still in flight (-x, Ctrl-C) ends now, its thread with it
         self.runner.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self._workdir.remove()
