@@ -96,3 +96,18 @@ def test_an_agent_without_a_model_is_told_what_the_sdk_ran_and_where_to_fix_it(p
             "check next: the orchestrator runs the model its Agent names: give the Agent `model=`*",
         ]
     )
+
+
+@pytest.mark.parametrize("executor", ["agents", "app-server"])
+def test_every_executor_checks_sandbox_approval_and_cwd(project: pytest.Pytester, executor: str) -> None:
+    write(project.path / "scenarios" / "list.yaml", "2:\n  fault: wrong-sandbox\n")
+    result = run(project, "--interllm", "input/list.md", "--interllm-executor", executor)
+    result.assert_outcomes(passed=2, failed=1)
+    first, wrong, _ = jsonl(project)
+    assert first["session_config"] == {
+        "sandbox": "workspace-write",
+        "approval-policy": "never",
+        "cwd": str(project.path),
+    }
+    assert wrong["failure_class"] == "config-mismatch"
+    assert "sandbox='read-only', asked 'workspace-write'" in wrong["failure"]

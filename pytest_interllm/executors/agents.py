@@ -86,6 +86,9 @@ def rollout_events(codex_home: Path, thread_id: str) -> list[CodexEvent]:
             when = _timestamp(entry.get("timestamp"))
             if kind == "turn_context":
                 msg = {"type": "session_configured", "model": payload.get("model"), "session_id": thread_id}
+                # What codex ran the turn under, as the codex executor reads it from session_configured.
+                keys = ("cwd", "approval_policy", "sandbox_policy", "permission_profile")
+                msg.update({key: payload[key] for key in keys if key in payload})
                 events.append(CodexEvent(time=when, type="session_configured", msg=msg))
             elif kind == "response_item":
                 events.append(CodexEvent(time=when, type="raw_response_item", msg={"item": payload}))
@@ -339,6 +342,7 @@ class AgentsExecutor(CodexExecutor):
         outcome.agent_usage = run_info.get("usage", {})
         outcome.orchestrator = run_info.get("agent", {})
         self._fill(outcome, result, self.stderr_path.stat().st_size if self.stderr_path.exists() else 0, target)
+        outcome.session_config_source = "codex's session record, turn_context"
         outcome.final_output = str(run_info.get("final_output") or result.text or outcome.final_output)
         outcome.agent_replied = bool(outcome.final_output.strip())
         if owned:
