@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.process import alive
 from pytest_interllm.executors.codex import CodexExecutor
-from pytest_interllm.faults import EXPECTED_CLASS
+from pytest_interllm.faults import EXPECTED_CLASS, FAULT_LIST
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
 from pytest_interllm.plugin import make_executor
 from pytest_interllm.settings import Settings
@@ -21,6 +22,7 @@ HEADLINES = {
     "http-401": "codex returned HTTP 401: unexpected status 401 Unauthorized: Incorrect API key provided*",
     "http-429": "codex returned HTTP 429 after 1 retries: *429 Too Many Requests*",
     "http-500": "codex returned HTTP 500 after 1 retries: *",
+    "http-503": "codex returned HTTP 503 after 1 retries: *",
     "stall": "no answer from codex within 3s",
     "bad-sse": "codex returned an error: stream disconnected before completion*",
     "exec-missing": "outputs/scenario_002.md not written: codex could not start the command",
@@ -223,3 +225,13 @@ def test_provider_retries_back_off_exponentially_up_to_the_limit(
         executor.close()
     assert len(attempts) == 3 and sleeps == [1.0, 3.0]  # Retry-After 1 s, then doubled (1 × (2² − 1))
     assert outcome.provider_retries == 2 and outcome.retry_errors == ["429", "429"]
+
+
+def test_the_readme_fault_table_is_the_registry() -> None:
+    """Each fault's row in the README (name, what happens, class) is its one entry in faults.py."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| fault | what happens (real codex, scripted model) | class |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.*) \| `([a-z-]+)` \|$", table, re.MULTILINE)
+    assert [(name, what, expected) for name, what, expected in rows] == [
+        (fault.name, fault.what, fault.expected) for fault in FAULT_LIST
+    ]

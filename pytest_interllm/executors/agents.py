@@ -21,11 +21,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pytest_interllm import faults
 from pytest_interllm.agent_factory import HOOKS, AgentFactoryError, blocked_at
 from pytest_interllm.codex import process
 from pytest_interllm.codex.events import CallResult
 from pytest_interllm.executors.codex import CodexExecutor, config_toml
-from pytest_interllm.faults import CONFIG_DEFAULT_MODEL
 from pytest_interllm.outcome import CodexEvent, ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate
 
@@ -273,17 +273,18 @@ class AgentsExecutor(CodexExecutor):
         call = self.endpoint.open(label, fault, fault_requests)
         base_url = call.url  # the orchestrator's requests and codex's: both audited under this scenario
         given = self._given.get(label)
+        injected = faults.get(fault)
         owned = False  # a CODEX_HOME made for this scenario, removed after it
         if given is not None:  # a hand-written test's agent: its codex server's CODEX_HOME is fixed already
             codex_home = Path(given[1].params.env["CODEX_HOME"])
-        elif self.settings.codex_home is None or fault == "omit-model":
+        elif self.settings.codex_home is None or (injected is not None and injected.config_model):
             # codex starts per scenario here, with its own CODEX_HOME: scenarios in flight at once must not share
             # the config.toml that names their provider URL.
             codex_home, owned = Path(tempfile.mkdtemp(prefix="codex-home-", dir=self.workdir)), True
         else:
             codex_home = self.codex_home  # the user's --interllm-codex-home, their config as it is
-        if fault == "omit-model":  # the original machine: codex's config defaults to gpt-4o
-            (codex_home / "config.toml").write_text(f'model = "{CONFIG_DEFAULT_MODEL}"\n' + config_toml(base_url))
+        if injected is not None and injected.config_model:  # the original machine: codex's config names a model
+            (codex_home / "config.toml").write_text(f'model = "{injected.config_model}"\n' + config_toml(base_url))
         elif codex_home != self.codex_home:
             (codex_home / "config.toml").write_text(config_toml(base_url))
         outcome = ScenarioOutcome(

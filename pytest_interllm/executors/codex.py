@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_interllm import faults
 from pytest_interllm.checks import check_outcome
 from pytest_interllm.codex.events import CallResult, session_config, tool_calls
 from pytest_interllm.codex.locate import CodexBinary
@@ -18,7 +19,7 @@ from pytest_interllm.codex.server import CodexServer
 from pytest_interllm.endpoint import Endpoint
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
-from pytest_interllm.faults import CONFIG_DEFAULT_MODEL, TRANSIENT_STATUSES, other_sandbox
+from pytest_interllm.faults import TRANSIENT_STATUSES
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome, ToolCall
 from pytest_interllm.outputs import OutputGuard
 from pytest_interllm.runtime import LoopRunner
@@ -222,16 +223,13 @@ class CodexExecutor:
             "approval-policy": "never",
             "config": config,
         }
-        if fault == "omit-model":
-            config["model"] = CONFIG_DEFAULT_MODEL  # codex's config default; the call leaves `model` out
-        elif fault == "http-400-empty-model":
-            args["model"] = ""
-        elif model is not None:
+        if model is not None:
             args["model"] = model
-        if fault == "mcp-no-content":
-            args["approval-policy"] = "sometimes"  # codex answers isError without structuredContent
-        if fault == "wrong-sandbox":
-            args["sandbox"] = other_sandbox(self.settings.sandbox)  # a caller that passes the wrong sandbox
+        injected = faults.get(fault)
+        if injected is not None and injected.by_call:  # a caller that gets its own call wrong
+            args = injected.shape_call(args)
+            if injected.config_model is not None:
+                config["model"] = injected.config_model  # codex's own config default fills what the call left out
         return args
 
     def expected_config(self) -> dict[str, str]:

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pytest_interllm.faults import other_sandbox
+from pytest_interllm import faults
+from pytest_interllm.faults import Fault, WritePlan
 from pytest_interllm.grader import read_request, scripted_verdicts
 from pytest_interllm.outcome import AuditRecord
 from pytest_interllm.providers.audit import audit_request, user_texts
@@ -32,8 +33,6 @@ AGENT_TOOLS = "multi_agent_v1"  # codex's namespace of sub-agent tools (spawn_ag
 SUBAGENT_MODEL = "gpt-5.6-luna"
 # The codex call arguments an orchestrator's instructions state as `key: value` lines (a list bullet allowed).
 _ARG = re.compile(r"^\s*(?:[-*]\s*)?(model|cwd|sandbox|approval-policy):\s*`?([^`\s][^`]*?)`?\s*$", re.MULTILINE)
-OUTSIDE_DIR = "/opt/interllm-outside"  # not a writable root of codex's workspace-write sandbox
-MISSING_DIR = "/nonexistent/interllm-missing-workdir"
 _EOF = "INTERLLM_EOF"
 _PATH_PATTERNS = (
     re.compile(r"to the file `([^`\n]+)`"),
@@ -224,19 +223,19 @@ class ScriptedModel(LocalServer):
         context = self._context(request)
         if context is not None:
             context.requests += 1
-        fault = context.active_fault() if context else None
+        fault = faults.get(context.active_fault() if context else None)
         if self.latency:
             await asyncio.sleep(self.latency)
         refused = self._refusal(model, fault)
         if refused is not None:
             self._record(request, start, model, refused.status_code, retry_after=refused.headers.get("retry-after"))
             return refused
-        if fault == "crash" and context is not None and context.on_crash is not None:
+        if fault is not None and fault.kills_codex and context is not None and context.on_crash is not None:
             context.on_crash()
-        if fault == "stall":
+        if fault is not None and fault.stall:
             self._record(request, start, model, 200)
             return StreamingResponse(self._stall(request), media_type="text/event-stream")
-        if fault == "bad-sse":
+        if fault is not None and fault.broken_stream:
             self._record(request, start, model, 200)
             return Response(
                 b'event: response.created\ndata: {"type": "response.created", "respo\n\n',
@@ -272,33 +271,14 @@ class ScriptedModel(LocalServer):
         return Response(self._sse(response_id, model, items, usage), media_type="text/event-stream")
 
     @staticmethod
-    def _refusal(model: str | None, fault: str | None) -> JSONResponse | None:
+    def _refusal(model: str | None, fault: Fault | None) -> JSONResponse | None:
         """HTTP errors: an empty model is always refused, as OpenAI does; the rest only under a fault."""
-        if model == "" or fault == "http-400-empty-model":
-            return _error(
-                400,
-                f"The '{model or ''}' model is not supported when using Codex with a ChatGPT account.",
-                "invalid_request_error",
-                "model_not_supported",
-            )
-        if fault == "http-401":
-            return _error(
-                401,
-                "Incorrect API key provided. You can find your API key in your account settings.",
-                "invalid_request_error",
-                "invalid_api_key",
-            )
-        if fault == "http-429":
-            return _error(
-                429,
-                "Rate limit reached for requests. Please try again in 1s.",
-                "requests",
-                "rate_limit_exceeded",
-                **{"Retry-After": "1"},
-            )
-        if fault == "http-500":
-            return _error(500, "The server had an error while processing your request.", "server_error")
-        return None
+        refusal = faults.REGISTRY["http-400-empty-model"].refusal if model == "" else None
+        refusal = refusal or (fault.refusal if fault is not None else None)
+        if refusal is None:
+            return None
+        headers = {"Retry-After": refusal.retry_after} if refusal.retry_after else {}
+        return _error(refusal.status, refusal.message.format(model=model or ""), refusal.kind, refusal.code, **headers)
 
     @staticmethod
     async def _stall(request: Request) -> AsyncIterator[bytes]:
@@ -318,7 +298,7 @@ class ScriptedModel(LocalServer):
         events.append({"type": "response.completed", "response": {"id": response_id, "model": model, "usage": usage}})
         return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
 
-    def _answer(self, body: dict[str, Any], fault: str | None = None) -> list[dict[str, Any]]:
+    def _answer(self, body: dict[str, Any], fault: Fault | None = None) -> list[dict[str, Any]]:
         graded = read_request(body)
         if graded is not None:  # a grader's request: judged by phrase matching, not by a model
             return [self._message(json.dumps({"criteria": scripted_verdicts(*graded)}))]
@@ -338,22 +318,21 @@ class ScriptedModel(LocalServer):
             return [self._message(self._final_text(scenario, outputs[-1]))]
         if scenario.output_path is None:
             return [self._message("I found no output file path in the prompt, so I wrote nothing.")]
-        if fault == "subagent-model" and AGENT_TOOLS in tools:
+        plan = WritePlan(path=scenario.output_path)
+        plan = fault.shape_plan(plan) if fault is not None else plan
+        if plan.delegate and AGENT_TOOLS in tools:
             delegated = self._delegate(items)
             if delegated is not None:
                 return [delegated]
         document = render_document(scenario)
-        if fault == "no-write":
+        if plan.reply_instead:
             return [self._message(f"Here is the plan for '{scenario.title}':\n\n{document}")]
-        path = scenario.output_path
-        if fault == "write-outside":
-            path = f"{OUTSIDE_DIR}/{path.rsplit('/', 1)[-1]}"
-        tools = _tool_names(body)
+        path = plan.path
         call_id = f"{CALL_PREFIX}{self._next_id()}"
         if "exec_command" in tools:
             cmd: dict[str, Any] = {"cmd": write_command(path, document)}
-            if fault == "exec-missing":
-                cmd["workdir"] = MISSING_DIR
+            if plan.workdir is not None:
+                cmd["workdir"] = plan.workdir
             return [self._function_call(call_id, "exec_command", cmd)]
         if "shell" in tools:
             argv = {"command": ["bash", "-c", write_command(path, document)]}
@@ -402,7 +381,7 @@ class ScriptedModel(LocalServer):
             return {**call, "namespace": AGENT_TOOLS}
         return None
 
-    def _orchestrate(self, body: dict[str, Any], items: Any, fault: str | None) -> list[dict[str, Any]]:
+    def _orchestrate(self, body: dict[str, Any], items: Any, fault: Fault | None) -> list[dict[str, Any]]:
         """The orchestrator of the Agents SDK executor: one `codex` tool call, then codex's answer as its own."""
         outputs = [
             i
@@ -426,12 +405,8 @@ class ScriptedModel(LocalServer):
         args: dict[str, Any] = {"prompt": "\n".join(user_texts(items))}
         for found in _ARG.finditer(str(body.get("instructions") or "")):
             args[found.group(1)] = found.group(2).strip()
-        if fault == "omit-model":
-            args.pop("model", None)
-        if fault == "mcp-no-content":
-            args["approval-policy"] = "sometimes"
-        if fault == "wrong-sandbox":
-            args["sandbox"] = other_sandbox(str(args.get("sandbox", "")))
+        if fault is not None and fault.by_call:  # what a faulty executor does to its call, the orchestrator does
+            args = fault.shape_call(args)
         return [self._function_call(f"{ORCHESTRATOR_PREFIX}{self._next_id()}", "codex", args)]
 
     @staticmethod
