@@ -25,9 +25,9 @@ from typing import Any
 
 from common import project, pytest_run, scenario_list, update_summary, write_result
 
+from pytest_interllm.codex.config import config_toml, provider_config
 from pytest_interllm.codex.locate import locate
 from pytest_interllm.codex.server import CodexServer
-from pytest_interllm.executors.codex import config_toml, provider_config
 from pytest_interllm.providers.scripted import CallContext, ScriptedModel
 
 LATENCY = 1.0

@@ -17,8 +17,8 @@ from common import HERE, median, project, pytest_run, update_summary, write_resu
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from pytest_interllm.codex.config import config_toml, provider_config
 from pytest_interllm.codex.locate import locate
-from pytest_interllm.executors.codex import config_toml, provider_config
 from pytest_interllm.prompt import PromptTemplate
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.scenarios import parse_scenarios

@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pytest_interllm.transports import TRANSPORTS
+
 # What codex's own config says when the executor leaves the model out (the original script's machine).
 CONFIG_DEFAULT_MODEL = "gpt-4o"
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 OUTSIDE_DIR = "/opt/interllm-outside"  # not a writable root of codex's workspace-write sandbox
 MISSING_DIR = "/nonexistent/interllm-missing-workdir"
-# Executors whose orchestrator is the scripted model too: every fault there is acted out by it.
-SCRIPTED_ORCHESTRATOR = ("agents",)
 
 
 def other_sandbox(asked: str) -> str:
@@ -76,7 +76,8 @@ class Fault:
         why = self.not_for.get(executor)
         if why:
             return f"the {self.name} fault is not available with the {executor} executor ({why})"
-        if provider != "offline" and (executor in SCRIPTED_ORCHESTRATOR or not self.by_call):
+        scripted_orchestrator = executor in TRANSPORTS and TRANSPORTS[executor].scripted_orchestrator
+        if provider != "offline" and (scripted_orchestrator or not self.by_call):
             return (
                 f"fault {self.name!r} is acted out by the built-in scripted model: it needs --interllm-provider "
                 f"offline (this run's provider is {provider})"
@@ -93,7 +94,7 @@ FAULT_LIST = (
     Fault(
         "http-400-empty-model",
         "empty-model",
-        "the call passes `model: \"\"`; the provider answers 400 \"The '' model is not supported…\"",
+        'the call passes `model: ""`; the provider answers 400 "The \'\' model is not supported…"',
         by_call=True,
         call=lambda a: {**a, "model": ""},
         refusal=Refusal(

@@ -54,38 +54,32 @@ from pytest_interllm.settings import Settings, add_options, resolve
 from pytest_interllm.signals import SigtermAsCtrlC
 
 if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and httpx: imported when used
-    from pytest_interllm.executors.agents import AgentsExecutor
-    from pytest_interllm.executors.codex import CodexExecutor
     from pytest_interllm.providers.service import ProviderPlan, ProviderService, ProxyClient
     from pytest_interllm.run import InFlight
+    from pytest_interllm.run.attempt import Executor
 
 PLUGIN_NAME = "interllm-session"
 
 
-def make_executor(
-    settings: Settings, codex: CodexBinary, label: str, proxy: ProxyClient | None = None
-) -> CodexExecutor:
+def make_executor(settings: Settings, codex: CodexBinary, label: str, proxy: ProxyClient | None = None) -> Executor:
     """The configured executor on a new event loop, with its provider endpoint: the run's proxy if there is one,
-    else the worker's own scripted model. The Agents SDK is imported only when it is chosen."""
-    from pytest_interllm.executors.codex import CodexExecutor
+    else the worker's own scripted model. A transport's heavy SDK is imported only when it is chosen."""
+    from pytest_interllm import transports
     from pytest_interllm.providers.endpoints import endpoint_for
+    from pytest_interllm.run.attempt import Executor
     from pytest_interllm.runtime import LoopRunner
 
     runner = LoopRunner()
     endpoint = endpoint_for(runner, proxy)
-    if settings.executor == "agents":
-        from pytest_interllm.executors.agents import AgentsExecutor
-
-        model = settings.orchestrator_model or settings.model
-        factory = (
-            agent_factory.load(settings.agent, settings.rootdir, model, settings.timeout) if settings.agent else None
+    factory = (
+        agent_factory.load(
+            settings.agent, settings.rootdir, settings.orchestrator_model or settings.model, settings.timeout
         )
-        return AgentsExecutor(settings, codex, endpoint, runner, label, agent_factory=factory)
-    if settings.executor == "app-server":
-        from pytest_interllm.executors.appserver import AppServerExecutor
-
-        return AppServerExecutor(settings, codex, endpoint, runner, label)
-    return CodexExecutor(settings, codex, endpoint, runner, label)
+        if settings.agent
+        else None
+    )
+    transport = transports.load(settings.executor)
+    return Executor(settings, codex, endpoint, runner, transport, label, agent_factory=factory)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -254,7 +248,7 @@ class BoundCodex:
     """The executor as one test sees it: the test's marker gives the default model and timeout."""
 
     def __init__(
-        self, executor: CodexExecutor, model: str | None, timeout: float | None, label: str, prices: Prices
+        self, executor: Executor, model: str | None, timeout: float | None, label: str, prices: Prices
     ) -> None:
         self.executor = executor
         self.model = model
@@ -263,7 +257,7 @@ class BoundCodex:
         self.prices = prices
 
     def run(self, prompt: str, *, output_file: Path | str, **kwargs: Any) -> ScenarioOutcome:
-        """`CodexExecutor.run` with the marker's model and timeout unless given here."""
+        """`Executor.run` with the marker's model and timeout unless given here."""
         if "model" not in kwargs and self.model is not None:
             kwargs["model"] = self.model
         if kwargs.get("timeout") is None and self.timeout is not None:
@@ -348,7 +342,7 @@ class InterllmSession:
         self.config = config
         self.settings = settings
         self.codex = codex
-        self.executor: CodexExecutor | None = None
+        self.executor: Executor | None = None
         self.redactor = Redactor.from_environ()
         self.status = StatusLines(settings.lists, settings.rootdir, list_cache_dir(config), self.redactor)
         self.records: list[dict[str, Any]] = []
@@ -370,7 +364,7 @@ class InterllmSession:
         config.stash[EXECUTOR_KEY] = self.get_executor
         config.stash[REDACTOR_KEY] = self.redactor
 
-    def get_executor(self) -> CodexExecutor:
+    def get_executor(self) -> Executor:
         """The worker's executor, started on first use."""
         if self.executor is None:
             if self.codex is None:
@@ -763,7 +757,7 @@ class InterllmSession:
 
 
 @contextlib.contextmanager
-def _standalone(config: pytest.Config, settings: Settings) -> Iterator[CodexExecutor]:
+def _standalone(config: pytest.Config, settings: Settings) -> Iterator[Executor]:
     """An executor of its own for hand-written tests, with the configured provider set up here (the audit proxy
     with the user's credential for a real provider), so they run for real too."""
     try:
@@ -793,7 +787,7 @@ def _standalone(config: pytest.Config, settings: Settings) -> Iterator[CodexExec
 
 
 @pytest.fixture(scope="session")
-def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]:
+def interllm_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     """The worker's codex executor (one reused codex server), shared by every test of the session."""
     session: InterllmSession | None = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
     if session is not None:
@@ -804,42 +798,46 @@ def interllm_executor(request: pytest.FixtureRequest) -> Iterator[CodexExecutor]
 
 
 @pytest.fixture(scope="session")
-def _interllm_agents_executor(request: pytest.FixtureRequest) -> Iterator[AgentsExecutor]:
+def _interllm_agents_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     """An agents executor for `interllm_agents`: the session's, else one of its own (whatever --interllm-executor)."""
-    from pytest_interllm.executors.agents import AgentsExecutor
+    from pytest_interllm.transports.agents import AgentsTransport
 
     session: InterllmSession | None = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if session is not None and isinstance(session.executor, AgentsExecutor):
+    if session is not None and session.executor is not None and isinstance(session.executor.transport, AgentsTransport):
         yield session.executor
         return
     settings = replace(request.config.stash[SETTINGS_KEY], executor="agents", agent=None)
     with _standalone(request.config, settings) as executor:
-        assert isinstance(executor, AgentsExecutor)
+        assert isinstance(executor.transport, AgentsTransport)
         yield executor
 
 
 class AgentsHarness:
     """`interllm_agents`: test your own Agents SDK orchestrator with the plugin's codex, provider and evidence."""
 
-    def __init__(self, executor: AgentsExecutor, label: str, prices: Prices) -> None:
+    def __init__(self, executor: Executor, label: str, prices: Prices) -> None:
+        from pytest_interllm.transports.agents import AgentsTransport
+
+        assert isinstance(executor.transport, AgentsTransport)
         self.executor = executor
+        self.transport = executor.transport
         self.label = label
         self.prices = prices
         executor.start()  # the provider's token goes into codex's environment below
         home = Path(tempfile.mkdtemp(prefix="codex-home-", dir=executor.workdir))
-        self.codex = executor.codex_server(home, executor.settings.timeout)  # put it in your Agent's mcp_servers
+        self.codex = self.transport.codex_server(home, executor.settings.timeout)  # for your Agent's mcp_servers
 
     def run(
         self, agent: Any, prompt: str, *, output_file: Path | str, model: str | None = None, **kwargs: Any
     ) -> ScenarioOutcome:
         """Run `agent` on `prompt` (it must call `self.codex`); the outcome carries the same evidence as a
         scenario's: codex's session and requests, the orchestrator's requests, spans, final_output."""
-        self.executor.give(self.label, agent, self.codex)
+        self.transport.give(self.label, agent, self.codex)
         try:
             kwargs.setdefault("label", self.label)
             outcome = self.executor.run(prompt, output_file=output_file, model=model, **kwargs)
         finally:
-            self.executor.give(self.label, None, None)
+            self.transport.give(self.label, None, None)
         outcome.cost_usd = self.prices.of_requests(outcome.every_request)
         return outcome
 
@@ -850,7 +848,7 @@ class AgentsHarness:
 
 
 @pytest.fixture
-def interllm_agents(request: pytest.FixtureRequest, _interllm_agents_executor: AgentsExecutor) -> AgentsHarness:
+def interllm_agents(request: pytest.FixtureRequest, _interllm_agents_executor: Executor) -> AgentsHarness:
     """Your own Agents SDK orchestrator against the real codex: `codex`, `run(agent, prompt, output_file=...)`,
     `check(outcome)`."""
     cost = request.config.stash.get(COST_KEY, None)
@@ -859,7 +857,7 @@ def interllm_agents(request: pytest.FixtureRequest, _interllm_agents_executor: A
 
 
 @pytest.fixture
-def interllm_codex(request: pytest.FixtureRequest, interllm_executor: CodexExecutor) -> BoundCodex:
+def interllm_codex(request: pytest.FixtureRequest, interllm_executor: Executor) -> BoundCodex:
     """The real codex behind MCP: `run(prompt, output_file=...)`, then `check(outcome)`.
 
     `@pytest.mark.interllm(model=..., timeout=...)` on the test sets the defaults of `run`.

@@ -14,13 +14,14 @@ from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, USD, Number
 from pytest_interllm.codex.locate import mcp_default_available
 from pytest_interllm.faults import FAULTS, unavailable
 from pytest_interllm.providers.credentials import AUTH_MODES
+from pytest_interllm.transports import NAMES
 
 DEFAULT_MODEL = "gpt-5-codex"
 DEFAULT_TIMEOUT = 300.0
 PROVIDERS = ("offline", "openai", "record", "replay")
 AVAILABLE_PROVIDERS = PROVIDERS
 RECORD_MODES = ("once", "new_episodes", "none", "all")
-EXECUTORS = ("codex", "agents", "app-server")
+EXECUTORS = NAMES  # the executor registry (transports/__init__.py)
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 
 

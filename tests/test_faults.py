@@ -9,10 +9,10 @@ import pytest
 
 from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.process import alive
-from pytest_interllm.executors.codex import CodexExecutor
 from pytest_interllm.faults import EXPECTED_CLASS, FAULT_LIST
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
 from pytest_interllm.plugin import make_executor
+from pytest_interllm.run.attempt import transient_wait
 from pytest_interllm.settings import Settings
 from tests.conftest import outputs, run, write
 from tests.test_no_orphans import server_pids
@@ -197,7 +197,7 @@ def _audit(status: int, retry_after: float | None = None) -> AuditRecord:
     ids=["429", "503", "idle-stream", "401", "429-then-timeout", "hard-timeout"],
 )
 def test_which_provider_errors_are_retried(outcome: ScenarioOutcome, wait: float | None) -> None:
-    assert CodexExecutor._transient(outcome) == wait
+    assert transient_wait(outcome) == wait
 
 
 def test_provider_retries_back_off_exponentially_up_to_the_limit(
@@ -218,7 +218,7 @@ def test_provider_retries_back_off_exponentially_up_to_the_limit(
 
     sleeps: list[float] = []
     monkeypatch.setattr(executor, "_attempt", rate_limited)
-    monkeypatch.setattr("pytest_interllm.executors.codex.time.sleep", sleeps.append)
+    monkeypatch.setattr("pytest_interllm.run.attempt.time.sleep", sleeps.append)
     try:
         outcome = executor.run("p", output_file="o.md")
     finally:

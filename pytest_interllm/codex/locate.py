@@ -33,7 +33,9 @@ class CodexBinary:
 
 def interface_of(executor: str) -> str:
     """The codex subcommand an executor drives."""
-    return "app-server" if executor == "app-server" else "mcp-server"
+    from pytest_interllm.transports import interface_of as registered
+
+    return registered(executor)
 
 
 def version_tuple(text: str) -> tuple[int, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -35,6 +36,8 @@ class CodexServer:
         # Calls run concurrently on one server; codex tags every event with the call's JSON-RPC request id.
         self._calls: dict[str, tuple[list[CodexEvent], asyncio.Event]] = {}
         self._stderr: TextIO | None = None
+        self._dispatcher: Any = None
+        self._ids = itertools.count(1)
         self.pid: int | None = None
 
     async def start(self, timeout: float = 30.0) -> None:
@@ -66,12 +69,16 @@ class CodexServer:
 
         from mcp.client.session import ClientSession
         from mcp.client.stdio import StdioServerParameters, stdio_client
+        from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 
         params = StdioServerParameters(command=self.command, args=["mcp-server"], env=self.env, cwd=self.cwd)
         assert self._stderr is not None
         async with stdio_client(params, errlog=self._stderr) as (read, write):
             binding = NotificationBinding(method="codex/event", params_type=CodexEventParams, handler=self._on_event)
-            async with ClientSession(read, write, notification_bindings=[binding]) as session:
+            # Our own dispatcher, so that each call can be sent under an id of ours (mcp's public per-call
+            # `request_id`): codex tags the events of concurrent calls with it.
+            self._dispatcher = JSONRPCDispatcher(read, write)
+            async with ClientSession(dispatcher=self._dispatcher, notification_bindings=[binding]) as session:
                 init = await session.initialize()
                 info = getattr(init, "server_info", None)
                 self.server_info = info.model_dump() if info is not None else {}
@@ -86,11 +93,6 @@ class CodexServer:
             call[0].append(event)
             if event.type in _FINAL_EVENTS:
                 call[1].set()
-
-    def _next_request_id(self) -> str:
-        """The id mcp's client gives the next request: it counts them, and `call_tool` takes the next number
-        before its first suspension, so nothing else can take it in between (one event loop)."""
-        return str(self._session._dispatcher._next_id + 1)
 
     @property
     def alive(self) -> bool:
@@ -112,12 +114,14 @@ class CodexServer:
         try:
             if not self.alive or self._session is None:
                 raise CodexServerError("the codex MCP server is not running")
-            request_id = self._next_request_id()
+            from mcp import types
+
+            request_id = f"interllm-{next(self._ids)}"  # not an integer: unique for the whole session
             self._calls[request_id] = (result.events, final)
-            # Awaited inline (asyncio.timeout, not wait_for's new task): the call takes its id before anything else
-            # on the loop can run, so the id read above is its own.
+            params = {"name": "codex", "arguments": arguments}
             async with asyncio.timeout(timeout):
-                response = await self._session.call_tool("codex", arguments)
+                raw = await self._dispatcher.send_raw_request("tools/call", params, {"request_id": request_id})
+            response = types.CallToolResult.model_validate(raw)  # the model mcp's call_tool validates against
             result.is_error = bool(getattr(response, "is_error", False))
             result.structured = getattr(response, "structured_content", None)
             result.text = "\n".join(str(getattr(part, "text", "")) for part in getattr(response, "content", None) or [])

@@ -1,4 +1,12 @@
-"""The `codex` executor: one reused `codex mcp-server` per worker, one `codex` tool call per scenario."""
+"""One attempt pipeline for every transport: clear the output path, open the scenario's provider endpoint, run the
+turn, read back the evidence (requests, tool calls, codex's stderr, the output file), retry transient provider
+errors, and re-run a scenario that a shared codex took down with it.
+
+`Executor` is the object behind the `interllm_codex` fixture: `run()` sends a prompt through the real codex and
+returns a `ScenarioOutcome`; `check()` raises `ScenarioFailure` when the outcome is wrong. It owns the worker's
+codex process (started by the transport, reused, retired after a stalled turn or a crash) and its temporary
+directory.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +17,11 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
 
 from pytest_interllm import faults
 from pytest_interllm.checks import check_outcome
-from pytest_interllm.codex.events import CallResult, session_config, tool_calls
+from pytest_interllm.codex.config import KEY_ENV, codex_call, config_toml
 from pytest_interllm.codex.locate import CodexBinary
-from pytest_interllm.codex.server import CodexServer
 from pytest_interllm.endpoint import Endpoint
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
@@ -24,38 +30,24 @@ from pytest_interllm.outcome import AuditRecord, ScenarioOutcome, ToolCall
 from pytest_interllm.outputs import OutputGuard
 from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
+from pytest_interllm.transports.base import CodexProcess, Transport, TransportContext, TurnRequest
 from pytest_interllm.workdirs import Workdir
 
-PROVIDER_ID = "interllm"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-KEY_ENV = "INTERLLM_PROVIDER_KEY"
-
-
-class CodexProcess(Protocol):
-    """What an executor needs of its codex process: `CodexServer` (MCP) or app-server's `_Sdk`."""
-
-    @property
-    def alive(self) -> bool: ...
-
-    @property
-    def pid(self) -> int | None: ...
-
-    def kill(self) -> None: ...
-
-    async def stop(self, timeout: float) -> None: ...
 
 
 class Crash:
     """The `crash` fault's trigger for one attempt: kills its codex process and remembers that it did, so the
     attempt that crashed a shared server is told apart from the others in flight on it."""
 
-    def __init__(self, server: CodexProcess) -> None:
+    def __init__(self, server: CodexProcess | None) -> None:
         self.server = server
         self.fired = False
 
     def __call__(self) -> None:
         self.fired = True
-        self.server.kill()
+        if self.server is not None:
+            self.server.kill()
 
 
 def merge_tool_calls(seen: list[ToolCall], requests: list[AuditRecord]) -> list[ToolCall]:
@@ -77,59 +69,61 @@ def merge_tool_calls(seen: list[ToolCall], requests: list[AuditRecord]) -> list[
     return list(merged.values())
 
 
-def provider_config(base_url: str) -> dict[str, Any]:
-    """The model provider table codex gets, in its own config and in every call's `config`."""
-    return {
-        "name": PROVIDER_ID,
-        "base_url": base_url,
-        "env_key": KEY_ENV,
-        "wire_api": "responses",
-        "request_max_retries": 0,
-        "stream_max_retries": 0,
-    }
+def transient_wait(outcome: ScenarioOutcome) -> float | None:
+    """Seconds to wait before a retry when the failure is transient, else None."""
+    if outcome.timed_out:
+        return None  # our own hard timeout: the scenario had its time
+    bad = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400]
+    if (outcome.is_error or outcome.error) and bad and bad[-1].status in TRANSIENT_STATUSES:
+        return bad[-1].retry_after or 0.5
+    if outcome.is_error and re.search(r"idle timeout", outcome.final_output, re.IGNORECASE):
+        return 0.5  # codex saw the provider's stream stall; our own hard timeout is never retried
+    return None
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def config_toml(base_url: str) -> str:
-    """`config.toml` for an isolated CODEX_HOME: our provider, no analytics."""
-    table = "\n".join(f"{k} = {_toml(v)}" for k, v in provider_config(base_url).items())
-    return (
-        f'model_provider = "{PROVIDER_ID}"\n\n[model_providers.{PROVIDER_ID}]\n{table}\n\n'
-        "[analytics]\nenabled = false\n"
-    )
-
-
-class CodexExecutor:
-    """One worker's agent: an isolated CODEX_HOME and one reused codex MCP server, talking to the provider
-    `endpoint` the plugin gave it, on the worker's event loop `runner`.
-
-    This is the object behind the `interllm_codex` fixture: `run()` sends a prompt through the real codex
-    and returns a `ScenarioOutcome`; `check()` raises `ScenarioFailure` when the outcome is wrong.
-    """
-
-    stop_grace, stop_limit = 5.0, 15.0  # how long the codex process gets to end, and the whole stop
+class Executor:
+    """One worker's agent: a transport, its codex process, an isolated CODEX_HOME, the provider `endpoint` the
+    plugin gave it, on the worker's event loop `runner`."""
 
     def __init__(
-        self, settings: Settings, codex: CodexBinary, endpoint: Endpoint, runner: LoopRunner, label: str = "main"
+        self,
+        settings: Settings,
+        codex: CodexBinary,
+        endpoint: Endpoint,
+        runner: LoopRunner,
+        transport: type[Transport],
+        label: str = "main",
+        agent_factory: object = None,
     ) -> None:
         self.settings = settings
         self.endpoint = endpoint
         self.runner = runner
         self.codex = codex
         self.label = label
-        self.server: CodexProcess | None = None
         self._workdir = Workdir(label)  # locked while this process lives: a later run removes it if this one dies
         self.workdir = self._workdir.path
         self.home = self.workdir / "home"
         self.codex_home = settings.codex_home or self.workdir / "codex-home"
         self.stderr_path = self.workdir / "codex-stderr.log"
+        self.transport = transport(
+            TransportContext(
+                codex_path=codex.path,
+                cwd=settings.rootdir,
+                sandbox=settings.sandbox,
+                runner=runner,
+                workdir=self.workdir,
+                stderr_path=self.stderr_path,
+                env=self.codex_env,
+                codex_home=self.codex_home,
+                user_codex_home=settings.codex_home is not None,
+                orchestrator_model=settings.orchestrator_model,
+                upload_traces=settings.upload_traces,
+                agent=settings.agent,
+                agent_factory=agent_factory,
+            )
+        )
+        self.server: CodexProcess | None = None
+        self._spawned = False  # a transport without a long-lived process has set itself up once
         self.restarts = 0
         self.outputs = OutputGuard(settings)  # clears each output path without losing a user's file
         self._attempts_lock = threading.Lock()
@@ -138,23 +132,11 @@ class CodexExecutor:
         self._overlapped: set[int] = set()  # attempts that ran beside another one
         self._users: dict[int, int] = {}  # id of a codex process → attempts running on it
         self._retired: dict[int, CodexProcess] = {}  # no new attempt may use them; stopped once their last is done
-        self._starting = threading.RLock()  # scenarios in flight call start() and restart() from their threads
+        self._starting = threading.RLock()  # scenarios in flight call start() from their threads
 
     @property
     def token(self) -> str:
         return self.endpoint.token
-
-    def start(self) -> None:
-        """Start the provider endpoint and the codex server (idempotent; scenarios in flight share them)."""
-        with self._starting:
-            self.endpoint.start()
-            if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
-                self.codex_home.mkdir(parents=True, exist_ok=True)
-                (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
-            self.home.mkdir(parents=True, exist_ok=True)
-            if self.server is None or not self.server.alive:
-                self._stop_server()  # it died between scenarios: make sure nothing of it is left
-                self._start_server()
 
     def codex_env(self, codex_home: Path | None = None) -> dict[str, str]:
         """The whole environment codex gets: a clean HOME, its CODEX_HOME and the run's provider token only."""
@@ -166,36 +148,50 @@ class CodexExecutor:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
 
-    def _start_server(self) -> None:
-        server = CodexServer(self.codex.path, self.codex_env(), self.settings.rootdir, self.stderr_path)
-        self.runner.run(server.start(), 60)
-        self.server = server
+    # -- the codex process ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the provider endpoint and the codex process (idempotent; scenarios in flight share them)."""
+        with self._starting:
+            self.endpoint.start()
+            if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
+                self.codex_home.mkdir(parents=True, exist_ok=True)
+                (self.codex_home / "config.toml").write_text(config_toml(self.endpoint.base_url), encoding="utf-8")
+            self.home.mkdir(parents=True, exist_ok=True)
+            if self.server is not None and self.server.alive:
+                return
+            self._stop_server()  # it died between scenarios: make sure nothing of it is left
+            if self.server is None and not self._spawned:
+                self.server = self.transport.spawn()
+                self._spawned = self.server is None  # set up once; a process is spawned again when it dies
 
     def _stop_server(self) -> None:
         if self.server is not None:
-            self.runner.run(self.server.stop(self.stop_grace), self.stop_limit)
+            self.runner.run(self.server.stop(self.transport.stop_grace), self.transport.stop_limit)
         self.server = None
 
     def restart(self) -> None:
-        """Replace the codex server now (whatever runs on it)."""
+        """Replace the codex process now (whatever runs on it)."""
         with self._starting:
             self._stop_server()
             self.restarts += 1
-            self._start_server()
+            self.start()
 
-    def _acquire(self) -> tuple[CodexProcess, Crash]:
+    def _acquire(self) -> tuple[CodexProcess | None, Crash]:
         """The codex process one attempt runs on (started if needed), counted as in use until `_release`, and the
         `crash` fault's trigger for it (which also remembers that this attempt's fault killed it)."""
         with self._starting:
             self.start()
             server = self.server
-            assert server is not None
-            self._users[id(server)] = self._users.get(id(server), 0) + 1
+            if server is not None:
+                self._users[id(server)] = self._users.get(id(server), 0) + 1
             return server, Crash(server)
 
-    def _release(self, server: CodexProcess, retire: bool = False) -> None:
+    def _release(self, server: CodexProcess | None, retire: bool = False) -> None:
         """An attempt is done with `server`. `retire` (a stalled turn, a crash): no later attempt gets it, and it
         stops once the last attempt still on it is done — never under another scenario's feet."""
+        if server is None:
+            return
         with self._starting:
             left = self._users.get(id(server), 1) - 1
             if left:
@@ -208,29 +204,26 @@ class CodexExecutor:
                 self._retired[id(server)] = server
             stop = left == 0 and self._retired.pop(id(server), None) is not None
         if stop:
-            self.runner.run(server.stop(self.stop_grace), self.stop_limit)
+            self.runner.run(server.stop(self.transport.stop_grace), self.transport.stop_limit)
 
-    def arguments(self, prompt: str, model: str | None, base_url: str, fault: str | None = None) -> dict[str, Any]:
-        """The `codex` tool call arguments: explicit model, cwd, sandbox and approval policy."""
-        config: dict[str, Any] = {
-            "model_provider": PROVIDER_ID,
-            "model_providers": {PROVIDER_ID: provider_config(base_url)},
-        }
-        args: dict[str, Any] = {
-            "prompt": prompt,
-            "cwd": str(self.settings.rootdir),
-            "sandbox": self.settings.sandbox,
-            "approval-policy": "never",
-            "config": config,
-        }
-        if model is not None:
-            args["model"] = model
-        injected = faults.get(fault)
-        if injected is not None and injected.by_call:  # a caller that gets its own call wrong
-            args = injected.shape_call(args)
-            if injected.config_model is not None:
-                config["model"] = injected.config_model  # codex's own config default fills what the call left out
-        return args
+    # -- attempts ------------------------------------------------------------------------------------------------
+
+    def _enter(self) -> int:
+        """An attempt starts: its token. Attempts overlapping in time share codex's stderr."""
+        with self._attempts_lock:
+            token = next(self._tokens)
+            if self._active:
+                self._overlapped |= {*self._active, token}
+            self._active.add(token)
+            return token
+
+    def _leave(self, token: int) -> bool:
+        """An attempt ends: whether another one ran at any moment during it."""
+        with self._attempts_lock:
+            self._active.discard(token)
+            shared = token in self._overlapped
+            self._overlapped.discard(token)
+            return shared
 
     def expected_config(self) -> dict[str, str]:
         """The session configuration every scenario asks for (checked against what codex reports)."""
@@ -266,33 +259,13 @@ class CodexExecutor:
                 )
                 continue
             outcome.reruns = reruns
-            wait = self._transient(outcome)
+            wait = transient_wait(outcome)
             if wait is None or len(retries) >= self.settings.provider_retries:
                 outcome.provider_retries = len(retries)
                 outcome.retry_errors = retries
                 return outcome
             retries.append(outcome.error or (outcome.final_output.splitlines() or ["error"])[0][:200])
             time.sleep(min(wait * (2 ** len(retries) - 1), 30.0))
-
-    @staticmethod
-    def _transient(outcome: ScenarioOutcome) -> float | None:
-        """Seconds to wait before a retry when the failure is transient, else None."""
-        if outcome.timed_out:
-            return None  # our own hard timeout: the scenario had its time
-        bad = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400]
-        if (outcome.is_error or outcome.error) and bad and bad[-1].status in TRANSIENT_STATUSES:
-            return bad[-1].retry_after or 0.5
-        if outcome.is_error and re.search(r"idle timeout", outcome.final_output, re.IGNORECASE):
-            return 0.5  # codex saw the provider's stream stall; our own hard timeout is never retried
-        return None
-
-    def _prepare(
-        self, output_file: Path | str, model: str | None, expected_model: str | None, timeout: float | None
-    ) -> tuple[Path, float, str, str | None]:
-        """The output file cleared for this attempt (its directory made; an earlier output of the plugin removed, a
-        user's file moved aside), the time limit, the expected model, and a note when a user's file was moved."""
-        target, moved = self.outputs.prepare(output_file)
-        return target, timeout or self.settings.timeout, expected_model or model or self.settings.model, moved
 
     def _attempt(
         self,
@@ -305,26 +278,35 @@ class CodexExecutor:
         fault_requests: int | None,
         label: str,
     ) -> ScenarioOutcome:
-        target, limit, expected, moved = self._prepare(output_file, model, expected_model, timeout)
+        # The output path is cleared first: an earlier output of the plugin removed, a user's file moved aside.
+        target, moved = self.outputs.prepare(output_file)
+        limit = timeout or self.settings.timeout
+        expected = expected_model or model or self.settings.model
         server, crash = self._acquire()
-        assert isinstance(server, CodexServer)
         call = self.endpoint.open(label, fault, fault_requests, on_crash=crash)
-        arguments = self.arguments(prompt, model, call.url, fault)
+        injected = faults.get(fault)
+        s = self.settings
+        arguments = codex_call(prompt, model, call.url, str(s.rootdir), s.sandbox)
+        if injected is not None and injected.by_call:  # a caller that gets its own call wrong
+            arguments = injected.shape_call(arguments)
+            if injected.config_model is not None:  # codex's own config default fills what the call left out
+                arguments["config"] = {**arguments["config"], "model": injected.config_model}
         outcome = ScenarioOutcome(
             prompt=prompt,
             expected_model=expected,
-            output_path=self.settings.relative(target),
+            output_path=s.relative(target),
             arguments={k: v for k, v in arguments.items() if k not in ("prompt", "config")},
             fault=fault,
-            codex_pid=server.pid,
+            codex_pid=server.pid if server is not None else None,
             expected_config=self.expected_config(),
             output_notes=[moved] if moved else [],
         )
+        request = TurnRequest(prompt, arguments, limit, call.url, label, injected, expected)
         stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         start = time.monotonic()
         token = self._enter()
         try:
-            result = self.runner.run(server.call(arguments, limit), limit + 30)
+            self.transport.turn(server, request, outcome)
         except BaseException:
             self._leave(token)
             call.close()
@@ -333,64 +315,21 @@ class CodexExecutor:
         outcome.stderr_shared = self._leave(token)
         call.close()
         outcome.duration = time.monotonic() - start
-        outcome.crashed = not server.alive and not result.timed_out
+        outcome.crashed = outcome.crashed or (server is not None and not server.alive and not outcome.timed_out)
         outcome.crash_caused = crash.fired
-        outcome.requests = call.requests()
-        self._fill(outcome, result, stderr_seen, target)
-        # A timed-out call may leave its turn running in codex: no later scenario gets this server.
-        self._release(server, retire=result.timed_out or outcome.crashed)
+        self.transport.attribute(outcome, call.requests())
+        if outcome.session_config:
+            outcome.session_config_source = self.transport.config_source
+        self._read_back(outcome, stderr_seen, target)
+        # A timed-out turn may still run in codex: no later scenario gets this process.
+        self._release(server, retire=self.transport.retire_after(outcome))
         return outcome
 
-    def _fill(self, outcome: ScenarioOutcome, result: CallResult, stderr_seen: int, target: Path) -> None:
-        outcome.events = result.events
-        outcome.final_output = result.text
-        outcome.is_error = result.is_error
-        outcome.structured = result.structured
-        outcome.agent_replied = bool(result.text.strip() or result.of_type("agent_message", "task_complete"))
-        outcome.error = result.error
-        outcome.timed_out = result.timed_out
-        outcome.thread_id = result.thread_id
-        configured = result.of_type("session_configured")
-        if configured:
-            value = configured[0].msg.get("model")
-            outcome.session_model = value if isinstance(value, str) else None
-            outcome.session_time = configured[0].time
-            outcome.session_config = session_config(configured[0].msg)
-            outcome.session_config_source = "session_configured"
-        if not outcome.final_output:
-            done = result.of_type("task_complete")
-            if done and isinstance(done[-1].msg.get("last_agent_message"), str):
-                outcome.final_output = str(done[-1].msg["last_agent_message"])
-        outcome.tool_calls = tool_calls(result.events)
-        counts = result.of_type("token_count")
-        usage = (counts[-1].msg.get("info") or {}).get("total_token_usage") if counts else None
-        if isinstance(usage, dict):
-            outcome.tokens_in = int(usage.get("input_tokens", 0))
-            outcome.tokens_out = int(usage.get("output_tokens", 0))
-        self._read_back(outcome, stderr_seen, target, tokens_reported=isinstance(usage, dict))
-
-    def _enter(self) -> int:
-        """An attempt starts: its token. Attempts overlapping in time share codex's stderr."""
-        with self._attempts_lock:
-            token = next(self._tokens)
-            if self._active:
-                self._overlapped |= {*self._active, token}
-            self._active.add(token)
-            return token
-
-    def _leave(self, token: int) -> bool:
-        """An attempt ends: whether another one ran at any moment during it."""
-        with self._attempts_lock:
-            self._active.discard(token)
-            shared = token in self._overlapped
-            self._overlapped.discard(token)
-            return shared
-
-    def _read_back(self, outcome: ScenarioOutcome, stderr_seen: int, target: Path, tokens_reported: bool) -> None:
-        """What every executor reads after a run: the provider's models, tokens from the audited requests when
-        codex reported none, the tool calls the provider received, codex's new stderr, the output file."""
+    def _read_back(self, outcome: ScenarioOutcome, stderr_seen: int, target: Path) -> None:
+        """What every transport's attempt leaves: the provider's models, tokens from the audited requests when codex
+        reported none, the tool calls the provider received, codex's new stderr, the output file."""
         outcome.provider_models = [r.model for r in outcome.requests]
-        if not tokens_reported:
+        if not outcome.tokens_in and not outcome.tokens_out:
             outcome.tokens_in = sum(r.input_tokens for r in outcome.requests)
             outcome.tokens_out = sum(r.output_tokens for r in outcome.requests)
         outcome.tool_calls = merge_tool_calls(outcome.tool_calls, outcome.requests)
@@ -419,10 +358,11 @@ class CodexExecutor:
             raise failure
 
     def close(self) -> None:
-        """Stop codex and the provider endpoint, end the loop and remove the temporary home."""
+        """Stop the transport and codex, then the provider endpoint; end the loop; remove the temporary home."""
+        self.transport.close()
         self._stop_server()
         for server in list(self._retired.values()):  # still in use when the run stopped (-x, Ctrl-C)
-            self.runner.run(server.stop(self.stop_grace), self.stop_limit)
+            self.runner.run(server.stop(self.transport.stop_grace), self.transport.stop_limit)
         self._retired.clear()
         self.outputs.close()  # codex is stopped: what attempts cut short wrote is recorded now
         self.endpoint.stop()

@@ -1,8 +1,10 @@
-"""The `agents` executor: the original system's OpenAI Agents SDK orchestration, with full local tracing.
+"""The agents transport: the original system's OpenAI Agents SDK orchestration, with full local tracing.
 
 An orchestrator `Agent` with an explicit model calls codex through `MCPServerStdio(codex mcp-server)`. The
 SDK's own defaults never decide anything: the model is explicit, tracing goes to a local processor (no
-upload), and codex's session model comes from codex's own session record, not from the SDK.
+upload), and codex's session model comes from codex's own session record, not from the SDK. Each scenario's
+orchestrator runs on a thread and event loop of its own (`OrchestratorRun`), so a factory or hook of the
+user's that blocks is left behind at the time limit, its codex killed.
 """
 
 from __future__ import annotations
@@ -17,119 +19,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pytest_interllm import faults
 from pytest_interllm.agent_factory import HOOKS, AgentFactoryError, blocked_at
 from pytest_interllm.codex import process
+from pytest_interllm.codex.config import config_toml
 from pytest_interllm.codex.events import CallResult
-from pytest_interllm.executors.codex import CodexExecutor, config_toml
-from pytest_interllm.outcome import CodexEvent, ScenarioOutcome
+from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate
-
-
-class SpanCapture:
-    """A `TracingProcessor` that keeps every span in memory, by trace: one trace per scenario, so scenarios in
-    flight at once keep theirs apart."""
-
-    def __init__(self) -> None:
-        self.spans: dict[str, list[dict[str, Any]]] = {}
-        self._dropped: set[str] = set()
-        self._lock = threading.Lock()
-
-    def pop(self, trace_id: str) -> list[dict[str, Any]]:
-        """The spans of one trace, forgotten here."""
-        with self._lock:
-            return self.spans.pop(trace_id, [])
-
-    def drop(self, trace_id: str) -> None:
-        """Forget a trace and keep none of its later spans (a run left behind may still end one day)."""
-        with self._lock:
-            self._dropped.add(trace_id)
-            self.spans.pop(trace_id, None)
-
-    def on_trace_start(self, trace: Any) -> None:
-        return None
-
-    def on_trace_end(self, trace: Any) -> None:
-        return None
-
-    def on_span_start(self, span: Any) -> None:
-        return None
-
-    def on_span_end(self, span: Any) -> None:
-        exported = json.loads(json.dumps(span.export() or {}, default=str))
-        with self._lock:
-            if str(exported.get("trace_id")) not in self._dropped:
-                self.spans.setdefault(str(exported.get("trace_id")), []).append(exported)
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self) -> None:
-        return None
-
-
-def rollout_events(codex_home: Path, thread_id: str) -> list[CodexEvent]:
-    """codex's own session record (`sessions/**/rollout-*-<thread>.jsonl`) as codex events."""
-    events: list[CodexEvent] = []
-    for path in sorted(codex_home.glob(f"sessions/**/rollout-*{thread_id}.jsonl")):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
-            kind = entry.get("type")
-            when = _timestamp(entry.get("timestamp"))
-            if kind == "turn_context":
-                msg = {"type": "session_configured", "model": payload.get("model"), "session_id": thread_id}
-                # What codex ran the turn under, as the codex executor reads it from session_configured.
-                keys = ("cwd", "approval_policy", "sandbox_policy", "permission_profile")
-                msg.update({key: payload[key] for key in keys if key in payload})
-                events.append(CodexEvent(time=when, type="session_configured", msg=msg))
-            elif kind == "response_item":
-                events.append(CodexEvent(time=when, type="raw_response_item", msg={"item": payload}))
-            elif kind == "event_msg":
-                events.append(CodexEvent(time=when, type=str(payload.get("type", "?")), msg=payload))
-    return events
-
-
-def _timestamp(value: Any) -> float:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time()
-
-
-def _item(item: Any) -> dict[str, Any]:
-    raw: Any = getattr(item, "raw_item", None)
-    dumped = raw.model_dump() if raw is not None and hasattr(raw, "model_dump") else raw
-    out = {"type": getattr(item, "type", type(item).__name__), "raw": dumped}
-    if hasattr(item, "output"):
-        out["output"] = item.output
-    loaded: dict[str, Any] = json.loads(json.dumps(out, default=str))
-    return loaded
-
-
-def _output_text(output: Any) -> str:
-    """The text of an MCP tool output as the SDK hands it over (a JSON list of content parts, or text)."""
-    parsed = output
-    if isinstance(output, str):
-        try:
-            parsed = json.loads(output)
-        except ValueError:
-            return output
-    if isinstance(parsed, dict):
-        parsed = [parsed]
-    if isinstance(parsed, list):
-        return "\n".join(str(p.get("text", "")) for p in parsed if isinstance(p, dict))
-    return str(output)
-
+from pytest_interllm.transports.agents_evidence import SpanCapture, output_text, rollout_events, run_item_record
+from pytest_interllm.transports.base import CodexProcess, Transport, TransportContext, TurnRequest
+from pytest_interllm.transports.mcp import fill_from_call
 
 TAG_ENV = "INTERLLM_CODEX_TAG"  # marks the codex of one orchestrator run: found and killed by it when left behind
 GRACE = 2.0  # seconds past a scenario's limit before its run is looked at: the run's own timeout fires first
@@ -197,18 +100,44 @@ class OrchestratorRun:
         return answered.wait(within)
 
 
-class AgentsExecutor(CodexExecutor):
-    """Runs each scenario as `Runner.run(orchestrator, prompt)` with codex behind `MCPServerStdio`."""
+@dataclass
+class _Turn:
+    """What one turn leaves for `attribute`: codex's home, the call's result and the run's facts."""
 
-    def __init__(self, *args: Any, agent_factory: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    codex_home: Path
+    owned: bool  # a CODEX_HOME made for this turn, removed after it
+    result: CallResult
+    info: dict[str, Any] = field(default_factory=dict)
+    trace_id: str = ""
+
+
+class AgentsTransport(Transport):
+    """Each turn is `Runner.run(orchestrator, prompt)` with codex behind `MCPServerStdio` (one codex per turn)."""
+
+    name = "agents"
+    config_source = "codex's session record, turn_context"
+
+    def __init__(self, context: TransportContext) -> None:
+        super().__init__(context)
         self.capture = SpanCapture()
-        self.agent_factory = agent_factory  # --interllm-agent: the user's own orchestrator, (codex, model) -> Agent
         self._given: dict[str, tuple[Any, Any]] = {}  # label → (agent, its codex server), for `interllm_agents`
-        self._tracing = False
         self._runs: set[OrchestratorRun] = set()  # in flight now
         self._tags: set[str] = set()  # of every run: codex processes left behind are found by them at close
         self._runs_lock = threading.Lock()
+        self._turns: dict[int, _Turn] = {}  # id of an outcome → its turn, until `attribute`
+
+    def spawn(self) -> None:
+        """No long-lived codex: the SDK owns one `MCPServerStdio` per turn. Tracing is set up once, here."""
+        from agents import set_trace_processors, set_tracing_disabled
+
+        set_tracing_disabled(False)
+        processors: list[Any] = [self.capture]  # replaces the uploading processor: nothing leaves the machine
+        if self.context.upload_traces:
+            from agents.tracing.processors import default_processor
+
+            processors.append(default_processor())  # asked for explicitly, with a real key (checked at start)
+        set_trace_processors(processors)
+        return None
 
     def codex_server(self, codex_home: Path, limit: float) -> Any:
         """The codex MCP server an orchestrator gets: our codex, an isolated CODEX_HOME, cwd = the rootdir."""
@@ -217,10 +146,10 @@ class AgentsExecutor(CodexExecutor):
         return MCPServerStdio(
             name="codex",
             params={
-                "command": self.codex.path,
+                "command": self.context.codex_path,
                 "args": ["mcp-server"],
-                "env": {**self.codex_env(codex_home), TAG_ENV: uuid.uuid4().hex},
-                "cwd": str(self.settings.rootdir),
+                "env": {**self.context.env(codex_home), TAG_ENV: uuid.uuid4().hex},
+                "cwd": str(self.context.cwd),
             },
             client_session_timeout_seconds=limit,
             cache_tools_list=True,
@@ -233,122 +162,98 @@ class AgentsExecutor(CodexExecutor):
         else:
             self._given[label] = (agent, codex)
 
-    def _start_server(self) -> None:
-        """No long-lived server: the SDK owns one `MCPServerStdio` per scenario. Tracing is set up once."""
-        from agents import set_trace_processors, set_tracing_disabled
-
-        if self._tracing:
-            return
-        self._tracing = True
-
-        set_tracing_disabled(False)
-        processors: list[Any] = [self.capture]  # replaces the uploading processor: nothing leaves the machine
-        if self.settings.upload_traces:
-            from agents.tracing.processors import default_processor
-
-            processors.append(default_processor())  # asked for explicitly, with a real key (checked at start)
-        set_trace_processors(processors)
-
     def _instructions(self, model: str) -> str:
         text = resources.files("pytest_interllm.templates").joinpath("orchestrator.txt").read_text("utf-8")
         template = PromptTemplate.parse(text, "<packaged orchestrator.txt>", ("model", "cwd", "sandbox"))
-        return template.render(model=model, cwd=self.settings.rootdir, sandbox=self.settings.sandbox)
+        return template.render(model=model, cwd=self.context.cwd, sandbox=self.context.sandbox)
 
-    def _attempt(
-        self,
-        prompt: str,
-        output_file: Path | str,
-        model: str | None,
-        expected_model: str | None,
-        timeout: float | None,
-        fault: str | None,
-        fault_requests: int | None,
-        label: str,
-    ) -> ScenarioOutcome:
+    def _codex_home(self, request: TurnRequest, given: Any) -> tuple[Path, bool]:
+        """This turn's CODEX_HOME (with the config.toml naming its provider URL), and whether it was made for it."""
+        ctx, fault = self.context, request.fault
+        config_model = fault.config_model if fault is not None else None
+        if given is not None:  # a hand-written test's agent: its codex server's CODEX_HOME is fixed already
+            home, owned = Path(given[1].params.env["CODEX_HOME"]), False
+        elif not ctx.user_codex_home or config_model:
+            # codex starts per turn here, with its own CODEX_HOME: turns in flight at once must not share the
+            # config.toml that names their provider URL.
+            home, owned = Path(tempfile.mkdtemp(prefix="codex-home-", dir=ctx.workdir)), True
+        else:
+            home, owned = ctx.codex_home, False  # the user's --interllm-codex-home, their config as it is
+        if config_model or home != ctx.codex_home:  # a fault may have codex's own config name a model
+            (home / "config.toml").write_text(config_toml(request.url, model=config_model))
+        return home, owned
+
+    def turn(self, process: CodexProcess | None, request: TurnRequest, outcome: ScenarioOutcome) -> None:
         from openai import AsyncOpenAI
 
-        self.start()
-        target, limit, expected, moved = self._prepare(output_file, model, expected_model, timeout)
-        orchestrator_model = self.settings.orchestrator_model or expected
-        call = self.endpoint.open(label, fault, fault_requests)
-        base_url = call.url  # the orchestrator's requests and codex's: both audited under this scenario
-        given = self._given.get(label)
-        injected = faults.get(fault)
-        owned = False  # a CODEX_HOME made for this scenario, removed after it
-        if given is not None:  # a hand-written test's agent: its codex server's CODEX_HOME is fixed already
-            codex_home = Path(given[1].params.env["CODEX_HOME"])
-        elif self.settings.codex_home is None or (injected is not None and injected.config_model):
-            # codex starts per scenario here, with its own CODEX_HOME: scenarios in flight at once must not share
-            # the config.toml that names their provider URL.
-            codex_home, owned = Path(tempfile.mkdtemp(prefix="codex-home-", dir=self.workdir)), True
-        else:
-            codex_home = self.codex_home  # the user's --interllm-codex-home, their config as it is
-        if injected is not None and injected.config_model:  # the original machine: codex's config names a model
-            (codex_home / "config.toml").write_text(f'model = "{injected.config_model}"\n' + config_toml(base_url))
-        elif codex_home != self.codex_home:
-            (codex_home / "config.toml").write_text(config_toml(base_url))
-        outcome = ScenarioOutcome(
-            prompt=prompt,
-            expected_model=expected,
-            output_path=self.settings.relative(target),
-            fault=fault,
-            expected_config=self.expected_config(),
-            output_notes=[moved] if moved else [],
-            expected_orchestrator_model=orchestrator_model,
-        )
-        trace_id = f"trace_{uuid.uuid4().hex}"
-        start = time.monotonic()
-        result = CallResult()
-        run_info: dict[str, Any] = {"trace_id": trace_id}
-        codex = given[1] if given is not None else self.codex_server(codex_home, limit)
-        client = AsyncOpenAI(base_url=base_url, api_key=self.token, max_retries=0)  # the scenario's provider
+        limit, start = request.limit, time.monotonic()
+        model = request.arguments.get("model") or request.expected_model
+        orchestrator_model = self.context.orchestrator_model or request.expected_model
+        outcome.expected_orchestrator_model = orchestrator_model
+        given = self._given.get(request.label)
+        home, owned = self._codex_home(request, given)
+        turn = _Turn(home, owned, CallResult(), trace_id=f"trace_{uuid.uuid4().hex}")
+        turn.info["trace_id"] = turn.trace_id
+        self._turns[id(outcome)] = turn
+        codex = given[1] if given is not None else self.codex_server(home, limit)
+        client = AsyncOpenAI(base_url=request.url, api_key=self._token(codex), max_retries=0)  # the scenario's
+        info, result = turn.info, turn.result
         run = OrchestratorRun(
-            lambda: self._agent(given, codex, model or expected, orchestrator_model, client, run_info),
-            lambda agent: self._run_agent(agent, client, prompt, limit, start + limit, result, run_info),
+            lambda: self._agent(given, codex, model, orchestrator_model, client, info),
+            lambda agent: self._run_agent(agent, client, request.prompt, limit, start + limit, result, info),
             str(codex.params.env.get(TAG_ENV, "")),
         )
-        try:
-            blocked = self._wait(run, limit)
-        finally:
-            call.close()
+        blocked = self._wait(run, limit)
         if blocked is not None:  # left behind: what its thread may still write is no longer looked at
-            self.capture.drop(trace_id)
-            result = CallResult(timed_out=True, error=blocked)
-            run_info = {"agent": run_info.get("agent", {})}
+            self.capture.drop(turn.trace_id)
+            turn.result = CallResult(timed_out=True, error=blocked)
+            turn.info = {"agent": info.get("agent", {})}
         elif run.phase == "factory" and run.error is not None:
             error = run.error
-            if given is not None or self.agent_factory is None:
+            self._turns.pop(id(outcome), None)
+            if given is not None or self.context.agent_factory is None:
                 raise error
             raise AgentFactoryError(
-                f"--interllm-agent {self.settings.agent}: calling it failed: {type(error).__name__}: {error}"
+                f"--interllm-agent {self.context.agent}: calling it failed: {type(error).__name__}: {error}"
             ) from None
         elif run.error is not None:  # sys.exit() or a KeyboardInterrupt raised by the user's code during the run
             result.error = f"{type(run.error).__name__}: {run.error}"
-        records = call.requests()
-        outcome.duration = time.monotonic() - start
+
+    @staticmethod
+    def _token(codex: Any) -> str:
+        """The run's provider token, as codex's own environment holds it."""
+        from pytest_interllm.codex.config import KEY_ENV
+
+        return str(codex.params.env.get(KEY_ENV, ""))
+
+    def attribute(self, outcome: ScenarioOutcome, records: list[AuditRecord]) -> None:
+        """codex's requests apart from the orchestrator's; codex's session from its own record."""
+        turn = self._turns.pop(id(outcome))
+        result, info = turn.result, turn.info
         codex_requests = [r for r in records if r.user_agent.startswith("codex")]
         outcome.orchestrator_requests = [r for r in records if not r.user_agent.startswith("codex")]
         outcome.orchestrator_models = [r.model for r in outcome.orchestrator_requests]
         thread = next((r.thread_id for r in codex_requests if r.thread_id), None)
         if thread:
-            result.events = rollout_events(codex_home, thread)
+            result.events = rollout_events(turn.codex_home, thread)
             result.structured = result.structured or {"threadId": thread}
         outcome.requests = codex_requests
         if not thread and result.text and not result.error:
             # codex answered the tool call without ever starting a session: an MCP error result
             result.is_error = True
-        outcome.arguments = run_info.get("codex_arguments", {})
-        outcome.spans = self.capture.pop(trace_id)
-        outcome.agent_items = run_info.get("new_items", [])
-        outcome.agent_usage = run_info.get("usage", {})
-        outcome.orchestrator = run_info.get("agent", {})
-        self._fill(outcome, result, self.stderr_path.stat().st_size if self.stderr_path.exists() else 0, target)
-        outcome.session_config_source = "codex's session record, turn_context"
-        outcome.final_output = str(run_info.get("final_output") or result.text or outcome.final_output)
+        outcome.arguments = info.get("codex_arguments", {})
+        outcome.spans = self.capture.pop(turn.trace_id)
+        outcome.agent_items = info.get("new_items", [])
+        outcome.agent_usage = info.get("usage", {})
+        outcome.orchestrator = info.get("agent", {})
+        fill_from_call(outcome, result)
+        outcome.final_output = str(info.get("final_output") or result.text or outcome.final_output)
         outcome.agent_replied = bool(outcome.final_output.strip())
-        if owned:
-            shutil.rmtree(codex_home, ignore_errors=True)
-        return outcome
+        if turn.owned:
+            shutil.rmtree(turn.codex_home, ignore_errors=True)
+
+    def retire_after(self, outcome: ScenarioOutcome) -> bool:
+        return False  # no shared codex process
 
     def _agent(
         self, given: Any, codex: Any, model: str, orchestrator_model: str, client: Any, info: dict[str, Any]
@@ -358,8 +263,8 @@ class AgentsExecutor(CodexExecutor):
 
         if given is not None:
             agent = given[0]
-        elif self.agent_factory is not None:
-            agent = self.agent_factory(codex, orchestrator_model)  # the user's own orchestrator
+        elif self.context.agent_factory is not None:
+            agent = self.context.agent_factory(codex, orchestrator_model)  # the user's own orchestrator
         else:
             agent = Agent(
                 name="interllm-orchestrator",
@@ -380,11 +285,11 @@ class AgentsExecutor(CodexExecutor):
         try:
             run.thread.start()
             ended = run.wake.wait(limit + GRACE)
-            where = blocked_at(run.thread, self.settings.rootdir) if not ended else None
+            where = blocked_at(run.thread, self.context.cwd) if not ended else None
             if not ended and where is None and run.phase == "run" and run.responsive():
                 # Its own timeout fired and it is closing codex: it gets the time a stop gets.
                 ended = run.wake.wait(self.stop_limit)
-                where = blocked_at(run.thread, self.settings.rootdir) if not ended else None
+                where = blocked_at(run.thread, self.context.cwd) if not ended else None
             if run.stopped:
                 raise concurrent.futures.CancelledError("the run was stopped")
             if ended:
@@ -405,7 +310,7 @@ class AgentsExecutor(CodexExecutor):
         at = f"{where[0]} at {where[1]}" if where else ""
         if phase == "factory":
             blocked = f" (blocked in {at})" if at else ""
-            return f"your agent factory {self.settings.agent} did not return within {limit:g}s{blocked}; abandoned"
+            return f"your agent factory {self.context.agent} did not return within {limit:g}s{blocked}; abandoned"
         if where is not None and where[0] in HOOKS:
             return (
                 f"a hook of your agent blocked the orchestrator's event loop past the {limit:g}s timeout: {at} "
@@ -431,13 +336,12 @@ class AgentsExecutor(CodexExecutor):
             runs, tags = list(self._runs), set(self._tags)
         for run in runs:
             run.leave(stopped=True)
-        deadline = time.monotonic() + self.stop_grace
+        deadline = time.monotonic() + self.context.stop_grace
         for run in runs:  # a cancelled run closes its codex itself; one held by blocking code of the user's cannot
-            if blocked_at(run.thread, self.settings.rootdir) is None:
+            if blocked_at(run.thread, self.context.cwd) is None:
                 run.thread.join(max(deadline - time.monotonic(), 0))
         for tag in tags:
             self._kill(tag)
-        super().close()
 
     async def _run_agent(
         self,
@@ -473,7 +377,7 @@ class AgentsExecutor(CodexExecutor):
         finally:
             await client.close()
         info["final_output"] = run.final_output
-        info["new_items"] = [_item(i) for i in run.new_items]
+        info["new_items"] = [run_item_record(i) for i in run.new_items]
         info["usage"] = {
             "requests": len(run.raw_responses),
             "input_tokens": sum(getattr(r.usage, "input_tokens", 0) for r in run.raw_responses),
@@ -489,4 +393,4 @@ class AgentsExecutor(CodexExecutor):
                 except ValueError:
                     info["codex_arguments"] = {"unparsed": raw.get("arguments")}
             if item["type"] == "tool_call_output_item":
-                result.text = _output_text(item.get("output", ""))
+                result.text = output_text(item.get("output", ""))

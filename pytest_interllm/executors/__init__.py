@@ -1,1 +1,0 @@
-"""How a scenario reaches codex."""
