@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_interllm.transports import TRANSPORTS
+from pytest_interllm.executors import TRANSPORTS
 
 # What codex's own config says when the executor leaves the model out (the original script's machine).
 CONFIG_DEFAULT_MODEL = "gpt-4o"

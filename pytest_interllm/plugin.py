@@ -64,7 +64,7 @@ PLUGIN_NAME = "interllm-session"
 def make_executor(settings: Settings, codex: CodexBinary, label: str, proxy: ProxyClient | None = None) -> Executor:
     """The configured executor on a new event loop, with its provider endpoint: the run's proxy if there is one,
     else the worker's own scripted model. A transport's heavy SDK is imported only when it is chosen."""
-    from pytest_interllm import transports
+    from pytest_interllm import executors
     from pytest_interllm.providers.endpoints import endpoint_for
     from pytest_interllm.run.attempt import Executor
     from pytest_interllm.runtime import LoopRunner
@@ -78,7 +78,7 @@ def make_executor(settings: Settings, codex: CodexBinary, label: str, proxy: Pro
         if settings.agent
         else None
     )
-    transport = transports.load(settings.executor)
+    transport = executors.load(settings.executor)
     return Executor(settings, codex, endpoint, runner, transport, label, agent_factory=factory)
 
 

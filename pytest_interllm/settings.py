@@ -12,9 +12,9 @@ import pytest
 
 from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, USD, Number
 from pytest_interllm.codex.locate import mcp_default_available
+from pytest_interllm.executors import NAMES
 from pytest_interllm.faults import FAULTS, unavailable
 from pytest_interllm.providers.credentials import AUTH_MODES
-from pytest_interllm.transports import NAMES
 
 DEFAULT_MODEL = "gpt-5-codex"
 DEFAULT_TIMEOUT = 300.0

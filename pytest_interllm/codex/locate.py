@@ -33,7 +33,7 @@ class CodexBinary:
 
 def interface_of(executor: str) -> str:
     """The codex subcommand an executor drives."""
-    from pytest_interllm.transports import interface_of as registered
+    from pytest_interllm.executors import interface_of as registered
 
     return registered(executor)
 

@@ -20,10 +20,10 @@ from starlette.routing import Route
 
 from pytest_interllm import faults
 from pytest_interllm.faults import Fault, WritePlan
-from pytest_interllm.grader import read_request, scripted_verdicts
 from pytest_interllm.outcome import AuditRecord
 from pytest_interllm.providers.audit import audit_request, user_texts
 from pytest_interllm.providers.server import LocalServer
+from pytest_interllm.rubric import read_request, scripted_verdicts
 
 CALL_PREFIX = "interllm_write_"
 ORCHESTRATOR_PREFIX = "interllm_codex_"

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.outcome import ScenarioOutcome
 
-if TYPE_CHECKING:
-    from pytest_interllm.run import Verdict
+
+class AttemptView(Protocol):
+    """One counted attempt of an item, as the report reads it."""
+
+    number: int
+    outcome: ScenarioOutcome
+    failure: ScenarioFailure | None
+
+
+class VerdictView(Protocol):
+    """An item's attempts and their figures, as the report reads them (the run layer's `Verdict` is one)."""
+
+    @property
+    def attempts(self) -> Sequence[AttemptView]: ...
+
+    def record(self) -> dict[str, Any] | None: ...
+
 
 PREVIEW_LINES = 12
 TEXT_LIMIT = 200_000
@@ -32,7 +49,7 @@ def build(
     executor: str = "codex",
     free: bool = False,
     failure_class: str | None = None,
-    verdict: Verdict | None = None,
+    verdict: VerdictView | None = None,
 ) -> dict[str, Any]:
     """The record of one scenario, pass or fail; `outcome` is None when it never reached codex."""
     record: dict[str, Any] = {
