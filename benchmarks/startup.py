@@ -11,8 +11,8 @@ from pathlib import Path
 from common import median, project, pytest_run, scenario_list, update_summary, write_result
 
 from pytest_interllm.codex.locate import locate
-from pytest_interllm.plugin import make_executor
 from pytest_interllm.settings import Settings
+from pytest_interllm.wiring import make_executor
 
 CALLS = 8
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from pytest_interllm.cost import FREE_REPLAYED, FREE_SCRIPTED
+from pytest_interllm.cost import FREE_REPLAYED, FREE_SCRIPTED, Budget, Prices
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations, load_expectations
 from pytest_interllm.faults import not_for_executor, unavailable
@@ -17,17 +16,24 @@ from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.outputs import OutputPathError, output_target, protected_files
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
-from pytest_interllm.run import Grader, Request, Verdict, run_item
+from pytest_interllm.redact import Redactor
+from pytest_interllm.run import Grader, InFlight, Request, Verdict, run_item
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, ScenarioList, list_cache_dir, parse_scenarios
 from pytest_interllm.settings import Settings
 
+if TYPE_CHECKING:  # the executors pull in mcp and the SDKs: imported when the first scenario runs
+    from pytest_interllm.compat import TerminalRepr
+    from pytest_interllm.run.attempt import Executor
+
 SETTINGS_KEY = pytest.StashKey[Settings]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
-EXECUTOR_KEY = pytest.StashKey[Any]()
-REDACTOR_KEY = pytest.StashKey[Any]()
-COST_KEY = pytest.StashKey[Any]()  # (Prices, Budget)
+# The process's executor, started on first use. Annotated, not subscripted: the executor class is not imported here.
+EXECUTOR_KEY: pytest.StashKey[Callable[[], Executor]] = pytest.StashKey()
+REDACTOR_KEY = pytest.StashKey[Redactor]()
+COST_KEY = pytest.StashKey[tuple[Prices, Budget]]()
 VERDICT_KEY = pytest.StashKey[Verdict]()
-IN_FLIGHT_KEY = pytest.StashKey[Any]()  # run.InFlight, with --interllm-concurrency > 1
+IN_FLIGHT_KEY = pytest.StashKey[InFlight]()  # with --interllm-concurrency > 1
+REFUSED_KEY = pytest.StashKey[str]()  # why the budget refused an item: its skip is reported at the item's line
 PROTECTED_KEY = pytest.StashKey[dict[Path, str]]()  # files no output may replace
 OUTPUTS_KEY = pytest.StashKey[dict[Path, str]]()  # each output path of the run → the item that writes it
 PARSED_KEY = pytest.StashKey[dict[Path, ScenarioList]]()  # lists the session start parsed, not parsed again
@@ -208,8 +214,9 @@ class ScenarioItem(pytest.Item):
         in_flight = self.config.stash.get(IN_FLIGHT_KEY, None)
         verdict = in_flight.result(self) if in_flight is not None else self.compute()
         if isinstance(verdict, str):
-            # The budget refused it; reported at the scenario's own file and line, like a skip mark.
-            raise pytest.skip.Exception(verdict, _use_item_location=True)
+            # The budget refused it; the worker hooks report it at the scenario's own file and line, like a skip mark.
+            self.stash[REFUSED_KEY] = verdict
+            pytest.skip(verdict)
         self.stash[VERDICT_KEY] = verdict
         self.stash[OUTCOME_KEY] = verdict.shown.outcome
         failure = verdict.failure()
@@ -243,7 +250,7 @@ class ScenarioItem(pytest.Item):
         finally:
             budget.finish(reserved)
 
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, ScenarioFailure):
             text = excinfo.value.render()
             outcome = self.stash.get(OUTCOME_KEY, None)

@@ -11,9 +11,9 @@ from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.process import alive
 from pytest_interllm.faults import EXPECTED_CLASS, FAULT_LIST
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
-from pytest_interllm.plugin import make_executor
 from pytest_interllm.run.attempt import transient_wait
 from pytest_interllm.settings import Settings
+from pytest_interllm.wiring import make_executor
 from tests.conftest import outputs, run, write
 from tests.test_no_orphans import server_pids
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_interllm.compat import write_line_in_progress
 from pytest_interllm.redact import Redactor
 from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios
 
@@ -29,13 +30,8 @@ def ends_test(report: pytest.TestReport) -> bool:
 
 
 def _write(reporter: pytest.TerminalReporter, nodeid: str, line: str, **markup: bool) -> None:
-    """Write a whole line, then tell pytest its progress line for this file is current (no reprinted path)."""
-    fspath = reporter.config.rootpath / nodeid.split("::")[0]
-    if reporter.currentfspath == fspath:
-        reporter.currentfspath = None
-    reporter.write_line(line, **markup)
-    if reporter.verbosity <= 0:
-        reporter.currentfspath = fspath
+    """Write a whole line amid pytest's progress output for this item's file (no reprinted path)."""
+    write_line_in_progress(reporter, reporter.config.rootpath / nodeid.split("::")[0], line, **markup)
 
 
 @dataclass

@@ -1,0 +1,172 @@
+"""Controller hooks: the process that owns the session and the terminal (the xdist controller, or the only
+process). It checks the inputs and clears earlier outputs before any worker starts, sends the preflight, keeps
+the records, the run log and the status lines, and writes the summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_interllm import terminal
+from pytest_interllm.collect import PARSED_KEY
+from pytest_interllm.inputs import check_templates, input_files, list_inputs
+from pytest_interllm.outputs import Cleanup, Manifest, OutputDirError, check_output_dir
+from pytest_interllm.prompt import TemplateError
+from pytest_interllm.report.baseline import Baseline
+from pytest_interllm.report.baseline import markdown as baseline_markdown
+from pytest_interllm.report.merge import MergeError
+from pytest_interllm.report.runlog import RunLog
+from pytest_interllm.report.status import StatusLines, ends_test, result_of
+from pytest_interllm.report.summary import counts as summary_counts
+from pytest_interllm.report.summary import markdown as summary_markdown
+from pytest_interllm.scenarios import ScenarioFormatError, list_cache_dir, parse_scenarios, same_titles
+from pytest_interllm.wiring import Run
+
+NAME = "interllm-controller"
+
+
+class Controller:
+    """The session's records, run log, status lines and summaries (registered only where the session is owned)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.config = run.config
+        self.settings = run.settings
+        self.status = StatusLines(run.settings.lists, run.settings.rootdir, list_cache_dir(run.config), run.redactor)
+        self.records: list[dict[str, Any]] = []
+        self.runlog: RunLog | None = None
+        self.manifest: Manifest | None = None  # the record of the output files scenarios left
+        self.preflight: dict[str, Any] | None = None
+        self.baseline: Baseline | None = None  # an earlier run to compare with
+        self.notes: list[str] = []  # what the run should know about its inputs (header, log)
+        self.cleanup = Cleanup()
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before any scenario and before xdist starts its workers: inputs checked once, then earlier outputs removed.
+        s = self.settings
+        inputs = list_inputs(s)
+        files = input_files(inputs)
+        try:
+            check_templates(inputs)
+            check_output_dir(s, files)
+        except (TemplateError, OutputDirError) as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if s.baseline is not None:
+            try:
+                self.baseline = Baseline(s.baseline)
+            except MergeError as exc:
+                raise pytest.UsageError(f"--interllm-baseline: {exc}") from None
+        self.notes = self._read_lists()
+        if self.config.option.collectonly:
+            return
+        self._preflight()
+        self.manifest = Manifest(s)
+        self.cleanup = self.manifest.clear()
+        if s.log_dir is not None:
+            notes = [f"note: {note}" for note in self.notes]
+            self.runlog = RunLog(
+                s.log_dir,
+                self.run.redactor,
+                terminal.info(self.run),
+                notes + terminal.cleanup_lines(self.run, self.cleanup),
+            )
+
+    def _read_lists(self) -> list[str]:
+        """Parse the lists once (for collection here, and pytest's cache for xdist workers); notes on shared titles."""
+        s, redactor, notes = self.settings, self.run.redactor, []
+        parsed_lists = self.config.stash.setdefault(PARSED_KEY, {})
+        for path in s.lists:
+            try:
+                parsed = parsed_lists[path] = parse_scenarios(path, list_cache_dir(self.config), redactor)
+            except ScenarioFormatError:
+                continue  # collection reports it, at its line
+            scenarios = parsed.scenarios[: s.max_scenarios] if s.max_scenarios else parsed.scenarios
+            # Legal, but easy to mistake for one another. A note, not a warning: `filterwarnings = error` would fail
+            # the run.
+            notes += [redactor.text(f"{s.relative(path)}: {note}") for note in same_titles(scenarios)]
+        return notes
+
+    def _preflight(self) -> None:
+        """A real run first sends one minimal request with the expected model; a refusal stops it (exit 4)."""
+        run, s = self.run, self.settings
+        if run.plan is None or not run.plan.real or not s.preflight or run.proxy is None:
+            return
+        from pytest_interllm.providers.service import preflight_problem
+
+        answer = run.proxy.preflight(s.model)
+        problem = preflight_problem(answer, run.credential_text())
+        if problem is not None:
+            raise pytest.UsageError(f"pytest-interllm: {run.redactor.text(problem)}")
+        prices = run.prices
+        answer["cost_usd"] = (
+            0.0 if prices.free else prices.cost(s.model, answer["input_tokens"], answer["output_tokens"])
+        )
+        run.budget.add(answer["cost_usd"], scenarios=0)
+        self.preflight = answer
+
+    def baseline_name(self) -> str:
+        return self.settings.relative(self.baseline.path) if self.baseline is not None else ""
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        return terminal.header(self.run, self.cleanup, self.notes)
+
+    def _reporter(self) -> pytest.TerminalReporter | None:
+        if self.config.get_verbosity() <= -2:
+            return None
+        reporter: pytest.TerminalReporter | None = self.config.pluginmanager.get_plugin("terminalreporter")
+        return reporter
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
+        # The END line shows the result; a progress letter after it would only add noise.
+        if self._reporter() is None or self.config.get_verbosity() > 0 or not self.status.owns(report.nodeid):
+            return None
+        if ends_test(report):
+            category = result_of(report)
+            return category, "", category.upper()
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        reporter, in_flight = self._reporter(), self.run.in_flight
+        if reporter is not None:  # when the scenario really started: it may have run ahead of pytest's turn
+            self.status.start(reporter, nodeid, in_flight.started.get(nodeid) if in_flight else None)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        reporter = self._reporter()
+        record = getattr(report, "interllm_record", None)  # made where the item ran (a worker, or here)
+        if reporter is not None:  # the scenario's real start and end (it may have run ahead of pytest's turn)
+            times = (record["started_at"], record["ended_at"]) if record is not None else (None, None)
+            self.status.end(reporter, report, *times)
+        if record is not None:
+            self.records.append(record)
+            if self.runlog is not None:
+                self.runlog.write(record)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.records:
+            return
+        terminalreporter.write_sep("-", "interllm")
+        for line in terminal.summary(self):
+            terminalreporter.write_line(line)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # After the worker hooks' (tryfirst) of this process: they count the scenarios they cancelled.
+        if self.runlog is not None:
+            if self.run.cancelled:
+                self.runlog.note(
+                    f"stopped with {self.run.cancelled} scenarios still in flight: cancelled, not reported"
+                )
+            self.runlog.close(summary_counts(self.records))
+        path = self.settings.summary
+        if path is not None and not self.config.option.collectonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                extra = (
+                    [baseline_markdown(self.baseline.compare(self.records), self.baseline_name())]
+                    if self.baseline is not None
+                    else []
+                )
+                text = summary_markdown(self.records, terminal.info(self.run), self.run.prices.free, extra)
+                fh.write(self.run.redactor.text(text))

@@ -1,0 +1,145 @@
+"""What the run says about itself: the header, the terminal summary, the run's description for the log and the
+summaries, and the account of the outputs removed at its start."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from pytest_interllm.outputs import Cleanup
+from pytest_interllm.report.baseline import terminal_lines as baseline_lines
+from pytest_interllm.report.summary import counts as summary_counts
+from pytest_interllm.report.summary import spend as summary_spend
+
+if TYPE_CHECKING:
+    from pytest_interllm.controller import Controller
+    from pytest_interllm.wiring import Run
+
+
+def header(run: Run, cleanup: Cleanup, notes: list[str]) -> list[str]:
+    """pytest's header lines: provider, model, executor, codex, sandbox, outputs, and notes on the inputs."""
+    s = run.settings
+    codex = f"{run.codex.path} ({run.codex.version})" if run.codex else "not checked (collect only)"
+    home = str(s.codex_home) if s.codex_home else "isolated temporary CODEX_HOME"
+    return (
+        [
+            f"interllm: provider {provider_text(run)}, expected model {s.model}, executor {s.executor}"
+            + (f" ({s.executor_reason})" if s.executor_reason else ""),
+            f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
+            f"interllm: outputs {s.relative(s.output_dir)}/{cleanup_text(cleanup)}, "
+            f"timeout {s.timeout:g}s per scenario",
+        ]
+        + (
+            [
+                f"interllm: OPENAI_DEFAULT_MODEL={os.environ['OPENAI_DEFAULT_MODEL']} is set and ignored: "
+                "every model of the run is explicit"
+                if not s.agent
+                else f"interllm: OPENAI_DEFAULT_MODEL={os.environ['OPENAI_DEFAULT_MODEL']} is set: an Agent of "
+                "yours that names no model runs it"
+            ]
+            if os.environ.get("OPENAI_DEFAULT_MODEL")
+            else []
+        )
+        + (
+            [
+                "interllm: orchestrator (OpenAI Agents SDK) "
+                + (f"yours ({s.agent}), expected model" if s.agent else "model")
+                + f" {s.orchestrator_model or s.model}, tracing kept local (no upload)"
+            ]
+            if s.executor == "agents"
+            else []
+        )
+        + [f"interllm: note: {note}" for note in notes]
+    )
+
+
+def cleanup_text(done: Cleanup) -> str:
+    """What the start of the run removed from the output dir, for the header."""
+    parts = [f"{len(done.removed)} earlier outputs of the plugin removed"] if done.removed else []
+    parts += [f"{len(done.kept)} kept (see the run log)"] if done.kept else []
+    parts += [f"manifest set aside: {p}" for p in done.problems]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def cleanup_lines(run: Run, done: Cleanup) -> list[str]:
+    """The log's account of the earlier outputs removed (and kept) at the start of the run."""
+    where = run.settings.relative(run.settings.output_dir)
+    lines = [f"earlier outputs of the plugin removed from {where}/: {len(done.removed)}"]
+    lines += [f"  removed {name}" for name in done.removed]
+    lines += [f"  kept {name}: {why}" for name, why in done.kept]
+    lines += [f"  note: {problem}" for problem in done.problems]
+    return lines
+
+
+def provider_text(run: Run) -> str:
+    """The provider, what is behind it, and why it was chosen."""
+    s, plan = run.settings, run.plan
+    why = " (OPENAI_API_KEY is set)" if s.provider_source == "default" and s.provider == "openai" else ""
+    if plan is None:
+        fallback = ", no OPENAI_API_KEY" if s.provider_source == "default" else ""
+        return f"offline (built-in scripted model on 127.0.0.1, not a real LLM{fallback})"
+    cassettes = s.relative(plan.cassette_dir) if plan.cassette_dir else ""
+    if plan.provider == "replay":
+        return f"replay (cassettes in {cassettes}/, nothing sent upstream)"
+    upstream = "the built-in scripted model" if plan.upstream == "scripted" else plan.upstream
+    who = f" with {run.credential_text()}" if run.credential is not None else ""
+    limit = f", at most {plan.max_concurrency} upstream requests at once" if plan.max_concurrency else ""
+    if plan.provider == "record":
+        return f"record (from {upstream}{who} into {cassettes}/, mode {plan.record_mode}{limit})"
+    return f"openai (audit proxy in front of {upstream}{who}{limit}){why}"
+
+
+def info(run: Run) -> dict[str, str]:
+    """What the run was: shown in the log header, the HTML summary and the markdown summary."""
+    s = run.settings
+    return {
+        "provider": f"{s.provider} (built-in scripted model, not a real LLM)"
+        if s.provider == "offline"
+        else s.provider + (f", {run.credential_text()}" if run.credential is not None else ""),
+        "spend": run.prices.free or f"estimated from {run.prices.source}",
+        "executor": s.executor,
+        "codex": run.codex.version if run.codex else "unknown",
+        "expected model": s.model,
+        "sandbox": s.sandbox,
+        "lists": ", ".join(s.relative(p) for p in s.lists),
+    }
+
+
+def summary(controller: Controller) -> list[str]:
+    """The lines of the terminal summary's `interllm` section: tally, provider, tokens and spend, and more."""
+    run, records = controller.run, controller.records
+    tally = summary_counts(records)
+    lines = ["interllm: " + ", ".join(f"{k} {v}" for k, v in tally.items())]
+    tin = sum(r["tokens_in"] for r in records)
+    tout = sum(r["tokens_out"] for r in records)
+    prices = run.prices
+    lines.append(f"interllm: provider {provider_text(run)}")
+    preflight: dict[str, Any] | None = controller.preflight
+    if preflight is not None:
+        lines.append(
+            f"interllm: preflight: {preflight['model']} answered HTTP {preflight['status']} in "
+            f"{preflight['latency']:.2f}s ({preflight['input_tokens']} in / {preflight['output_tokens']} out tokens)"
+        )
+    extra = preflight["cost_usd"] if preflight is not None else 0.0
+    budget = f" of a ${run.settings.budget:.4f} budget" if run.settings.budget is not None else ""
+    costs = f"{summary_spend(records, prices.free, extra)}{budget} (prices: {prices.source})"
+    lines.append(f"interllm: tokens {tin} in / {tout} out, {prices.free or costs}")
+    if run.in_flight is not None:
+        lines.append(f"interllm: concurrency: {run.in_flight.report()}")
+    for note in dict.fromkeys(n for r in records for n in r.get("output_notes") or []):
+        lines.append(run.redactor.text(f"interllm: output: {note}"))
+    if controller.baseline is not None:
+        for line in baseline_lines(controller.baseline.compare(records), controller.baseline_name()):
+            lines.append(run.redactor.text(line))
+    if run.service is not None:
+        st = run.service.stats()
+        lines.append(
+            f"interllm: proxy: {st['requests']} requests, {st['upstream']} sent upstream, {st['replayed']} "
+            f"replayed, peak upstream concurrency {st['peak_concurrency']}"
+        )
+    if controller.runlog is not None:
+        lines.append(
+            f"interllm: log {run.settings.relative(controller.runlog.text_path)} "
+            f"and {run.settings.relative(controller.runlog.jsonl_path)}"
+        )
+    return lines
