@@ -28,7 +28,13 @@ class LocalServer:
     async def start(self) -> None:
         """Bind 127.0.0.1 on a free port and serve until `stop`."""
         config = uvicorn.Config(
-            self.app(), host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="off"
+            self.app(),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,  # a stalled stream (the `stall` fault) must not hold up the end of a run
         )
         server = uvicorn.Server(config)
         logging.getLogger("uvicorn.error").propagate = False

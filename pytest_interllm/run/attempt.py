@@ -307,9 +307,11 @@ class Executor:
         token = self._enter()
         try:
             self.transport.turn(server, request, outcome)
-        except BaseException:
+        except BaseException as exc:
             self._leave(token)
             call.close()
+            if server is not None and not isinstance(exc, Exception):
+                server.kill()  # Ctrl-C, SIGTERM: the run is stopping, codex goes now rather than after its grace
             self._release(server, retire=True)
             raise
         outcome.stderr_shared = self._leave(token)
@@ -360,6 +362,12 @@ class Executor:
     def close(self) -> None:
         """Stop the transport and codex, then the provider endpoint; end the loop; remove the temporary home."""
         self.transport.close()
+        with self._attempts_lock:
+            cut_short = bool(self._active)
+        if cut_short:  # -x, Ctrl-C, SIGTERM with scenarios in flight: their codex goes now, not after its grace
+            for server in [self.server, *self._retired.values()]:
+                if server is not None:
+                    server.kill()
         self._stop_server()
         for server in list(self._retired.values()):  # still in use when the run stopped (-x, Ctrl-C)
             self.runner.run(server.stop(self.transport.stop_grace), self.transport.stop_limit)
