@@ -57,7 +57,9 @@ class CodexEvent:
 
 @dataclass
 class ScenarioOutcome:
-    """The evidence of one scenario: prompt, final_output, models, events, tokens, output file."""
+    """The evidence of one attempt: prompt, final_output, models, events, tokens, output file — what codex, the
+    provider and the filesystem reported, never a judgement of it. The verdict is the checks' `ScenarioFailure`
+    (or None), kept beside it by the run layer (`run.items.Attempt`)."""
 
     prompt: str
     expected_model: str
@@ -85,8 +87,6 @@ class ScenarioOutcome:
     duration: float = 0.0
     codex_stderr: str = ""
     stderr_shared: bool = False  # other scenarios ran on the same codex meanwhile: its stderr is not this one's
-    failure_class: str | None = None
-    failure: str | None = None
     arguments: dict[str, Any] = field(default_factory=dict)
     structured: dict[str, Any] | None = None
     fault: str | None = None

@@ -13,7 +13,7 @@ import pytest
 from pytest_interllm import controller, wiring, worker, xdist_hooks
 from pytest_interllm.fixtures import _interllm_agents_executor, interllm_agents, interllm_codex, interllm_executor
 from pytest_interllm.html_hooks import HtmlHooks
-from pytest_interllm.settings import add_options
+from pytest_interllm.options import add_options
 
 __all__ = ["_interllm_agents_executor", "interllm_agents", "interllm_codex", "interllm_executor"]
 

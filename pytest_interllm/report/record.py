@@ -97,7 +97,7 @@ def build(
     if outcome is None:
         return record
     record.update(_evidence(outcome, free))
-    record.update(failure_class=failure_class or outcome.failure_class)
+    record.update(failure_class=failure_class)
     if verdict is not None and len(verdict.attempts) > 1:
         record["repeat"] = verdict.record()
         record["runs"] = [

@@ -354,8 +354,6 @@ class Executor:
     def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None:
         """Raise `ScenarioFailure` unless the model, the output file and the expectations hold."""
         failure: ScenarioFailure | None = check_outcome(outcome, expectations)
-        outcome.failure_class = failure.failure_class if failure else None
-        outcome.failure = str(failure) if failure else None
         if failure is not None:
             raise failure
 

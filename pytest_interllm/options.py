@@ -1,0 +1,370 @@
+"""The options of the `interllm` group: one declared `Option` per setting (flag, ini twin, environment variable,
+help, default, kind), registered with pytest. `settings.resolve` turns them into the frozen `Settings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, USD, Number
+from pytest_interllm.executors import NAMES
+from pytest_interllm.faults import FAULTS
+from pytest_interllm.providers.credentials import AUTH_MODES
+
+DEFAULT_MODEL = "gpt-5-codex"
+DEFAULT_TIMEOUT = 300.0
+PROVIDERS = ("offline", "openai", "record", "replay")
+AVAILABLE_PROVIDERS = PROVIDERS
+RECORD_MODES = ("once", "new_episodes", "none", "all")
+EXECUTORS = NAMES  # the executor registry (transports/__init__.py)
+SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its CLI flag, ini key, environment variable, help and default."""
+
+    dest: str
+    flag: str
+    help: str
+    default: str | None = None
+    env: str | None = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    repeatable: bool = False  # the flag may be given several times; env and ini take a comma-separated list
+    number: Number | None = None  # the kind of number the value must be
+
+    @property
+    def ini(self) -> str:
+        return self.dest
+
+    @property
+    def is_path(self) -> bool:
+        return self.metavar in ("PATH", "DIR")
+
+
+OPTIONS = (
+    Option(
+        "interllm_model",
+        "--interllm-model",
+        f"model the agent must run (default {DEFAULT_MODEL}); several (repeat the flag, or a comma-separated "
+        "list) make a model matrix: one item per scenario and model.",
+        DEFAULT_MODEL,
+        "INTERLLM_MODEL",
+        "MODEL",
+        repeatable=True,
+    ),
+    Option(
+        "interllm_concurrency",
+        "--interllm-concurrency",
+        "scenarios in flight at once in each pytest process, on its one codex server (default 1; with -n N, N times "
+        "as many in all). Items are still reported one by one, in order.",
+        "1",
+        "INTERLLM_CONCURRENCY",
+        "N",
+        number=COUNT,
+    ),
+    Option(
+        "interllm_repeat",
+        "--interllm-repeat",
+        "attempts of each item, one verdict per item: it passes when passes/attempts >= the min pass (default 1).",
+        "1",
+        "INTERLLM_REPEAT",
+        "N",
+        number=COUNT,
+    ),
+    Option(
+        "interllm_min_pass",
+        "--interllm-min-pass",
+        "share of an item's repeated attempts that must pass, 0 < F <= 1 (default 1.0: all; YAML min_pass wins).",
+        "1.0",
+        "INTERLLM_MIN_PASS",
+        "F",
+        number=SHARE,
+    ),
+    Option(
+        "interllm_grader_model",
+        "--interllm-grader-model",
+        "model that grades a scenario's rubric (YAML `rubric:`) with a real provider (default: the expected model).",
+        None,
+        "INTERLLM_GRADER_MODEL",
+        "MODEL",
+    ),
+    Option(
+        "interllm_grader_votes",
+        "--interllm-grader-votes",
+        "ask the grader N times; each criterion takes the majority verdict (default 1).",
+        "1",
+        "INTERLLM_GRADER_VOTES",
+        "N",
+        number=COUNT,
+    ),
+    Option(
+        "interllm_baseline",
+        "--interllm-baseline",
+        "an earlier run's JSONL log (or a merged one): show what regressed, was fixed, is new or removed.",
+        None,
+        "INTERLLM_BASELINE",
+        "PATH",
+    ),
+    Option(
+        "interllm_provider",
+        "--interllm-provider",
+        "model provider: offline (built-in scripted model), openai (real API or --interllm-base-url), record, "
+        "replay (cassettes). Default: openai when OPENAI_API_KEY is set, else offline.",
+        "offline",
+        "INTERLLM_PROVIDER",
+        "NAME",
+        PROVIDERS,
+    ),
+    Option(
+        "interllm_base_url",
+        "--interllm-base-url",
+        "upstream root of the openai/record providers (the proxy posts to <root>/responses): an OpenAI-compatible "
+        "server (vLLM, Ollama, ...) or another endpoint for your credential.",
+        None,
+        "OPENAI_BASE_URL",
+        "URL",
+    ),
+    Option(
+        "interllm_auth",
+        "--interllm-auth",
+        "whose credential real runs use: auto (OPENAI_API_KEY, else your codex login), api-key or codex-login. "
+        "Codex never holds it: the audit proxy adds it upstream.",
+        "auto",
+        "INTERLLM_AUTH",
+        "KIND",
+        AUTH_MODES,
+    ),
+    Option(
+        "interllm_auth_file",
+        "--interllm-auth-file",
+        "codex login to use (default $CODEX_HOME/auth.json, then ~/.codex/auth.json); only ever read.",
+        None,
+        "INTERLLM_AUTH_FILE",
+        "PATH",
+    ),
+    Option(
+        "interllm_preflight",
+        "--interllm-preflight",
+        "on (default): one minimal request with the expected model before any scenario of a real run, to check "
+        "the credential and the model; off skips it.",
+        "on",
+        "INTERLLM_PREFLIGHT",
+        "on|off",
+        ("on", "off"),
+    ),
+    Option(
+        "interllm_record_mode",
+        "--interllm-record-mode",
+        "record provider: once (default), new_episodes, none or all, as in vcrpy.",
+        "once",
+        "INTERLLM_RECORD_MODE",
+        "MODE",
+        RECORD_MODES,
+    ),
+    Option(
+        "interllm_cassette_dir",
+        "--interllm-cassette-dir",
+        "where record/replay keep cassettes (default cassettes).",
+        "cassettes",
+        "INTERLLM_CASSETTE_DIR",
+        "DIR",
+    ),
+    Option(
+        "interllm_max_concurrency",
+        "--interllm-max-concurrency",
+        "most upstream requests in flight at once across all workers (openai/record providers).",
+        None,
+        "INTERLLM_MAX_CONCURRENCY",
+        "N",
+        number=COUNT,
+    ),
+    Option(
+        "interllm_prices",
+        "--interllm-prices",
+        "YAML price table (USD per 1M input/output tokens per model) over the packaged one.",
+        None,
+        "INTERLLM_PRICES",
+        "PATH",
+    ),
+    Option(
+        "interllm_budget",
+        "--interllm-budget",
+        "stop starting scenarios once the run's estimated spend would exceed this many USD.",
+        None,
+        "INTERLLM_BUDGET",
+        "USD",
+        number=USD,
+    ),
+    Option(
+        "interllm_executor",
+        "--interllm-executor",
+        "how scenarios reach codex: codex (one MCP call each; codex ≤ 0.153.4), agents (an OpenAI Agents SDK "
+        "orchestrator over MCP), app-server (today's codex through OpenAI's SDK). Default: codex when a codex with "
+        "mcp-server is installed, else app-server.",
+        "codex",
+        "INTERLLM_EXECUTOR",
+        "NAME",
+        EXECUTORS,
+    ),
+    Option(
+        "interllm_agent",
+        "--interllm-agent",
+        "your own orchestrator for the agents executor: module:attr, a factory (codex, model) -> agents.Agent "
+        "(imported with the rootdir on sys.path).",
+        None,
+        "INTERLLM_AGENT",
+        "MODULE:ATTR",
+    ),
+    Option(
+        "interllm_orchestrator_model",
+        "--interllm-orchestrator-model",
+        "model of the Agents SDK orchestrator (agents executor; default: the expected model).",
+        None,
+        "INTERLLM_ORCHESTRATOR_MODEL",
+        "MODEL",
+    ),
+    Option(
+        "interllm_timeout",
+        "--interllm-timeout",
+        f"seconds per scenario (default {DEFAULT_TIMEOUT:g}).",
+        str(DEFAULT_TIMEOUT),
+        "INTERLLM_TIMEOUT",
+        "SECONDS",
+        number=SECONDS,
+    ),
+    Option(
+        "interllm_max_scenarios",
+        "--interllm-max-scenarios",
+        "collect only the first N scenarios of each list.",
+        None,
+        "INTERLLM_MAX_SCENARIOS",
+        "N",
+        number=COUNT,
+    ),
+    Option(
+        "interllm_codex",
+        "--interllm-codex",
+        "codex binary (default: the bundled openai-codex-cli-bin, then PATH).",
+        None,
+        "INTERLLM_CODEX",
+        "PATH",
+    ),
+    Option(
+        "interllm_codex_home",
+        "--interllm-codex-home",
+        "use this CODEX_HOME instead of an isolated temporary one.",
+        None,
+        "INTERLLM_CODEX_HOME",
+        "PATH",
+    ),
+    Option(
+        "interllm_sandbox",
+        "--interllm-sandbox",
+        "codex sandbox mode (default workspace-write).",
+        "workspace-write",
+        "INTERLLM_SANDBOX",
+        "MODE",
+        SANDBOXES,
+    ),
+    Option(
+        "interllm_template",
+        "--interllm-template",
+        "prompt template (default: prompt_template.txt beside the list, else the packaged one).",
+        None,
+        "INTERLLM_TEMPLATE",
+        "PATH",
+    ),
+    Option(
+        "interllm_retries",
+        "--interllm-retries",
+        "rerun a failed scenario up to N times; a pass on a rerun is reported as flaky (default 0).",
+        "0",
+        "INTERLLM_RETRIES",
+        "N",
+        number=TIMES,
+    ),
+    Option(
+        "interllm_provider_retries",
+        "--interllm-provider-retries",
+        "retries of a codex call after a transient provider error (429, 5xx, stall), with backoff (default 2).",
+        "2",
+        "INTERLLM_PROVIDER_RETRIES",
+        "N",
+        number=TIMES,
+    ),
+    Option(
+        "interllm_fault",
+        "--interllm-fault",
+        "inject this fault into every scenario (offline provider only; see the README's fault table).",
+        None,
+        "INTERLLM_FAULT",
+        "NAME",
+        FAULTS,
+    ),
+    Option(
+        "interllm_log_dir",
+        "--interllm-log-dir",
+        "where run logs go: run-YYYYMMDD-HHMMSS.log and .jsonl (default logs; 'none' disables them).",
+        "logs",
+        "INTERLLM_LOG_DIR",
+        "DIR",
+    ),
+    Option(
+        "interllm_summary",
+        "--interllm-summary",
+        "append a markdown summary table to this file (e.g. $GITHUB_STEP_SUMMARY).",
+        None,
+        "INTERLLM_SUMMARY",
+        "PATH",
+    ),
+    Option(
+        "interllm_output_dir",
+        "--interllm-output-dir",
+        "where scenarios write their files (default outputs).",
+        "outputs",
+        "INTERLLM_OUTPUT_DIR",
+        "DIR",
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the `interllm` option group and the ini twins."""
+    group = parser.getgroup("interllm", "pytest-interllm: markdown scenarios through the real codex agent")
+    group.addoption(
+        "--interllm-strict-provider",
+        action="store_true",
+        default=None,
+        dest="interllm_strict_provider",
+        help="never fall back to the offline provider when OPENAI_API_KEY is missing. Ini interllm_strict_provider.",
+    )
+    parser.addini("interllm_strict_provider", "never fall back to the offline provider.", type="bool", default=False)
+    group.addoption(
+        "--interllm-upload-traces",
+        action="store_true",
+        default=None,
+        dest="interllm_upload_traces",
+        help="agents executor: also upload SDK traces to the OpenAI dashboard (needs OPENAI_API_KEY). "
+        "Ini interllm_upload_traces.",
+    )
+    parser.addini("interllm_upload_traces", "agents executor: also upload SDK traces.", type="bool", default=False)
+    group.addoption(
+        "--interllm",
+        action="append",
+        dest="interllm",
+        default=[],
+        metavar="LIST.md",
+        help="run each scenario of this markdown list as a test (repeatable).",
+    )
+    parser.addini("interllm_lists", "markdown scenario lists to collect, like --interllm.", type="paths", default=[])
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "metavar": opt.metavar}
+        if opt.repeatable:
+            kwargs["action"] = "append"
+        env = f" Env {opt.env}." if opt.env else ""
+        group.addoption(opt.flag, help=f"{opt.help}{env} Ini {opt.ini}.", **kwargs)
+        parser.addini(opt.ini, opt.help, default=None)  # None: not set, so an ini equal to the default still wins
