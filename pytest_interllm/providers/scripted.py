@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import secrets
-import shlex
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from pytest_interllm import faults
 from pytest_interllm.faults import Fault, WritePlan
 from pytest_interllm.outcome import AuditRecord
 from pytest_interllm.providers.audit import audit_request, user_texts
+from pytest_interllm.providers.document import ScenarioRequest, read_scenario, render_document, write_command
 from pytest_interllm.providers.server import LocalServer
 from pytest_interllm.rubric import read_request, scripted_verdicts
 
@@ -33,72 +33,6 @@ AGENT_TOOLS = "multi_agent_v1"  # codex's namespace of sub-agent tools (spawn_ag
 SUBAGENT_MODEL = "gpt-5.6-luna"
 # The codex call arguments an orchestrator's instructions state as `key: value` lines (a list bullet allowed).
 _ARG = re.compile(r"^\s*(?:[-*]\s*)?(model|cwd|sandbox|approval-policy):\s*`?([^`\s][^`]*?)`?\s*$", re.MULTILINE)
-_EOF = "INTERLLM_EOF"
-_PATH_PATTERNS = (
-    re.compile(r"to the file `([^`\n]+)`"),
-    re.compile(r"`([^`\s]+\.(?:md|markdown|txt))`"),
-    re.compile(r"(\S+/scenario_\d+\.md)"),
-)
-_TITLE = re.compile(r"^\s*Scenario (\d+): (.+)$", re.MULTILINE)
-_STEP = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[[ xX]\]\s+)?(.+)$")
-
-
-@dataclass(frozen=True)
-class ScenarioRequest:
-    """What the scripted model read out of codex's prompt."""
-
-    index: str | None
-    title: str
-    steps: tuple[str, ...]
-    output_path: str | None
-
-
-def read_scenario(prompt: str) -> ScenarioRequest:
-    """Pull the scenario's title, steps and output path out of a rendered prompt."""
-    path = None
-    for pattern in _PATH_PATTERNS:
-        found = pattern.search(prompt)
-        if found:
-            path = found.group(1).strip()
-            break
-    title_match = _TITLE.search(prompt)
-    index, title = (title_match.group(1), title_match.group(2).strip()) if title_match else (None, "Scenario")
-    steps = []
-    for line in prompt.splitlines():
-        step = _STEP.match(line)
-        if step and (path is None or path not in step.group(1)):
-            steps.append(step.group(1).strip())
-    return ScenarioRequest(index=index, title=title, steps=tuple(steps), output_path=path)
-
-
-def render_document(scenario: ScenarioRequest) -> str:
-    """A real markdown plan for the scenario: goal, numbered steps, checklist, verification."""
-    steps = list(scenario.steps) or [f"Carry out: {scenario.title}"]
-    heading = f"Scenario {scenario.index}: {scenario.title}" if scenario.index else scenario.title
-    lines = [f"# {heading}", "", "## Goal", "", f"{scenario.title}.", "", "## Plan", ""]
-    lines += [f"{n}. {step}" for n, step in enumerate(steps, 1)]
-    lines += ["", "## Checklist", ""]
-    lines += [f"- [ ] {step}" for step in steps]
-    lines += [
-        "",
-        "## Verification",
-        "",
-        "- Compare source and target row counts (or object counts) after the transfer.",
-        "- Compare checksums of a sample of records on both sides.",
-        "- Record start time, end time and volume moved in the run log.",
-        "",
-        "## Rollback",
-        "",
-        "- Keep the source untouched until verification passes; re-run from the last checkpoint on failure.",
-        "",
-    ]
-    return "\n".join(line for line in lines if _EOF not in line)
-
-
-def write_command(path: str, document: str) -> str:
-    """A shell command that creates the file's directory and writes the document into it."""
-    parent = path.rsplit("/", 1)[0] if "/" in path else "."
-    return f"mkdir -p {shlex.quote(parent)} && cat > {shlex.quote(path)} <<'{_EOF}'\n{document}\n{_EOF}\n"
 
 
 def _tool_names(body: dict[str, Any]) -> set[str]:
