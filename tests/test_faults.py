@@ -23,9 +23,9 @@ HEADLINES = {
     "http-500": "codex returned HTTP 500 after 1 retries: *",
     "stall": "no answer from codex within 3s",
     "bad-sse": "codex returned an error: stream disconnected before completion*",
-    "exec-missing": "outputs/scenario_002.md not written: codex could not start the command",
-    "write-outside": "outputs/scenario_002.md not written: the sandbox refused the write (exit 1)",
-    "no-write": "outputs/scenario_002.md was not created; the agent replied: Here is the plan for*",
+    "exec-missing": "{out} not written: codex could not start the command",
+    "write-outside": "{out} not written: the sandbox refused the write (exit 1)",
+    "no-write": "{out} was not created; the agent replied: Here is the plan for*",
     "mcp-no-content": "codex answered the tool call with an error result without structuredContent*",
     "crash": "the codex server died during the call (*Connection closed*)",
     "omit-model": "expected gpt-5-codex, codex session ran gpt-4o (session_configured at ??:??:??)",
@@ -34,30 +34,37 @@ HEADLINES = {
 }
 
 
-@pytest.mark.parametrize("fault", list(EXPECTED_CLASS))
-def test_fault_is_classified_and_the_other_scenarios_pass(project: pytest.Pytester, fault: str) -> None:
-    write(project.path / "scenarios" / "list.yaml", f"2:\n  fault: {fault}\n  timeout: 3\n")
-    result = run(project, "--interllm", "input/list.md", "--interllm-provider-retries", "1")
-    result.assert_outcomes(passed=2, failed=1)
-    expected = EXPECTED_CLASS[fault]
-    result.stdout.fnmatch_lines(
-        [
-            "*END   scenario 1/3: Copy the orders table to the warehouse — PASSED in*",
-            f"*END   scenario 2/3: Stream CDC events to Kafka — FAILED [[]{expected}[]]*",
-            "*END   scenario 3/3: Pick up CSV drops from SFTP — PASSED in*",
-        ]
+def test_every_fault_is_classified_and_the_scenarios_beside_it_pass(project: pytest.Pytester) -> None:
+    """One run: each fault in its own scenario, a clean scenario before and after each (after a crash or a timeout
+    the next one runs on a fresh codex)."""
+    faults = list(EXPECTED_CLASS)
+    titles: list[str] = []
+    for fault in faults:
+        titles += [f"Clean copy of partner bucket {len(titles) + 1}", f"Fault {fault}: stream the CDC events"]
+    titles.append(f"Clean copy of partner bucket {len(titles) + 1}")
+    write(project.path / "input" / "list.md", "".join(f"- {t}\n  - verify the checksums\n" for t in titles))
+    at = {fault: 2 * n for n, fault in enumerate(faults, 1)}  # the fault's scenario number
+    write(
+        project.path / "scenarios" / "list.yaml",
+        "".join(f"{at[fault]}:\n  fault: {fault}\n  timeout: 3\n" for fault in faults),
     )
-    result.stdout.fnmatch_lines([f"[[]{expected}[]] {HEADLINES[fault]}", "*check next: *"])
-    if fault == "stall":  # our own hard timeout is never retried
-        assert "provider retr" not in next(line for line in result.outlines if "END   scenario 2/3" in line)
+    result = run(project, "--interllm", "input/list.md", "--interllm-provider-retries", "1")
+    result.assert_outcomes(passed=len(faults) + 1, failed=len(faults))
+    total = len(titles)
+    for index, title in enumerate(titles, 1):
+        if index % 2:
+            result.stdout.fnmatch_lines([f"*END   scenario {index}/{total}: {title} — PASSED in*"])
+    for fault in faults:
+        index, expected = at[fault], EXPECTED_CLASS[fault]
+        result.stdout.fnmatch_lines([f"*END   scenario {index}/{total}: Fault {fault}: *— FAILED [[]{expected}[]]*"])
+        headline = HEADLINES[fault].format(out=f"outputs/scenario_{index:03d}.md")
+        result.stdout.fnmatch_lines([f"[[]{expected}[]] {headline}", "*check next: *"])
+    # Our own hard timeout is never retried.
+    assert "provider retr" not in next(line for line in result.outlines if f"END   scenario {at['stall']}/" in line)
     assert "Traceback" not in result.stdout.str()
     # Under the model faults the agent works (partly on the wrong model) and writes its file; the others prevent it.
-    written = (
-        ["scenario_001.md", "scenario_002.md", "scenario_003.md"]
-        if fault in ("omit-model", "subagent-model")
-        else ["scenario_001.md", "scenario_003.md"]
-    )
-    assert outputs(project) == written
+    written = [i for i in range(1, total + 1) if i % 2 or i in (at["omit-model"], at["subagent-model"])]
+    assert outputs(project) == [f"scenario_{i:03d}.md" for i in written]
 
 
 def test_a_sub_agent_on_another_model_is_caught_by_the_provider_audit(project: pytest.Pytester) -> None:
