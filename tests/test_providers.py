@@ -70,30 +70,18 @@ def test_record_then_replay_the_example_list_offline(project: pytest.Pytester) -
     )
 
 
-def test_record_modes_once_and_none(project: pytest.Pytester) -> None:
+def test_the_record_mode_flag_reaches_the_proxy(project: pytest.Pytester) -> None:
+    """Each mode's rules are tested in process (test_cassettes.py); here the flag drives a real run: under `none`
+    a recorded scenario replays and one without a cassette fails, nothing sent upstream."""
     run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
-    again = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001 or 002")
-    again.assert_outcomes(passed=2, deselected=1)
-    again.stdout.fnmatch_lines(["interllm: proxy: 4 requests, 2 sent upstream, 2 replayed*"])
     none = run(
-        project, "--interllm", "input/list.md", "--interllm-provider", "record", "--interllm-record-mode", "none"
-    )
-    none.assert_outcomes(passed=2, failed=1)
+        project, "--interllm", "input/list.md", "--interllm-provider", "record", "--interllm-record-mode", "none",
+        "-k", "scenario_001 or scenario_003",
+    )  # fmt: skip
+    none.assert_outcomes(passed=1, failed=1, deselected=1)
     none.stdout.fnmatch_lines(["[[]cassette-mismatch[]] list/scenario_003: not recorded (no cassette in *)"])
-    first = (project.path / "cassettes" / "list" / "scenario_001.yaml").read_bytes()
-    episodes = run(
-        project,
-        "--interllm",
-        "input/list.md",
-        "--interllm-provider",
-        "record",
-        "--interllm-record-mode",
-        "new_episodes",
-    )
-    episodes.assert_outcomes(passed=3)
-    episodes.stdout.fnmatch_lines(["interllm: proxy: 6 requests, 2 sent upstream, 4 replayed*"])
-    assert (project.path / "cassettes" / "list" / "scenario_001.yaml").read_bytes() == first
-    assert (project.path / "cassettes" / "list" / "scenario_003.yaml").is_file()
+    none.stdout.fnmatch_lines(["interllm: proxy: * requests, 0 sent upstream, 2 replayed*"])
+    assert sorted(p.name for p in (project.path / "cassettes" / "list").iterdir()) == ["scenario_001.yaml"]
 
 
 def test_no_secret_reaches_a_cassette(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
