@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/pytest --interllm $(LIST) --interllm-provider $(strip $(PROVIDER)) --html=reports/interllm.html --self-contained-html
 
+# In parallel, one worker per core (`-n auto`); worksteal keeps both cores busy to the end when one worker draws the
+# long tests. pytest-cov combines the workers' coverage (and their child runs').
 test: setup
-	$(BIN)/pytest --cov=pytest_interllm --cov-report=term
+	$(BIN)/pytest -n auto --dist worksteal --cov=pytest_interllm --cov-report=term
 
 lint: setup
 	$(BIN)/ruff check .
