@@ -87,18 +87,12 @@ def test_skip_and_xfail_from_expectations(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["SKIPPED [[]1[]] input/list.md*: partner SFTP is down"])
 
 
-def test_empty_title_fails_alone_naming_its_line(project: pytest.Pytester) -> None:
-    write(project.path / "input" / "list.md", "- Good one\n-\n")
+def test_odd_titles_stay_inside_outputs_and_an_empty_one_fails_alone_naming_its_line(project: pytest.Pytester) -> None:
+    write(project.path / "input" / "list.md", "- Copy ../../etc/{output_path} to /tmp {model}\n-\n- Ünïcödé 🚀\n")
     result = run(project, "--interllm", "input/list.md")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*input/list.md:2: scenario 2 has an empty title*"])
-
-
-def test_braces_and_path_like_titles_stay_inside_outputs(project: pytest.Pytester) -> None:
-    write(project.path / "input" / "list.md", "- Copy ../../etc/{output_path} to /tmp {model}\n- Ünïcödé 🚀\n")
-    result = run(project, "--interllm", "input/list.md")
-    result.assert_outcomes(passed=2)
-    assert outputs(project) == ["scenario_001.md", "scenario_002.md"]
+    assert outputs(project) == ["scenario_001.md", "scenario_003.md"]
     assert (
         "# Scenario 1: Copy ../../etc/{output_path} to /tmp {model}"
         in (project.path / "outputs" / "scenario_001.md").read_text()
