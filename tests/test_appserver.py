@@ -13,7 +13,7 @@ import pytest
 
 from pytest_interllm.codex.process import alive
 from pytest_interllm.faults import EXPECTED_CLASS
-from tests.conftest import jsonl, outputs, run, write
+from tests.conftest import assert_nothing_left_open, jsonl, outputs, run, strict, write
 from tests.test_no_orphans import Watch, start
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
@@ -31,8 +31,9 @@ def properties(junit: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_the_example_list_passes_on_todays_codex(project: pytest.Pytester, xdist: list[str]) -> None:
     shutil.copy(EXAMPLE, project.path / "input" / "list.md")
-    result = run(project, "--interllm", "input/list.md", *APP, *xdist)
+    result = run(project, "--interllm", "input/list.md", *APP, *xdist, *strict(project))
     result.assert_outcomes(passed=17)
+    assert_nothing_left_open(result)
     result.stdout.fnmatch_lines(
         [
             "interllm: provider offline*, executor app-server",

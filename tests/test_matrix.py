@@ -8,15 +8,17 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from tests.conftest import jsonl, outputs, run, write
+from tests.conftest import assert_nothing_left_open, jsonl, outputs, run, strict, write
 from tests.test_report import report_texts, table_cells
 
 TWO_MODELS = ("--interllm-model", "gpt-5-codex", "--interllm-model", "gpt-5.2-codex")
 
 
 def test_a_model_matrix_runs_every_scenario_on_every_model(project: pytest.Pytester) -> None:
-    result = run(project, "--interllm", "input/list.md", *TWO_MODELS, "-n", "2", "--interllm-summary", "s.md")
+    args = (*TWO_MODELS, "-n", "2", "--interllm-summary", "s.md", *strict(project))
+    result = run(project, "--interllm", "input/list.md", *args)
     result.assert_outcomes(passed=6)
+    assert_nothing_left_open(result)
     assert len(outputs(project)) == 6 and "scenario_003@gpt-5.2-codex.md" in outputs(project)
     summary = (project.path / "s.md").read_text()
     assert "### Models compared" in summary and "| # | scenario | gpt-5-codex | gpt-5.2-codex |" in summary

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import outputs, run, write
+from tests.conftest import assert_nothing_left_open, outputs, run, strict, write
 
 
 def test_three_scenarios_pass_and_codex_writes_each_file(project: pytest.Pytester) -> None:
     (project.path / "outputs").mkdir()
     write(project.path / "outputs" / "notes-of-the-user.md", "mine")  # not the plugin's: it stays
     write(project.path / "outputs" / ".gitkeep", "")
-    result = run(project, "--interllm", "input/list.md")
+    result = run(project, "--interllm", "input/list.md", *strict(project))
     result.assert_outcomes(passed=3)
+    assert_nothing_left_open(result)
     assert outputs(project) == [
         ".gitkeep",
         "notes-of-the-user.md",
