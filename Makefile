@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) reports logs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-newest .venv-lowest reports logs .pytest_cache .mypy_cache .ruff_cache
 
 bench: setup
 	cd benchmarks && ../$(BIN)/python run_all.py
