@@ -84,7 +84,11 @@ def test_two_of_three_is_within_noise_and_zero_of_ten_regressed_failing_the_gate
     assert last["record"] == "summary" and last["run"]["interval"] == [0.0, 0.2775]
     assert last["gate"]["exit_status"] == 6 and last["baseline"]["tally"]["regressed"] == 1
     [change] = [c for c in last["baseline"]["changes"] if c["status"] == "regressed"]
-    assert change["before"] == [10, 10] and change["after"] == [0, 10] and change["p"] == pytest.approx(2 / 184756, rel=1e-5)
+    assert (
+        change["before"] == [10, 10]
+        and change["after"] == [0, 10]
+        and change["p"] == pytest.approx(2 / 184756, rel=1e-5)
+    )
 
 
 def test_a_provider_error_is_infrastructure_apart_and_retry_infra_runs_it_again(project: pytest.Pytester) -> None:
