@@ -181,8 +181,9 @@ class Controller:
         collecting = self.config.option.collectonly
         changes = self.comparison()
         if self.gate.active and not collecting:
+            stopped = bool(session.shouldfail or session.shouldstop)
             self.judgement = gate.judge(
-                self.gate, run_tally(self.records), changes, self.not_agents, int(session.exitstatus)
+                self.gate, run_tally(self.records), changes, self.not_agents, int(session.exitstatus), stopped
             )
             if self.judgement.exit_status is not None:
                 session.exitstatus = self.judgement.exit_status

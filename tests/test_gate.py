@@ -55,7 +55,7 @@ def test_two_of_three_is_within_noise_and_zero_of_ten_regressed_failing_the_gate
             "interllm: baseline baseline.jsonl: 0 regressed, 0 fixed, 1 within noise, 0 unmeasured, 0 new, 1 removed, "
             "0 unchanged (Fisher's exact test per scenario, alpha 0.05)",
             "interllm: within noise scenario_001-copy-the-orders-table-to-the-warehouse: passed 3/3 → failed 2/3 "
-            "[[]no-output-file[]] (p = 1.00, +11 attempts (14 each side) would decide it)",
+            "[[]no-output-file[]] (p = 1.00; 14 attempts a side would decide it (+11 now, +11 in the baseline))",
             "interllm: gate: 0 scenarios regressed significantly: held",
             "interllm: gate held: exit status 0",
         ]

@@ -11,6 +11,7 @@ from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.report.baseline import judge, paired
 from pytest_interllm.report.gate import GATE_FAILED, Gate
 from pytest_interllm.report.gate import judge as gate_judge
+from pytest_interllm.report.gate import lines as gate_lines
 from pytest_interllm.report.numbers import Tally, run_tally, tally
 from pytest_interllm.run.items import Attempt, Verdict
 from pytest_interllm.stats import attempts_to_decide, fisher_exact, mean_interval, sign_test, t_quantile, wilson
@@ -19,7 +20,12 @@ from pytest_interllm.stats import attempts_to_decide, fisher_exact, mean_interva
 @pytest.mark.parametrize(
     ("passed", "n", "low", "high"),
     [
-        (8, 10, 0.4902, 0.9433),  # Newcombe (1998), Wilson score interval, 95%
+        # Newcombe (1998), Statistics in Medicine 17:857, Table II, method 3 (the score interval without correction)
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+        (8, 10, 0.4902, 0.9433),
         (0, 10, 0.0, 0.2775),
         (10, 10, 0.7225, 1.0),
         (16, 17, 0.7302, 0.9895),
@@ -153,7 +159,7 @@ def test_counts_from_records_old_and_new() -> None:
 def test_two_of_three_against_three_of_three_is_within_noise_and_ten_to_zero_regressed() -> None:
     noise = judge(repeated(3, 3), repeated(2, 3), 0.05)
     assert (noise.status, noise.p) == ("within noise", 1.0)
-    assert noise.significance() == "p = 1.00, +11 attempts (14 each side) would decide it"
+    assert noise.significance() == "p = 1.00; 14 attempts a side would decide it (+11 now, +11 in the baseline)"
     regressed = judge(repeated(10, 10), repeated(0, 10), 0.05)
     assert regressed.status == "regressed" and regressed.p == pytest.approx(2 / 184756)
     assert regressed.significance() == "p = 1.1e-05"
@@ -176,13 +182,28 @@ def test_two_of_three_against_three_of_three_is_within_noise_and_ten_to_zero_reg
         (Gate(0.7, "lower-bound"), 1, [], 0),
         (Gate(0.9), 1, ["scenario_002 (infrastructure: provider-error)"], 1),  # not the agent's: not forgiven
         (Gate(0.95), 1, [], GATE_FAILED),
-        (Gate(0.9), 2, [], None),  # interrupted: pytest's status stands
+        (Gate(0.95), 2, [], None),  # interrupted: pytest's status stands
+        (Gate(0.95), 5, [], None),  # no test ran: pytest's 5 stands
     ],
 )
-def test_the_gate_on_sixteen_of_seventeen(gate: Gate, status: int, not_agents: list[str], exit_status: int) -> None:
+def test_the_gate_on_sixteen_of_seventeen(
+    gate: Gate, status: int, not_agents: list[str], exit_status: int | None
+) -> None:
     judged = gate_judge(gate, Tally(passed=16, measured=17), None, not_agents, status)
     assert judged.exit_status == exit_status
-    assert judged.failed == (exit_status == GATE_FAILED)
+    assert judged.failed == (gate.fail_under == 0.95 or exit_status == GATE_FAILED)
+    assert judged.record(gate)["pytest_status"] == status
+
+
+def test_a_run_stopped_early_is_not_gated() -> None:
+    """`-x` or `--maxfail` end the run with exit 1: the numbers of part of a run decide nothing either way."""
+    for fail_under in (0.5, 0.99):
+        judged = gate_judge(Gate(fail_under), Tally(passed=16, measured=17), None, [], 1, stopped=True)
+        assert judged.exit_status is None
+    assert gate_lines(judged)[-1] == (
+        "interllm: gate not applied: pytest's exit status 1 stands (the run was interrupted, stopped early or ran no "
+        "test)"
+    )
 
 
 def test_the_gate_fails_on_nothing_measured_and_on_a_significant_regression() -> None:
@@ -194,3 +215,16 @@ def test_the_gate_fails_on_nothing_measured_and_on_a_significant_regression() ->
     assert regressed.checks == ["1 scenario regressed significantly: scenario_001: FAILED"]
     noise = gate_judge(Gate(fail_on="regressed"), Tally(passed=2, measured=3), changes[1:], [], 1)
     assert noise.exit_status == 0 and noise.checks == ["0 scenarios regressed significantly: held"]
+
+
+def test_the_paired_comparison_across_scenarios_as_the_readme_shows_it() -> None:
+    changes = [judge(record("passed"), record("passed"), 0.05) for _ in range(16)]
+    changes.append(judge(record("passed"), record("failed", failure_class="no-output-file"), 0.05))
+    assert changes[-1].status == "within noise" and changes[-1].p == 1.0  # one attempt a side: never significant
+    across = paired(changes)
+    assert across is not None and across.text() == (
+        "across 17 scenarios measured on both sides: 0 better, 1 worse, 16 the same; pass rate -5.9 points "
+        "(95% CI -18.4 to +6.6), sign test p = 1.00"
+    )
+    many = paired([judge(repeated(1, 1), repeated(0, 1), 0.05)] * 6)
+    assert many is not None and many.p == pytest.approx(2 / 64) and many.interval is not None  # 6 of 6 worse

@@ -64,9 +64,9 @@ class Change:
         if self.status != "within noise":
             return text
         if self.decide_at is None:
-            return f"{text}, not decided even at {DECIDE_LIMIT} attempts each side"
-        more = max(0, self.decide_at - tally(self.after or {}).measured)
-        return f"{text}, +{more} attempts ({self.decide_at} each side) would decide it"
+            return f"{text}; not decidable within {DECIDE_LIMIT} attempts a side"
+        then, now = (max(0, self.decide_at - tally(r or {}).measured) for r in (self.before, self.after))
+        return f"{text}; {self.decide_at} attempts a side would decide it (+{now} now, +{then} in the baseline)"
 
     def summary(self) -> dict[str, Any]:
         """The change for the JSONL summary record."""

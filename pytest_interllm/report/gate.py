@@ -39,6 +39,7 @@ class Judgement:
     checks: list[str] = field(default_factory=list)
     not_agents: list[str] = field(default_factory=list)  # failures the gate cannot forgive: not the agent's
     exit_status: int | None = None  # None: pytest's own status stands
+    status: int = 0  # pytest's own exit status
 
     def record(self, gate: Gate) -> dict[str, Any]:
         """The gate's part of the JSONL summary record."""
@@ -49,12 +50,16 @@ class Judgement:
             "failed": self.failed,
             "checks": list(self.checks),
             "exit_status": self.exit_status,
+            "pytest_status": self.status,
         }
 
 
-def judge(gate: Gate, run: Tally, changes: list[Change] | None, not_agents: list[str], status: int) -> Judgement:
+def judge(
+    gate: Gate, run: Tally, changes: list[Change] | None, not_agents: list[str], status: int, stopped: bool = False
+) -> Judgement:
     """Judge the run: `run` its attempts, `changes` the baseline comparison, `not_agents` the failed tests that were
-    not the agent's doing, `status` pytest's exit status (only 0 and 1 are ever changed)."""
+    not the agent's doing, `status` pytest's exit status (only 0 and 1 are ever changed), `stopped` whether the run
+    stopped early (`-x`, `--maxfail`): the numbers of part of a run decide nothing, so pytest's status stands."""
     checks, failed = [], False
     if gate.fail_under is not None:
         low, _ = run.interval
@@ -79,9 +84,9 @@ def judge(gate: Gate, run: Tally, changes: list[Change] | None, not_agents: list
             + (f": {', '.join(c.name for c in regressed)}: FAILED" if regressed else ": held")
         )
     exit_status = None
-    if status in (0, 1):
+    if status in (0, 1) and not stopped:
         exit_status = GATE_FAILED if failed else (1 if not_agents else 0)
-    return Judgement(failed, checks, list(not_agents), exit_status)
+    return Judgement(failed, checks, list(not_agents), exit_status, status)
 
 
 def lines(judgement: Judgement) -> list[str]:
@@ -96,7 +101,17 @@ def lines(judgement: Judgement) -> list[str]:
         )
     elif judgement.exit_status == 0:
         shown.append("interllm: gate held: exit status 0")
+    else:
+        shown.append(f"interllm: {not_applied(judgement)}")
     return shown
+
+
+def not_applied(judgement: Judgement) -> str:
+    """Why the gate left pytest's exit status alone."""
+    return (
+        f"gate not applied: pytest's exit status {judgement.status} stands (the run was interrupted, stopped early "
+        "or ran no test)"
+    )
 
 
 def markdown(judgement: Judgement) -> str:
@@ -107,6 +122,8 @@ def markdown(judgement: Judgement) -> str:
         lines.append(f"- not the agent's doing, so not forgiven by the gate: {', '.join(judgement.not_agents)}")
     if judgement.exit_status is not None:
         lines += ["", f"exit status {judgement.exit_status}"]
+    else:
+        lines += ["", not_applied(judgement)]
     return "\n".join(lines) + "\n"
 
 
@@ -114,5 +131,9 @@ def html(judgement: Judgement) -> str:
     """The gate's section of the report's summary."""
     head = "Gate: FAILED" if judgement.failed else "Gate: held"
     items = "".join(f"<li>{escape(check)}</li>" for check in judgement.checks)
-    status = f"<p>exit status {judgement.exit_status}</p>" if judgement.exit_status is not None else ""
+    status = (
+        f"<p>exit status {judgement.exit_status}</p>"
+        if judgement.exit_status is not None
+        else f"<p>{escape(not_applied(judgement))}</p>"
+    )
     return f'<h3 class="{"bad" if judgement.failed else "ok"}">{head}</h3><ul>{items}</ul>{status}'

@@ -42,9 +42,9 @@ class Tally:
         return wilson(self.passed, self.measured)
 
     def text(self) -> str:
-        """`16/17 passed = 94.1% (95% CI 73.0–99.0%)`, or `0 attempts measured`."""
+        """`16/17 passed = 94.1% (95% CI 73.0–99.0%)`, or `no attempt measured the agent`."""
         if not self.measured:
-            return "0 attempts measured"
+            return "no attempt measured the agent"
         low, high = self.interval
         return f"{self.passed}/{self.measured} passed = {self.rate:.1%} (95% CI {low * 100:.1f}–{high:.1%})"
 

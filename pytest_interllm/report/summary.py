@@ -114,7 +114,12 @@ def rate_line(records: list[dict[str, Any]]) -> str:
     """The run's pass rate: `pass rate 16/17 passed = 94.1% (95% CI 73.0–99.0%) on the agent's attempts; …`."""
     counted = run_tally(records)
     apart = counted.apart()
-    return f"pass rate {counted.text()} on the agent's attempts" + (f"; {apart}, not counted" if apart else "")
+    rate = (
+        f"pass rate {counted.text()} on the agent's attempts"
+        if counted.measured
+        else "no pass rate: no attempt measured the agent"
+    )
+    return rate + (f"; {apart}, not counted" if apart else "")
 
 
 def markdown(
