@@ -418,5 +418,6 @@ def add_options(parser: pytest.Parser) -> None:
         if opt.repeatable:
             kwargs["action"] = "append"
         env = f" Env {opt.env}." if opt.env else ""
-        group.addoption(opt.flag, help=f"{opt.help}{env} Ini {opt.ini}.", **kwargs)
+        # argparse %-formats a flag's help (not an ini's): a literal "95%" must reach it as "95%%".
+        group.addoption(opt.flag, help=f"{opt.help}{env} Ini {opt.ini}.".replace("%", "%%"), **kwargs)
         parser.addini(opt.ini, opt.help, default=None)  # None: not set, so an ini equal to the default still wins

@@ -171,10 +171,36 @@ def test_sixteen_of_seventeen_fails_under_point_nine_only_on_the_lower_bound(pro
         (["--interllm-fail-on", "fixed"], "--interllm-fail-on: unknown value 'fixed' (choose from regressed)"),
         (["--interllm-fail-on", "regressed"], "--interllm-fail-on: regressed needs a baseline to compare with*"),
         (["--interllm-retry-infra", "-1"], "--interllm-retry-infra: '-1' must be at least 0"),
+        (["--interllm-alpha", "nan"], "--interllm-alpha: 'nan' must be a finite number"),
+        (["--interllm-fail-under", "inf"], "--interllm-fail-under: 'inf' must be a finite number"),
+        (["--interllm-fail-under", "nan"], "--interllm-fail-under: 'nan' must be a finite number"),
+        (["--interllm-fail-under", "-0.1"], "--interllm-fail-under: '-0.1' must be at least 0"),
+        (["--interllm-retry-infra", "inf"], "--interllm-retry-infra: 'inf' is not a whole number"),
     ],
 )
 def test_bad_gate_values_are_usage_errors(project: pytest.Pytester, args: list[str], message: str) -> None:
     result = project.runpytest("--interllm", "input/list.md", "--collect-only", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+@pytest.mark.parametrize(
+    ("env", "ini", "message"),
+    [
+        ({"INTERLLM_FAIL_UNDER": "nan"}, "", "INTERLLM_FAIL_UNDER: 'nan' must be a finite number"),
+        ({"INTERLLM_GATE": "mean"}, "", "INTERLLM_GATE: unknown value 'mean'*"),
+        ({}, "interllm_alpha = inf", "ini interllm_alpha: 'inf' must be a finite number"),
+        ({}, "interllm_fail_on = regressed", "ini interllm_fail_on: regressed needs a baseline to compare with*"),
+        ({}, "interllm_retry_infra = 1.5", "ini interllm_retry_infra: '1.5' is not a whole number"),
+    ],
+)
+def test_bad_gate_values_from_env_and_ini_name_their_source(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], ini: str, message: str
+) -> None:
+    project.makeini(f"[pytest]\n{ini}\n")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = project.runpytest("--interllm", "input/list.md", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
@@ -195,3 +221,13 @@ def test_each_gate_option_has_its_env_and_ini_twin(project: pytest.Pytester, mon
     result = project.runpytest("--interllm", "input/list.md", "--collect-only", "-s", "--interllm-retry-infra", "1")
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
     result.stdout.fnmatch_lines(["GATE 0.8 lower-bound regressed 1 0.01"])
+
+
+def test_help_lists_each_gate_option_with_its_twins(project: pytest.Pytester) -> None:
+    result = project.runpytest("--help")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    text = " ".join(result.stdout.str().split())  # argparse wraps the lines
+    for flag in ("alpha", "fail-under", "gate", "fail-on", "retry-infra"):
+        env, ini = f"INTERLLM_{flag.upper().replace('-', '_')}", f"interllm_{flag.replace('-', '_')}"
+        assert f"--interllm-{flag}" in text and f"Env {env}. Ini {ini}." in text
+    assert "lower-bound (the lower end of its 95% Wilson interval)" in text
