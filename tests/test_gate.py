@@ -120,6 +120,9 @@ def test_a_provider_error_is_infrastructure_apart_and_retry_infra_runs_it_again(
     assert "1 infrastructure failure apart, not counted" in (project.path / "s.md").read_text()
     cells = {i.split("::")[1][:12]: c for i, c in table_cells(project.path / "r.html").items()}
     assert cells["scenario_002"][7] == "infrastructure" and cells["scenario_001"][7] == ""  # the Caused by column
+    page = (project.path / "r.html").read_text(encoding="utf-8")  # the report's summary, above the table
+    assert "pass rate 2/2 passed = 100.0% (95% CI 34.2–100.0%) on the agent&#x27;s attempts" in page
+    assert '<h3 class="ok">Gate: held</h3>' in page and "<p>exit status 1</p>" in page
     shutil.rmtree(project.path / "logs")
     again = run(project, *args, "--interllm-retry-infra", "1")
     again.assert_outcomes(passed=3)
@@ -231,3 +234,19 @@ def test_help_lists_each_gate_option_with_its_twins(project: pytest.Pytester) ->
         env, ini = f"INTERLLM_{flag.upper().replace('-', '_')}", f"interllm_{flag.replace('-', '_')}"
         assert f"--interllm-{flag}" in text and f"Env {env}. Ini {ini}." in text
     assert "lower-bound (the lower end of its 95% Wilson interval)" in text
+
+
+def test_a_run_stopped_by_x_keeps_pytests_exit_status(project: pytest.Pytester) -> None:
+    """Part of a run decides nothing: a gate that would hold (any rate ≥ 0) leaves -x's exit status 1 alone."""
+    write(project.path / "scenarios" / "list.yaml", "1:\n  fault: no-write\n")
+    result = run(project, "--interllm", "input/list.md", "-x", "--interllm-fail-under", "0", "--interllm-log-dir", "x")
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "interllm: gate: pass rate 0.0% ≥ 0.0% (0/1 passed = 0.0% (95% CI 0.0–79.3%)): held",
+            "interllm: gate not applied: pytest's exit status 1 stands (the run was interrupted, stopped early or "
+            "ran no test)",
+        ]
+    )
+    assert log_lines(project, "x")[-1]["gate"]["exit_status"] is None

@@ -137,16 +137,22 @@ def test_a_baseline_names_what_regressed_significantly_and_nothing_else(project:
     )
     assert "scenario_001" not in summary.split("### Changes since the baseline")[1]
     assert "-## Goal" in summary  # the output file's diff against the baseline's
-    # And back: the same baseline, the fault gone, is a fix.
+    # And back: the fault gone, 0/4 → 4/4 is a fix at alpha 0.05 (p = 0.029), and within noise at 0.01.
     (project.path / "scenarios" / "list.yaml").unlink()
     directory = project.runpytest("--interllm", "input/list.md", "--interllm-baseline", "logs", "--collect-only")
     assert directory.ret == pytest.ExitCode.USAGE_ERROR  # a directory is no log
     [failing] = (project.path / "logs").glob("run-*.jsonl")
     again = run(
-        project, "--interllm", "input/list.md", *four, "-k", "scenario_002", "--interllm-baseline", str(failing)
-    )
+        project, "--interllm", "input/list.md", *four, "-k", "scenario_002", "--interllm-baseline", str(failing),
+        "--interllm-alpha", "0.01",
+    )  # fmt: skip
     again.stdout.fnmatch_lines(
-        ["interllm: baseline *: 0 regressed, 1 fixed, 0 within noise, 0 unmeasured, 0 new, 2 removed, 0 unchanged*"]
+        [
+            "interllm: baseline *: 0 regressed, 0 fixed, 1 within noise, 0 unmeasured, 0 new, 2 removed, 0 unchanged "
+            "(Fisher's exact test per scenario, alpha 0.01)",
+            "interllm: within noise scenario_002-stream-cdc-events-to-kafka: failed 0/4 [[]no-output-file[]] → "
+            "passed 4/4 (p = 0.03; 5 attempts a side would decide it (+1 now, +1 in the baseline)*",
+        ]
     )
 
 
