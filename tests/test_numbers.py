@@ -228,3 +228,13 @@ def test_the_paired_comparison_across_scenarios_as_the_readme_shows_it() -> None
     )
     many = paired([judge(repeated(1, 1), repeated(0, 1), 0.05)] * 6)
     assert many is not None and many.p == pytest.approx(2 / 64) and many.interval is not None  # 6 of 6 worse
+
+
+def test_a_matrix_cell_with_repeats_carries_its_interval() -> None:
+    from pytest_interllm.report.summary import matrix_cell, pass_rates
+
+    cell = {**repeated(2, 3), "repeat": {"classes": {"no-output-file": 1}, "pass_at_1": 0.67, "pass_at_n": 1.0}}
+    cell |= {"tokens_in": 10, "tokens_out": 5, "cost_usd": None, "duration": 1.0}
+    cell["repeat"]["pass_hat_n"] = 0.0
+    assert matrix_cell(cell) == "❌ failed 2/3 — no-output-file ×1 · 95% CI 21–94% · 15 tok · — · 1.0s"
+    assert pass_rates(cell).startswith("67% (95% CI 21–94%) · pass@1 0.67")

@@ -92,11 +92,14 @@ def matrix(records: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, dict
 
 
 def matrix_cell(record: dict[str, Any] | None) -> str:
-    """One scenario on one model: result, tokens, cost and duration."""
+    """One scenario on one model: result (with repeats, the 95% interval of its pass rate), tokens, cost, duration."""
     if record is None:
         return "—"
     tokens = record["tokens_in"] + record["tokens_out"]
-    return f"{result_text(record)} · {tokens} tok · {dollars(record['cost_usd'])} · {record['duration']:.1f}s"
+    counted = tally(record)
+    low, high = counted.interval
+    ci = f" · 95% CI {low * 100:.0f}–{high:.0%}" if record.get("repeat") and counted.measured else ""
+    return f"{result_text(record)}{ci} · {tokens} tok · {dollars(record['cost_usd'])} · {record['duration']:.1f}s"
 
 
 def model_totals(records: list[dict[str, Any]], model: str) -> str:
