@@ -109,6 +109,8 @@ def test_a_provider_error_is_infrastructure_apart_and_retry_infra_runs_it_again(
     )
     _, failed, _ = jsonl(project)
     assert (failed["failure_class"], failed["failure_group"]) == ("provider-error", "infrastructure")
+    for line in log_lines(project):
+        jsonschema.validate(line, schema())
     assert log_lines(project)[-1]["run"] == {
         "passed": 2,
         "measured": 2,
@@ -137,6 +139,8 @@ def test_a_provider_error_is_infrastructure_apart_and_retry_infra_runs_it_again(
     assert second["failure_group"] is None and second["attempts"] == 1  # the re-run is no retry of the agent's
     [replaced] = second["infra_reruns"]
     assert replaced.startswith("[provider-error] codex returned HTTP 500")
+    for line in log_lines(project):
+        jsonschema.validate(line, schema())
 
 
 def test_sixteen_of_seventeen_fails_under_point_nine_only_on_the_lower_bound(project: pytest.Pytester) -> None:
