@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -61,10 +62,8 @@ class LoopRunner:
                 if tasks:
                     await asyncio.wait(tasks, timeout=5)
 
-            try:
+            with contextlib.suppress(concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
                 asyncio.run_coroutine_threadsafe(drain(), self._loop).result(10)
-            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError, RuntimeError):
-                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         with self._guard:

@@ -124,7 +124,7 @@ def test_the_repeat_record_holds_the_figures_of_the_log_and_the_report() -> None
 @dataclass
 class Executor:
     """A stand-in for our executor interface: `run` hands out prepared outcomes in order and notes each call;
-    `check` fails an outcome whose `failure` field names a class."""
+    `check` fails an outcome prepared to fail (with its class, and its name as the message)."""
 
     outcomes: Iterator[ScenarioOutcome]
     calls: list[dict[str, Any]] = field(default_factory=list)
@@ -134,13 +134,21 @@ class Executor:
         return next(self.outcomes)
 
     def check(self, outcome: ScenarioOutcome, expectations: Expectations) -> None:
-        if outcome.failure_class is not None:
-            raise ScenarioFailure(outcome.failure_class, outcome.failure or "failed")
+        failure_class = FAILS.get(id(outcome))
+        if failure_class is not None:
+            raise ScenarioFailure(failure_class, outcome.prompt or "failed")
+
+
+FAILS: dict[int, str] = {}  # id of a prepared outcome → the class its check fails with (outcomes are evidence only)
 
 
 def outcome(failure_class: str | None = None, tokens_in: int = 1000, name: str = "") -> ScenarioOutcome:
     request = AuditRecord(0.0, "POST", "/v1/responses", "gpt-5-codex", 200, None, "codex", 0.1, tokens_in, 0)
-    return ScenarioOutcome(name, "gpt-5-codex", "o", failure_class=failure_class, failure=name, requests=[request])
+    prepared = ScenarioOutcome(name, "gpt-5-codex", "o", requests=[request])
+    FAILS.pop(id(prepared), None)  # an id may be reused once an earlier outcome is gone
+    if failure_class is not None:
+        FAILS[id(prepared)] = failure_class
+    return prepared
 
 
 def plan(
