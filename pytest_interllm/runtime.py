@@ -62,8 +62,7 @@ class LoopRunner:
                 if tasks:
                     await asyncio.wait(tasks, timeout=5)
 
-            stopped = (concurrent.futures.TimeoutError, concurrent.futures.CancelledError, RuntimeError)
-            with contextlib.suppress(*stopped):
+            with contextlib.suppress(concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
                 asyncio.run_coroutine_threadsafe(drain(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)

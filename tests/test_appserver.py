@@ -14,7 +14,7 @@ import pytest
 from pytest_interllm.codex.process import alive
 from pytest_interllm.faults import EXPECTED_CLASS
 from tests.conftest import assert_nothing_left_open, jsonl, outputs, run, strict, write
-from tests.test_no_orphans import Watch, start
+from tests.test_no_orphans import Watch, ended, start
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
 APP = ("--interllm-executor", "app-server")
@@ -63,7 +63,7 @@ def test_every_applicable_fault_is_classified_and_no_codex_is_left(project: pyte
     )
     watch = Watch(project.path, interface="app-server")
     proc = start(project, "--interllm", "input/list.md", *APP, "--interllm-provider-retries", "1", "--junitxml=j.xml")
-    out, _ = proc.communicate(timeout=300)
+    out = ended(proc, 300)
     seen = watch.stop()
     got = {
         p["interllm_fault"] or "-": p["interllm_failure_class"] or "passed" for p in properties(project.path / "j.xml")

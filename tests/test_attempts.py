@@ -132,34 +132,37 @@ def test_the_repeat_record_holds_the_figures_of_the_log_and_the_report() -> None
 @dataclass
 class Executor:
     """A stand-in for our executor interface: `run` hands out prepared outcomes in order and notes each call;
-    `check` fails an outcome with the class it was prepared with (the outcome itself is evidence only)."""
+    `check` fails an outcome prepared to fail (with its class, and its name as the message)."""
 
     outcomes: Iterator[ScenarioOutcome]
-    failures: dict[int, str]  # id of a prepared outcome (all alive while the plan runs) → the class it fails with
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     def run(self, prompt: str, **kwargs: Any) -> ScenarioOutcome:
         self.calls.append({"prompt": prompt, **kwargs})
         return next(self.outcomes)
 
-    def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None:
-        failure_class = self.failures.get(id(outcome))
+    def check(self, outcome: ScenarioOutcome, expectations: Expectations) -> None:
+        failure_class = FAILS.get(id(outcome))
         if failure_class is not None:
             raise ScenarioFailure(failure_class, outcome.prompt or "failed")
 
 
-Prepared = tuple[ScenarioOutcome, str | None]  # an attempt's evidence and the class its check fails with
+FAILS: dict[int, str] = {}  # id of a prepared outcome → the class its check fails with (outcomes are evidence only)
 
 
-def outcome(failure_class: str | None = None, tokens_in: int = 1000, name: str = "") -> Prepared:
+def outcome(failure_class: str | None = None, tokens_in: int = 1000, name: str = "") -> ScenarioOutcome:
     request = AuditRecord(0.0, "POST", "/v1/responses", "gpt-5-codex", 200, None, "codex", 0.1, tokens_in, 0)
-    return ScenarioOutcome(name, "gpt-5-codex", "o", requests=[request]), failure_class
+    prepared = ScenarioOutcome(name, "gpt-5-codex", "o", requests=[request])
+    FAILS.pop(id(prepared), None)  # an id may be reused once an earlier outcome is gone
+    if failure_class is not None:
+        FAILS[id(prepared)] = failure_class
+    return prepared
 
 
 def plan(
-    *prepared: Prepared, repeat: int = 1, retries: int = 0, min_pass: float = 1.0, retry_infra: int = 0
+    *outcomes: ScenarioOutcome, repeat: int = 1, retries: int = 0, min_pass: float = 1.0, retry_infra: int = 0
 ) -> tuple[Verdict, Executor, Budget]:
-    executor = Executor(iter([o for o, _ in prepared]), {id(o): c for o, c in prepared if c is not None})
+    executor = Executor(iter(outcomes))
     request = Request(
         prompt="Copy the orders table",
         output_file=Path("outputs/scenario_001.md"),

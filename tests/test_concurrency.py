@@ -11,7 +11,7 @@ import pytest
 
 from pytest_interllm.codex.process import alive
 from tests.conftest import jsonl, outputs, run, write
-from tests.test_no_orphans import Watch, start
+from tests.test_no_orphans import Watch, ended, start
 
 # Fields that differ between two runs of the same scenarios (times, ids, processes).
 VOLATILE = {"time", "latency", "duration", "started_at", "ended_at", "thread_id", "nodeid", "events", "path", "call_id"}
@@ -103,7 +103,7 @@ def test_ctrl_c_with_scenarios_in_flight_leaves_no_codex(project: pytest.Pyteste
         time.sleep(0.1)
     time.sleep(2.0)  # four stalled scenarios are waiting on the provider
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    out = ended(proc, 60)
     seen = watch.stop()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert seen and [pid for pid in seen if alive(pid)] == []

@@ -1,12 +1,14 @@
 """In process, no codex: the in-flight scheduler (`--interllm-concurrency`) — its window, halving on rate limits and
-growing back, cancel, and each item getting its own verdict in pytest's order.
+growing back, cancel, and each item getting its own verdict in pytest's order — and the loop it waits on.
 
 The items are stand-ins for pytest items (a node id and `compute()`), each held until the test releases it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 
@@ -15,6 +17,7 @@ import pytest
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
 from pytest_interllm.run import Attempt, InFlight, Verdict
+from pytest_interllm.runtime import LoopRunner
 
 WAIT = 10.0  # only a hung scheduler takes this long
 
@@ -182,3 +185,26 @@ def test_cancel_drops_what_has_not_started_and_counts_what_was_in_flight() -> No
     thread.join(WAIT)
     assert isinstance(outcome[0], CancelledError) and waiting.computed == 0  # never started
     assert "s3" not in scheduler.started
+
+
+def test_closing_the_loop_wakes_every_thread_still_waiting_on_it() -> None:
+    """-x or Ctrl-C with scenarios in flight: their threads wait on the loop for a turn that will never end; closing
+    the loop must wake them (pytest's exit joins them), not leave them waiting on a loop that is gone."""
+    runner = LoopRunner()
+    woke: list[BaseException] = []
+
+    def scenario() -> None:
+        try:
+            runner.run(asyncio.sleep(3600))
+        except BaseException as exc:
+            woke.append(exc)
+
+    threads = [threading.Thread(target=scenario) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)  # all three are waiting on the loop
+    runner.close()
+    for thread in threads:
+        thread.join(15)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(woke) == 3 and all(isinstance(exc, CancelledError) for exc in woke), woke

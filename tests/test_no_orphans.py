@@ -94,6 +94,22 @@ def start(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def ended(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The output of a run started by `start`, once it has ended; a run that hangs fails the test with the
+    tracebacks of all its threads (SIGABRT: pytest's faulthandler prints them), not just a timeout."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out = ended(proc, 15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        pytest.fail(f"the run did not end within {timeout}s; its output and threads:\n{out}")
+    return out
+
+
 @pytest.fixture
 def faulty(project: pytest.Pytester) -> pytest.Pytester:
     write(project.path / "scenarios" / "list.yaml", "1:\n  fault: crash\n2:\n  fault: stall\n  timeout: 2\n")
@@ -103,7 +119,7 @@ def faulty(project: pytest.Pytester) -> pytest.Pytester:
 def test_crash_and_timeout_restart_codex_and_leave_none_behind(faulty: pytest.Pytester) -> None:
     watch = Watch(faulty.path)
     proc = start(faulty, "--interllm", "input/list.md", "--junitxml=junit.xml")
-    out, _ = proc.communicate(timeout=120)
+    out = ended(proc, 120)
     seen = watch.stop()
     assert "2 failed, 1 passed" in out, out
     # One server at start, a replacement after the crash (scenario 1), another after the timeout (scenario 2).
@@ -122,7 +138,7 @@ def test_sigint_terminates_codex(faulty: pytest.Pytester) -> None:
         time.sleep(0.1)
     time.sleep(1.0)  # the stalled scenario is now waiting on the provider
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    out = ended(proc, 60)
     seen = watch.stop()
     assert seen, out
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
@@ -146,7 +162,7 @@ def test_a_codex_that_ignores_sigterm_is_killed(project: pytest.Pytester) -> Non
     wrapper = stubborn_codex(project)
     watch = Watch(project.path, wrapper=str(wrapper))
     proc = start(project, "--interllm", "input/list.md", "-k", "scenario_001", "--interllm-codex", str(wrapper))
-    out, _ = proc.communicate(timeout=120)
+    out = ended(proc, 120)
     seen = watch.stop()
     assert "1 passed" in out, out
     assert len(seen) == 1, seen  # the wrapper (sleeping after codex) was the server
@@ -199,7 +215,7 @@ def test_sigterm_stops_the_run_like_ctrl_c(
         time.sleep(2.0)  # scenario 1 reported; stalled scenarios in flight, waiting on the provider
         assert interllm_dirs(tmp)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=90)
+        out = ended(proc, 90)
     finally:
         proc.kill()
         proc.communicate()

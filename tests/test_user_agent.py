@@ -10,7 +10,7 @@ import pytest
 
 from pytest_interllm.codex.process import alive
 from tests.conftest import jsonl, run, write
-from tests.test_no_orphans import Watch, codex_pids, start
+from tests.test_no_orphans import Watch, codex_pids, ended, start
 from tests.test_report import report_texts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_orchestrator.py"
@@ -268,7 +268,7 @@ def test_a_hook_that_blocks_times_out_and_its_codex_is_killed(
         concurrency,
     )
     try:
-        out, _ = proc.communicate(timeout=150)  # no hang at exit, though one thread sleeps for an hour
+        out = ended(proc, 150)  # no hang at exit, though one thread sleeps for an hour
     finally:
         proc.kill()
         proc.communicate()

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_interllm.providers.part import ProviderSettings
+
 OPENAI_URL = "https://api.openai.com/v1"
 CHATGPT_URL = "https://chatgpt.com/backend-api/codex"
 AUTH_MODES = ("auto", "api-key", "codex-login")
@@ -173,7 +175,9 @@ def resolve(
     return None
 
 
-def for_run(settings: Any, environ: Mapping[str, str], from_dotenv: frozenset[str] = frozenset()) -> Credential | None:
+def for_run(
+    settings: ProviderSettings, environ: Mapping[str, str], from_dotenv: frozenset[str] = frozenset()
+) -> Credential | None:
     """The credential a real provider of this run uses, checked once at start; raises `CredentialError`."""
     if settings.provider in ("offline", "replay"):
         return None

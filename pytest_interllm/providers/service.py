@@ -15,6 +15,7 @@ import httpx2 as httpx
 
 from pytest_interllm.outcome import AuditRecord, ToolCall
 from pytest_interllm.providers.credentials import OPENAI_URL, Credential
+from pytest_interllm.providers.part import ProviderSettings
 from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.redact import Redactor
@@ -130,7 +131,7 @@ class ProxyClient:
         self._http.close()
 
 
-def plan_for(settings: Any, credential: Credential | None) -> ProviderPlan | None:
+def plan_for(settings: ProviderSettings, credential: Credential | None) -> ProviderPlan | None:
     """The proxy plan of the configured provider, or None for the in-worker scripted model (`offline`).
 
     `openai` needs a credential or a base URL; `record` records from a real upstream when it has either, else

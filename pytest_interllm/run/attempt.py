@@ -50,6 +50,10 @@ class Crash:
             self.server.kill()
 
 
+class RunStopping(Exception):
+    """An attempt asked for codex while the run stops (-x, Ctrl-C, SIGTERM with scenarios in flight)."""
+
+
 def merge_tool_calls(seen: list[ToolCall], requests: list[AuditRecord]) -> list[ToolCall]:
     """The tool calls codex reported, completed from the history every request carried to the provider: a call
     codex reported without its output (or not at all) still shows what the model was sent back."""
@@ -133,6 +137,8 @@ class Executor:
         self._users: dict[int, int] = {}  # id of a codex process → attempts running on it
         self._retired: dict[int, CodexProcess] = {}  # no new attempt may use them; stopped once their last is done
         self._starting = threading.RLock()  # scenarios in flight call start() from their threads
+        self._every: list[CodexProcess] = []  # every codex process started: none may outlive close()
+        self._closed = False  # once closing, no codex is started again (a scenario in flight may still try)
 
     @property
     def token(self) -> str:
@@ -153,6 +159,8 @@ class Executor:
     def start(self) -> None:
         """Start the provider endpoint and the codex process (idempotent; scenarios in flight share them)."""
         with self._starting:
+            if self._closed:
+                raise RunStopping("the run is stopping: no new codex is started")
             self.endpoint.start()
             if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
                 self.codex_home.mkdir(parents=True, exist_ok=True)
@@ -163,6 +171,8 @@ class Executor:
             self._stop_server()  # it died between scenarios: make sure nothing of it is left
             if self.server is None and not self._spawned:
                 self.server = self.transport.spawn()
+                if self.server is not None:
+                    self._every.append(self.server)
                 self._spawned = self.server is None  # set up once; a process is spawned again when it dies
 
     def _stop_server(self) -> None:
@@ -359,6 +369,8 @@ class Executor:
 
     def close(self) -> None:
         """Stop the transport and codex, then the provider endpoint; end the loop; remove the temporary home."""
+        with self._starting:  # after a start under way; before any other: no codex outlives the run
+            self._closed = True
         self.transport.close()
         with self._attempts_lock:
             cut_short = bool(self._active)
@@ -370,6 +382,9 @@ class Executor:
         for server in list(self._retired.values()):  # still in use when the run stopped (-x, Ctrl-C)
             self.runner.run(server.stop(self.transport.stop_grace), self.transport.stop_limit)
         self._retired.clear()
+        for server in self._every:  # one a scenario cut short was still stopping from its own thread
+            if server.alive:
+                server.kill()
         self.outputs.close()  # codex is stopped: what attempts cut short wrote is recorded now
         self.endpoint.stop()
         self.runner.cancel_all()  # anything still in flight (-x, Ctrl-C) ends now, its thread with it
