@@ -56,3 +56,6 @@ SHARE = Number("a share between 0 and 1", high=1, high_note=" (1.0: every attemp
 USD = Number("an amount in USD")
 COUNT = Number("a whole number", whole=True)  # 1 or more
 TIMES = Number("a whole number", whole=True, low_allowed=True)  # 0 or more: retries, a minimum of words
+RATE = Number("a pass rate between 0 and 1", low_allowed=True, high=1)  # a gate's threshold: 0 to 1, both allowed
+# A significance level above 0.5 calls a coin toss significant.
+ALPHA = Number("a significance level between 0 and 0.5", high=0.5, high_note=" (the usual is 0.05)")

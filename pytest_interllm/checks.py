@@ -6,7 +6,7 @@ import os
 import re
 import time
 
-from pytest_interllm.errors import ScenarioFailure
+from pytest_interllm.errors import AGENT, ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.outcome import ScenarioOutcome
 
@@ -78,10 +78,16 @@ def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
         return orchestrator
     others = sorted({str(m) for m in outcome.provider_models if m != expected})
     if others:
+        # Who chose the other model: a sub-agent the agent spawned runs on a thread of its own (the agent's doing);
+        # on the session's own thread, the request or its configuration asked for it.
+        strays = [r.thread_id for r in outcome.requests if r.model != expected]
+        sub_agent = outcome.thread_id is not None and all(t not in (None, outcome.thread_id) for t in strays)
         return ScenarioFailure(
             "model-mismatch",
-            f"expected {expected}, the provider was asked for {', '.join(others)}",
+            f"expected {expected}, the provider was asked for {', '.join(others)}"
+            + (" by a sub-agent the agent spawned" if sub_agent else ""),
             evidence + _tool_evidence(outcome),
+            group=AGENT if sub_agent else None,
         )
     return None
 

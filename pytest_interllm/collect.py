@@ -246,7 +246,17 @@ class ScenarioItem(pytest.Item):
             executor = self.config.stash[EXECUTOR_KEY]()
             kind = {FREE_SCRIPTED: "scripted", FREE_REPLAYED: "replayed"}.get(prices.free or "", "model")
             grader = Grader(settings.grader_model, settings.grader_votes, kind)
-            return run_item(executor, request, settings.repeat, settings.retries, min_pass, prices, budget, grader)
+            return run_item(
+                executor,
+                request,
+                settings.repeat,
+                settings.retries,
+                min_pass,
+                prices,
+                budget,
+                grader,
+                settings.retry_infra,
+            )
         finally:
             budget.finish(reserved)
 

@@ -10,16 +10,21 @@ import pytest
 
 from pytest_interllm import terminal
 from pytest_interllm.collect import PARSED_KEY
+from pytest_interllm.errors import AGENT
 from pytest_interllm.inputs import check_templates, input_files, list_inputs
 from pytest_interllm.outputs import Cleanup, Manifest, OutputDirError, check_output_dir
 from pytest_interllm.prompt import TemplateError
-from pytest_interllm.report.baseline import Baseline
+from pytest_interllm.report import gate
+from pytest_interllm.report.baseline import Baseline, Change
 from pytest_interllm.report.baseline import markdown as baseline_markdown
+from pytest_interllm.report.baseline import summary as baseline_summary
 from pytest_interllm.report.merge import MergeError
+from pytest_interllm.report.numbers import run_tally, summary_record
 from pytest_interllm.report.runlog import RunLog
 from pytest_interllm.report.status import StatusLines, ends_test, result_of
 from pytest_interllm.report.summary import counts as summary_counts
 from pytest_interllm.report.summary import markdown as summary_markdown
+from pytest_interllm.report.summary import rate_line
 from pytest_interllm.scenarios import ScenarioFormatError, list_cache_dir, parse_scenarios, same_titles
 from pytest_interllm.wiring import Run
 
@@ -41,6 +46,10 @@ class Controller:
         self.baseline: Baseline | None = None  # an earlier run to compare with
         self.notes: list[str] = []  # what the run should know about its inputs (header, log)
         self.cleanup = Cleanup()
+        self.gate = gate.Gate(run.settings.fail_under, run.settings.gate, run.settings.fail_on)
+        self.judgement: gate.Judgement | None = None  # the gate's, at session finish
+        self.not_agents: list[str] = []  # failed tests the agent did not cause: a gate cannot forgive them
+        self._compared: tuple[int, list[Change]] | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         # Before any scenario and before xdist starts its workers: inputs checked once, then earlier outputs removed.
@@ -105,6 +114,14 @@ class Controller:
         run.budget.add(answer["cost_usd"], scenarios=0)
         self.preflight = answer
 
+    def comparison(self) -> list[Change] | None:
+        """This run's records against the baseline (None without one), computed once for all its readers."""
+        if self.baseline is None:
+            return None
+        if self._compared is None or self._compared[0] != len(self.records):
+            self._compared = (len(self.records), self.baseline.compare(self.records, self.settings.alpha))
+        return self._compared[1]
+
     def baseline_name(self) -> str:
         return self.settings.relative(self.baseline.path) if self.baseline is not None else ""
 
@@ -143,6 +160,13 @@ class Controller:
             self.records.append(record)
             if self.runlog is not None:
                 self.runlog.write(record)
+        if report.failed and (record is None or record.get("failure_group") != AGENT):
+            why = f" ({record['failure_group']}: {record['failure_class']})" if record is not None else ""
+            self.not_agents.append(f"{record['name'] if record is not None else report.nodeid}{why}")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.not_agents.append(f"{report.nodeid or 'collection'} (collection error)")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.records:
@@ -152,21 +176,34 @@ class Controller:
             terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        # After the worker hooks' (tryfirst) of this process: they count the scenarios they cancelled.
+        # After the worker hooks' (tryfirst) of this process: they count the scenarios they cancelled. Before the
+        # terminal summary, which shows the gate's judgement.
+        collecting = self.config.option.collectonly
+        changes = self.comparison()
+        if self.gate.active and not collecting:
+            stopped = bool(session.shouldfail or session.shouldstop)
+            self.judgement = gate.judge(
+                self.gate, run_tally(self.records), changes, self.not_agents, int(session.exitstatus), stopped
+            )
+            if self.judgement.exit_status is not None:
+                session.exitstatus = self.judgement.exit_status
         if self.runlog is not None:
             if self.run.cancelled:
                 self.runlog.note(
                     f"stopped with {self.run.cancelled} scenarios still in flight: cancelled, not reported"
                 )
-            self.runlog.close(summary_counts(self.records))
+            self.runlog.note(rate_line(self.records))
+            for line in gate.lines(self.judgement) if self.judgement is not None else []:
+                self.runlog.note(line.removeprefix("interllm: "))
+            counts = summary_counts(self.records)
+            comparison = baseline_summary(changes, self.baseline_name()) if changes is not None else None
+            judged = self.judgement.record(self.gate) if self.judgement is not None else None
+            self.runlog.close(counts, summary_record(self.records, counts, self.settings.alpha, comparison, judged))
         path = self.settings.summary
-        if path is not None and not self.config.option.collectonly:
+        if path is not None and not collecting:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as fh:
-                extra = (
-                    [baseline_markdown(self.baseline.compare(self.records), self.baseline_name())]
-                    if self.baseline is not None
-                    else []
-                )
+                extra = [baseline_markdown(changes, self.baseline_name(), self.settings.alpha)] if changes else []
+                extra += [gate.markdown(self.judgement)] if self.judgement is not None else []
                 text = summary_markdown(self.records, terminal.info(self.run), self.run.prices.free, extra)
                 fh.write(self.run.redactor.text(text))

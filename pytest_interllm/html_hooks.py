@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_interllm import terminal
+from pytest_interllm.report import gate
 from pytest_interllm.report.baseline import html as baseline_html
 from pytest_interllm.report.html import render as render_html
 from pytest_interllm.report.html import summary as render_summary
@@ -37,8 +38,9 @@ class HtmlHooks:
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         c = self.controller
-        changes = c.baseline.compare(c.records) if c.baseline is not None else None
-        extra = baseline_html(changes, c.baseline_name()) if changes is not None else ""
+        changes = c.comparison()
+        extra = baseline_html(changes, c.baseline_name(), c.settings.alpha) if changes is not None else ""
+        extra += gate.html(c.judgement) if c.judgement is not None else ""
         prefix.append(render_summary(terminal.info(c.run), summary_counts(c.records), c.records, extra))
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
@@ -47,6 +49,7 @@ class HtmlHooks:
         cells.insert(4, "<th>Failure class</th>")
         cells.insert(5, "<th>Tokens</th>")
         cells.insert(6, "<th>Attempts</th>")
+        cells.insert(7, "<th>Caused by</th>")
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         props = dict(report.user_properties)
@@ -56,6 +59,7 @@ class HtmlHooks:
             props.get("interllm_failure_class", ""),
             props.get("interllm_tokens", ""),
             props.get("interllm_repeat", ""),
+            props.get("interllm_failure_group", ""),
         ]
         for offset, value in enumerate(values):
             cells.insert(2 + offset, f"<td>{escape(str(value))}</td>")

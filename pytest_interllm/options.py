@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, USD, Number
+from pytest_interllm.bounds import ALPHA, COUNT, RATE, SECONDS, SHARE, TIMES, USD, Number
 from pytest_interllm.executors import NAMES
 from pytest_interllm.faults import FAULTS
 from pytest_interllm.providers.credentials import AUTH_MODES
@@ -20,6 +20,8 @@ AVAILABLE_PROVIDERS = PROVIDERS
 RECORD_MODES = ("once", "new_episodes", "none", "all")
 EXECUTORS = NAMES  # the executor registry (transports/__init__.py)
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
+GATES = ("point", "lower-bound")
+FAIL_ON = ("regressed",)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,56 @@ OPTIONS = (
         None,
         "INTERLLM_BASELINE",
         "PATH",
+    ),
+    Option(
+        "interllm_alpha",
+        "--interllm-alpha",
+        "significance level of the comparison with the baseline: a scenario regressed or was fixed only when "
+        "Fisher's exact test on its pass/fail counts gives p < ALPHA, else it is within noise (default 0.05).",
+        "0.05",
+        "INTERLLM_ALPHA",
+        "ALPHA",
+        number=ALPHA,
+    ),
+    Option(
+        "interllm_fail_under",
+        "--interllm-fail-under",
+        "the CI gate: end the session with exit code 6 when the run's pass rate (agent-attributable attempts) is "
+        "below RATE (0 to 1); agent failures no longer fail the session one by one.",
+        None,
+        "INTERLLM_FAIL_UNDER",
+        "RATE",
+        number=RATE,
+    ),
+    Option(
+        "interllm_gate",
+        "--interllm-gate",
+        "what --interllm-fail-under compares: point (the pass rate, default) or lower-bound (the lower end of its "
+        "95% Wilson interval).",
+        "point",
+        "INTERLLM_GATE",
+        "point|lower-bound",
+        GATES,
+    ),
+    Option(
+        "interllm_fail_on",
+        "--interllm-fail-on",
+        "regressed: end the session with exit code 6 when a scenario regressed significantly against "
+        "--interllm-baseline; agent failures no longer fail the session one by one.",
+        None,
+        "INTERLLM_FAIL_ON",
+        "regressed",
+        FAIL_ON,
+    ),
+    Option(
+        "interllm_retry_infra",
+        "--interllm-retry-infra",
+        "run an attempt that failed for infrastructure (provider error, timeout, codex crash, ...) again up to N "
+        "times, in its place: it is not counted (default 0).",
+        "0",
+        "INTERLLM_RETRY_INFRA",
+        "N",
+        number=TIMES,
     ),
     Option(
         "interllm_provider",
@@ -366,5 +418,6 @@ def add_options(parser: pytest.Parser) -> None:
         if opt.repeatable:
             kwargs["action"] = "append"
         env = f" Env {opt.env}." if opt.env else ""
-        group.addoption(opt.flag, help=f"{opt.help}{env} Ini {opt.ini}.", **kwargs)
+        # argparse %-formats a flag's help (not an ini's): a literal "95%" must reach it as "95%%".
+        group.addoption(opt.flag, help=f"{opt.help}{env} Ini {opt.ini}.".replace("%", "%%"), **kwargs)
         parser.addini(opt.ini, opt.help, default=None)  # None: not set, so an ini equal to the default still wins

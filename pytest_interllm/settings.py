@@ -52,6 +52,11 @@ class Settings:
     repeat: int = 1
     min_pass: float = 1.0
     baseline: Path | None = None
+    alpha: float = 0.05  # significance level of the baseline comparison
+    fail_under: float | None = None  # the gate's pass rate threshold
+    gate: str = "point"  # what the threshold is compared with: the pass rate, or its interval's lower bound
+    fail_on: str | None = None  # "regressed": a significant regression against the baseline fails the session
+    retry_infra: int = 0  # re-runs of an attempt that failed for infrastructure
     grader_model: str | None = None
     grader_votes: int = 1
     concurrency: int = 1
@@ -152,6 +157,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     if not models or any(not m for m in models):
         raise pytest.UsageError(f"{model_source}: the expected model is empty ({model!r})")
     timeout_source = picked["interllm_timeout"][1]
+    fail_on, fail_on_source = picked["interllm_fail_on"]
+    if fail_on and picked["interllm_baseline"][0] is None:
+        raise pytest.UsageError(f"{fail_on_source}: {fail_on} needs a baseline to compare with (--interllm-baseline)")
 
     def path_of(dest: str) -> Path | None:
         value = picked[dest][0]
@@ -171,6 +179,11 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         repeat=numbers["interllm_repeat"],
         min_pass=numbers["interllm_min_pass"],
         baseline=path_of("interllm_baseline"),
+        alpha=numbers["interllm_alpha"],
+        fail_under=numbers["interllm_fail_under"],
+        gate=str(picked["interllm_gate"][0]),
+        fail_on=fail_on,
+        retry_infra=numbers["interllm_retry_infra"],
         agent=agent,
         concurrency=numbers["interllm_concurrency"],
         grader_model=picked["interllm_grader_model"][0],

@@ -7,8 +7,10 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pytest_interllm.outputs import Cleanup
+from pytest_interllm.report import gate
 from pytest_interllm.report.baseline import terminal_lines as baseline_lines
 from pytest_interllm.report.summary import counts as summary_counts
+from pytest_interllm.report.summary import model_totals, models_of, rate_line
 from pytest_interllm.report.summary import spend as summary_spend
 
 if TYPE_CHECKING:
@@ -110,6 +112,10 @@ def summary(controller: Controller) -> list[str]:
     run, records = controller.run, controller.records
     tally = summary_counts(records)
     lines = ["interllm: " + ", ".join(f"{k} {v}" for k, v in tally.items())]
+    lines.append(f"interllm: {rate_line(records)}")
+    models = models_of(records)
+    if len(models) > 1:
+        lines += [f"interllm: {model}: {model_totals(records, model)}" for model in models]
     tin = sum(r["tokens_in"] for r in records)
     tout = sum(r["tokens_out"] for r in records)
     prices = run.prices
@@ -128,9 +134,12 @@ def summary(controller: Controller) -> list[str]:
         lines.append(f"interllm: concurrency: {run.in_flight.report()}")
     for note in dict.fromkeys(n for r in records for n in r.get("output_notes") or []):
         lines.append(run.redactor.text(f"interllm: output: {note}"))
-    if controller.baseline is not None:
-        for line in baseline_lines(controller.baseline.compare(records), controller.baseline_name()):
+    changes = controller.comparison()
+    if changes is not None:
+        for line in baseline_lines(changes, controller.baseline_name(), run.settings.alpha):
             lines.append(run.redactor.text(line))
+    if controller.judgement is not None:
+        lines += [run.redactor.text(line) for line in gate.lines(controller.judgement)]
     if run.service is not None:
         st = run.service.stats()
         lines.append(

@@ -114,17 +114,22 @@ class Worker:
         verdict = item.stash.get(VERDICT_KEY, None) if call.when == "call" else None
         failure = call.excinfo.value if call.excinfo is not None else None
         failure_class = failure.failure_class if isinstance(failure, ScenarioFailure) else None
+        failure_group = failure.group if isinstance(failure, ScenarioFailure) else None
         props: list[tuple[str, object]] = [
             ("interllm_index", item.scenario.index),
             ("interllm_expected_model", item.model),
         ]
         if verdict is not None and len(verdict.attempts) > 1:
             props.append(("interllm_repeat", verdict.summary()))
+        replaced = sum(len(a.replaced) for a in verdict.attempts) if verdict is not None else 0
+        if replaced:
+            props.append(("interllm_infra_reruns", replaced))
         if outcome is not None:
             props += [
                 ("interllm_session_model", outcome.session_model or ""),
                 ("interllm_output", outcome.output_path),
                 ("interllm_failure_class", failure_class or ""),
+                ("interllm_failure_group", failure_group or ""),
                 ("interllm_fault", outcome.fault or ""),
                 ("interllm_attempts", outcome.attempts),
                 ("interllm_provider_retries", outcome.provider_retries),
@@ -151,6 +156,7 @@ class Worker:
                 executor=self.settings.executor,
                 free=bool(self.run.prices.free),
                 failure_class=failure_class,
+                failure_group=failure_group,
                 verdict=verdict,
             )
         )

@@ -82,10 +82,15 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(*args, timeout=300)
 
 
-def jsonl(pytester: pytest.Pytester, logs: str = "logs") -> list[dict[str, Any]]:
-    """The JSONL records of the project's one run log in `logs` (`run-*.jsonl`)."""
+def log_lines(pytester: pytest.Pytester, logs: str = "logs") -> list[dict[str, Any]]:
+    """Every line of the project's one JSONL run log in `logs` (`run-*.jsonl`): the scenarios, then the summary."""
     [path] = (pytester.path / logs).glob("run-*.jsonl")
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def jsonl(pytester: pytest.Pytester, logs: str = "logs") -> list[dict[str, Any]]:
+    """The scenario records of the project's one run log in `logs` (its last line, the run's summary, left out)."""
+    return [r for r in log_lines(pytester, logs) if r.get("record") != "summary"]
 
 
 def outputs(pytester: pytest.Pytester) -> list[str]:

@@ -35,7 +35,7 @@ FAIL = failure()
 
 def test_one_attempt_is_its_own_verdict() -> None:
     passed, failed = verdict(None), verdict(FAIL)
-    assert passed.passed and passed.failure() is None and passed.summary() == "1/1 passed"
+    assert passed.passed and passed.failure() is None and passed.summary() == "1/1 passed (95% CI 21–100%)"
     assert not failed.passed and failed.failure() is FAIL  # the attempt's own failure, not a summary of one
     assert passed.record() is None and failed.record() is None  # no repeat figures for one attempt
     assert not Verdict(min_pass=1.0).passed  # no attempt is no pass
@@ -95,10 +95,13 @@ def test_a_failed_item_shows_its_first_failed_attempt_a_passed_one_its_last() ->
 def test_the_failure_of_repeats_names_the_common_class_and_each_failed_attempt() -> None:
     timeout = failure("timeout", "no answer from codex within 3s")
     v = verdict(None, FAIL, timeout, FAIL, min_pass=0.75)
-    assert v.summary() == "1/4 passed — no-output-file ×2, timeout ×1"
+    # The timeout is infrastructure's: apart, not in the agent's 1/3.
+    assert v.summary() == "1/3 passed (95% CI 6–79%) — no-output-file ×2; apart: timeout ×1 (infrastructure)"
     got = v.failure()
     assert got is not None and got.failure_class == "no-output-file"
-    assert got.headline == "1/4 passed — no-output-file ×2, timeout ×1 (min_pass 0.75)"
+    assert got.headline == (
+        "1/3 passed (95% CI 6–79%) — no-output-file ×2; apart: timeout ×1 (infrastructure) (min_pass 0.75)"
+    )
     assert got.evidence == [
         "attempt 2: [no-output-file] outputs/x.md was not created",
         "attempt 3: [timeout] no answer from codex within 3s",
@@ -113,6 +116,11 @@ def test_the_repeat_record_holds_the_figures_of_the_log_and_the_report() -> None
     assert verdict(FAIL, None, None).record() == {
         "passed": 2,
         "attempts": 3,
+        "measured": 3,
+        "infrastructure": 0,
+        "configuration": 0,
+        "pass_rate": 0.6667,
+        "interval": [0.2077, 0.9385],
         "min_pass": 1.0,
         "classes": {"no-output-file": 1},
         "pass_at_1": 0.6667,
@@ -152,7 +160,7 @@ def outcome(failure_class: str | None = None, tokens_in: int = 1000, name: str =
 
 
 def plan(
-    *outcomes: ScenarioOutcome, repeat: int = 1, retries: int = 0, min_pass: float = 1.0
+    *outcomes: ScenarioOutcome, repeat: int = 1, retries: int = 0, min_pass: float = 1.0, retry_infra: int = 0
 ) -> tuple[Verdict, Executor, Budget]:
     executor = Executor(iter(outcomes))
     request = Request(
@@ -166,7 +174,7 @@ def plan(
     )
     prices = Prices(table={"gpt-5-codex": (1_000_000.0, 0.0)}, source="test")  # one dollar per input token
     budget = Budget(16.0)
-    result = run_item(executor, request, repeat, retries, min_pass, prices, budget)
+    result = run_item(executor, request, repeat, retries, min_pass, prices, budget, retry_infra=retry_infra)
     assert next(executor.outcomes, None) is None, "every prepared outcome is used"
     return result, executor, budget
 
@@ -183,7 +191,7 @@ def test_each_repeat_is_a_counted_attempt_under_its_own_label() -> None:
         (2, "b", True),
         (3, "c", True),
     ]
-    assert not v.passed and v.summary() == "2/3 passed — no-output-file ×1"
+    assert not v.passed and v.summary() == "2/3 passed (95% CI 21–94%) — no-output-file ×1"
 
 
 def test_a_retry_reruns_a_failed_attempt_and_only_its_last_run_counts() -> None:
@@ -218,7 +226,7 @@ def test_repeats_and_retries_together() -> None:
     labels = [c["label"] for c in executor.calls]
     assert labels == ["list/scenario_001", "list/scenario_001", "list/scenario_001~2", "list/scenario_001~2"]
     assert [(a.number, a.outcome.prompt, a.outcome.attempts) for a in v.attempts] == [(1, "1b", 2), (2, "2b", 2)]
-    assert v.passed and v.summary() == "1/2 passed — no-output-file ×1"
+    assert v.passed and v.summary() == "1/2 passed (95% CI 9–91%) — no-output-file ×1"
 
 
 def test_every_run_is_costed_and_counted_against_the_budget_retried_ones_too() -> None:
@@ -231,3 +239,45 @@ def test_every_run_is_costed_and_counted_against_the_budget_retried_ones_too() -
         refusal
         == "interllm budget of $16.0000 reached: $15.0000 spent on 3 scenarios, the next would cost about $5.0000"
     )
+
+
+def test_retry_infra_runs_an_infrastructure_failure_again_in_its_place_uncounted() -> None:
+    v, executor, _ = plan(outcome("provider-error", name="refused"), outcome(name="ran"), retry_infra=1)
+    assert [c["label"] for c in executor.calls] == ["list/scenario_001"] * 2
+    [attempt] = v.attempts
+    assert attempt.failure is None and attempt.outcome.prompt == "ran"
+    assert attempt.outcome.attempts == 1 and attempt.outcome.earlier_failures == []  # no retry of the agent's
+    assert [str(f) for f in attempt.replaced] == ["[provider-error] refused"]
+    assert v.passed and v.summary() == "1/1 passed (95% CI 21–100%)"
+
+
+def test_retry_infra_runs_out_and_the_failure_stays_infrastructures() -> None:
+    v, executor, _ = plan(outcome("timeout", name="1"), outcome("codex-crashed", name="2"), retry_infra=1)
+    [attempt] = v.attempts
+    assert len(executor.calls) == 2
+    assert attempt.group == "infrastructure" and len(attempt.replaced) == 1
+    failure = v.failure()
+    assert not v.passed and failure is not None and failure.group == "infrastructure"
+    assert v.measured == []  # nothing of the agent's measured
+
+
+def test_retry_infra_never_reruns_the_agents_failure_nor_spends_a_retry() -> None:
+    v, executor, _ = plan(outcome("no-output-file", name="agent"), retry_infra=3)
+    assert len(executor.calls) == 1 and not v.passed and v.attempts[0].replaced == []
+    v, executor, _ = plan(
+        outcome("provider-error", name="1"),
+        outcome("no-output-file", name="2"),
+        outcome(name="3"),
+        retries=1,
+        retry_infra=1,
+    )
+    [attempt] = v.attempts
+    assert attempt.failure is None and attempt.outcome.attempts == 2  # the retry went to the agent's failure
+    assert attempt.outcome.earlier_failures == ["[no-output-file] 2"] and len(attempt.replaced) == 1
+
+
+def test_without_retry_infra_an_infrastructure_failure_is_counted_apart_not_against_the_agent() -> None:
+    v, _, _ = plan(outcome(name="1"), outcome("provider-error", name="2"), outcome(name="3"), repeat=3)
+    assert v.passed and len(v.measured) == 2 and v.apart("infrastructure") == [v.attempts[1]]
+    record = v.record()
+    assert record is not None and (record["passed"], record["measured"], record["infrastructure"]) == (2, 2, 1)

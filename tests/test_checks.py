@@ -43,11 +43,24 @@ def test_the_expected_model_everywhere_passes() -> None:
 def test_a_request_on_another_model_fails_although_the_session_matches() -> None:
     failure = check_model(outcome("gpt-5-codex", request("gpt-5-codex"), request("gpt-5.6-luna", "t-sub")))
     assert failure is not None and failure.failure_class == "model-mismatch"
-    assert failure.headline == "expected gpt-5-codex, the provider was asked for gpt-5.6-luna"
+    assert (
+        failure.headline
+        == "expected gpt-5-codex, the provider was asked for gpt-5.6-luna by a sub-agent the agent spawned"
+    )
+    assert failure.group == "agent"  # the agent's own sub-agent chose the model
     assert failure.evidence[2] == (
         "provider request 2 at ?: POST /v1/responses model='gpt-5.6-luna' status=200 thread=t-sub "
         "(not the session's thread)"
     )
+
+
+def test_another_model_on_the_sessions_own_thread_is_the_configurations() -> None:
+    failure = check_model(outcome("gpt-5-codex", request("gpt-5-codex"), request("gpt-4o")))
+    assert failure is not None and failure.failure_class == "model-mismatch"
+    assert failure.headline == "expected gpt-5-codex, the provider was asked for gpt-4o"
+    assert failure.group == "configuration"  # the request (or its configuration) asked for it
+    session = check_model(outcome("gpt-4o", request("gpt-4o")))
+    assert session is not None and session.group == "configuration"
 
 
 def test_an_empty_request_model_is_empty_model() -> None:
@@ -76,4 +89,4 @@ def test_the_log_schema_knows_every_failure_class() -> None:
     from pytest_interllm.errors import FAILURE_CLASSES
 
     schema = json.loads(resources.files("pytest_interllm.schema").joinpath("run-record.schema.json").read_text())
-    assert schema["properties"]["failure_class"]["enum"] == [None, *FAILURE_CLASSES]
+    assert schema["$defs"]["scenario"]["properties"]["failure_class"]["enum"] == [None, *FAILURE_CLASSES]

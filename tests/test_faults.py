@@ -9,6 +9,7 @@ import pytest
 
 from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.process import alive
+from pytest_interllm.errors import CLASSES
 from pytest_interllm.faults import EXPECTED_CLASS, FAULT_LIST
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
 from pytest_interllm.run.attempt import transient_wait
@@ -31,9 +32,11 @@ HEADLINES = {
     "mcp-no-content": "codex answered the tool call with an error result without structuredContent*",
     "crash": "the codex server died during the call (*Connection closed*)",
     "omit-model": "expected gpt-5-codex, codex session ran gpt-4o (session_configured at ??:??:??)",
-    "subagent-model": "expected gpt-5-codex, the provider was asked for gpt-5.6-luna",
+    "subagent-model": "expected gpt-5-codex, the provider was asked for gpt-5.6-luna by a sub-agent the agent spawned",
     "wrong-sandbox": "asked for sandbox workspace-write, codex ran with sandbox read-only",
 }
+# Who caused each fault's failure: its class's group, but the agent's own sub-agent on another model is the agent's.
+CAUSED_BY = {fault: CLASSES[cls].group for fault, cls in EXPECTED_CLASS.items()} | {"subagent-model": "agent"}
 
 
 def test_every_fault_is_classified_and_the_scenarios_beside_it_pass(project: pytest.Pytester) -> None:
@@ -61,7 +64,9 @@ def test_every_fault_is_classified_and_the_scenarios_beside_it_pass(project: pyt
         index, expected = at[fault], EXPECTED_CLASS[fault]
         result.stdout.fnmatch_lines([f"*END   scenario {index}/{total}: Fault {fault}: *— FAILED [[]{expected}[]]*"])
         headline = HEADLINES[fault].format(out=f"outputs/scenario_{index:03d}.md")
-        result.stdout.fnmatch_lines([f"[[]{expected}[]] {headline}", "*check next: *"])
+        result.stdout.fnmatch_lines(
+            [f"[[]{expected}[]] {headline}", f"caused by: {CAUSED_BY[fault]}*", "*check next: *"]
+        )
     # Our own hard timeout is never retried.
     assert "provider retr" not in next(line for line in result.outlines if f"END   scenario {at['stall']}/" in line)
     assert "Traceback" not in result.stdout.str()
@@ -86,7 +91,8 @@ def test_a_sub_agent_on_another_model_is_caught_by_the_provider_audit(project: p
     result.assert_outcomes(failed=1, deselected=2)
     result.stdout.fnmatch_lines(
         [
-            "[[]model-mismatch[]] expected gpt-5-codex, the provider was asked for gpt-5.6-luna",
+            "[[]model-mismatch[]] expected gpt-5-codex, the provider was asked for gpt-5.6-luna by a sub-agent the "
+            "agent spawned",
             "evidence:",
             "  session_configured at ??:??:??: model='gpt-5-codex'",
             "  provider request 1 at ??:??:??: POST */v1/responses model='gpt-5-codex' status=200",
@@ -99,7 +105,7 @@ def test_a_sub_agent_on_another_model_is_caught_by_the_provider_audit(project: p
         ]
     )
     result.stdout.fnmatch_lines(
-        ['  tool call interllm_agent_*: `spawn_agent {*"model": "gpt-5.6-luna"}` → {"agent_id"*']
+        ['  tool call interllm_agent_*: `spawn_agent {*"model": "gpt-5.6-luna"}` → {"agent_id"*', "caused by: agent"]
     )
     assert '<property name="interllm_session_model" value="gpt-5-codex"' in (project.path / "junit.xml").read_text()
 

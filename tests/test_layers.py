@@ -19,6 +19,7 @@ DATA = {
     "pytest_interllm.executors",
     "pytest_interllm.rubric",
     "pytest_interllm.bounds",
+    "pytest_interllm.stats",
     "pytest_interllm.endpoint",
     "pytest_interllm.codex.config",
 }

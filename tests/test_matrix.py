@@ -22,7 +22,7 @@ def test_a_model_matrix_runs_every_scenario_on_every_model(project: pytest.Pytes
     assert len(outputs(project)) == 6 and "scenario_003@gpt-5.2-codex.md" in outputs(project)
     summary = (project.path / "s.md").read_text()
     assert "### Models compared" in summary and "| # | scenario | gpt-5-codex | gpt-5.2-codex |" in summary
-    assert "| | **all scenarios** | 3/3 passed (100%)" in summary
+    assert "| | **all scenarios** | 3/3 passed = 100.0% (95% CI 43.9–100.0%)" in summary
     schema = json.loads(resources.files("pytest_interllm.schema").joinpath("run-record.schema.json").read_text())
     by_model: dict[str, set[str]] = {}
     for record in jsonl(project):
@@ -58,11 +58,13 @@ def test_repeats_give_one_verdict_per_item(project: pytest.Pytester) -> None:
     result = run(project, "--interllm", "input/list.md", *args, "--html=r.html")
     result.assert_outcomes(passed=1, failed=1, deselected=1)
     rows = table_cells(project.path / "r.html").values()
-    assert [row[6] for row in rows] == ["2/3 passed — no-output-file ×1"] * 2  # the report's Attempts column
+    assert [row[6] for row in rows] == [
+        "2/3 passed (95% CI 21–94%) — no-output-file ×1"
+    ] * 2  # the report's Attempts column
     assert "attempts (3)" in "".join(report_texts(project.path / "r.html").values())
     lines = {
-        1: "Copy the orders table to the warehouse — PASSED (2/3 passed — no-output-file ×1)",
-        2: "Stream CDC events to Kafka — FAILED [[]no-output-file[]] (2/3 passed — no-output-file ×1)",
+        1: "Copy the orders table to the warehouse — PASSED (2/3 passed (95% CI 21–94%) — no-output-file ×1)",
+        2: "Stream CDC events to Kafka — FAILED [[]no-output-file[]] (2/3 passed (95% CI 21–94%) — no-output-file ×1)",
     }
     for index, line in lines.items():
         result.stdout.fnmatch_lines([f"*END   scenario {index}/3: {line} in *"])
@@ -88,7 +90,7 @@ def test_a_yaml_min_pass_and_the_failure_names_each_failed_attempt(project: pyte
     result.assert_outcomes(passed=1, failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         [
-            "[[]no-output-file[]] 0/2 passed — no-output-file ×2 (min_pass 1)",
+            "[[]no-output-file[]] 0/2 passed (95% CI 0–66%) — no-output-file ×2 (min_pass 1)",
             "evidence:",
             "  attempt 1: [[]no-output-file[]] outputs/scenario_001.md was not created*",
             "  attempt 2: [[]no-output-file[]] outputs/scenario_001.md was not created*",
@@ -108,31 +110,50 @@ def test_each_repeated_attempt_records_its_own_cassette(project: pytest.Pytester
     replayed.stdout.fnmatch_lines(["interllm: proxy: 4 requests, 0 sent upstream, 4 replayed*"])
 
 
-def test_a_baseline_names_what_regressed_and_nothing_else(project: pytest.Pytester) -> None:
-    run(project, "--interllm", "input/list.md", "--interllm-log-dir", "base").assert_outcomes(passed=3)
+def test_a_baseline_names_what_regressed_significantly_and_nothing_else(project: pytest.Pytester) -> None:
+    four = ("--interllm-repeat", "4")
+    run(project, "--interllm", "input/list.md", *four, "--interllm-log-dir", "base").assert_outcomes(passed=3)
     [base] = (project.path / "base").glob("run-*.jsonl")
     write(project.path / "scenarios" / "list.yaml", "2:\n  fault: no-write\n")
-    result = run(project, "--interllm", "input/list.md", "--interllm-baseline", str(base), "--interllm-summary", "s.md")
+    result = run(
+        project, "--interllm", "input/list.md", *four, "--interllm-baseline", str(base), "--interllm-summary", "s.md"
+    )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "interllm: baseline base/run-*.jsonl: 1 regressed, 0 fixed, 0 new, 0 removed, 2 unchanged",
-            "interllm: regressed scenario_002-stream-cdc-events-to-kafka: passed → failed [[]no-output-file[]] "
-            "(tokens *, duration *)",
+            "interllm: baseline base/run-*.jsonl: 1 regressed, 0 fixed, 0 within noise, 0 unmeasured, 0 new, "
+            "0 removed, 2 unchanged (Fisher's exact test per scenario, alpha 0.05)",
+            "interllm: across 3 scenarios measured on both sides: 0 better, 1 worse, 2 the same; pass rate -33.3 "
+            "points (95% CI -100.0 to +100.0), sign test p = 1.00",
+            "interllm: regressed scenario_002-stream-cdc-events-to-kafka: passed 4/4 → failed 0/4 "
+            "[[]no-output-file[]] (p = 0.03; tokens *, duration *)",
         ]
     )
     summary = (project.path / "s.md").read_text()
     assert summary.count("regressed") == 2  # the tally and scenario 2's row
-    assert "| **regressed** | scenario_002-stream-cdc-events-to-kafka | passed → failed [no-output-file] |" in summary
+    assert (
+        "| **regressed** | scenario_002-stream-cdc-events-to-kafka | passed 4/4 → failed 0/4 [no-output-file] | "
+        "p = 0.03 |" in summary
+    )
     assert "scenario_001" not in summary.split("### Changes since the baseline")[1]
     assert "-## Goal" in summary  # the output file's diff against the baseline's
-    # And back: the same baseline, the fault gone, is a fix.
+    # And back: the fault gone, 0/4 → 4/4 is a fix at alpha 0.05 (p = 0.029), and within noise at 0.01.
     (project.path / "scenarios" / "list.yaml").unlink()
     directory = project.runpytest("--interllm", "input/list.md", "--interllm-baseline", "logs", "--collect-only")
     assert directory.ret == pytest.ExitCode.USAGE_ERROR  # a directory is no log
     [failing] = (project.path / "logs").glob("run-*.jsonl")
-    again = run(project, "--interllm", "input/list.md", "--interllm-baseline", str(failing), "-q")
-    again.stdout.fnmatch_lines(["interllm: baseline *: 0 regressed, 1 fixed, 0 new, 0 removed, 2 unchanged"])
+    again = run(
+        project, "--interllm", "input/list.md", *four, "-k", "scenario_002", "--interllm-baseline", str(failing),
+        "--interllm-alpha", "0.01",
+    )  # fmt: skip
+    again.stdout.fnmatch_lines(
+        [
+            "interllm: baseline *: 0 regressed, 0 fixed, 1 within noise, 0 unmeasured, 0 new, 2 removed, 0 unchanged "
+            "(Fisher's exact test per scenario, alpha 0.01)",
+            "interllm: within noise scenario_002-stream-cdc-events-to-kafka: failed 0/4 [[]no-output-file[]] → "
+            "passed 4/4 (p = 0.03; 5 attempts a side would decide it (+1 now, +1 in the baseline)*",
+        ]
+    )
 
 
 @pytest.mark.parametrize(

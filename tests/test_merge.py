@@ -38,9 +38,12 @@ def test_two_shards_cover_every_scenario_once_and_merge_to_the_single_run(projec
             f"logs/shard{group}",
         )
     shards = [log_of(project, "shard1"), log_of(project, "shard2")]
-    ids = [json.loads(line)["nodeid"] for path in shards for line in path.read_text().splitlines()]
-    single_ids = [json.loads(line)["nodeid"] for line in log_of(project, "single").read_text().splitlines()]
+    lines = [json.loads(line) for path in shards for line in path.read_text().splitlines()]
+    ids = [r["nodeid"] for r in lines if r.get("record") != "summary"]  # each log ends with the run's summary
+    single = [json.loads(line) for line in log_of(project, "single").read_text().splitlines()]
+    single_ids = [r["nodeid"] for r in single if r.get("record") != "summary"]
     assert len(ids) == len(set(ids)) == 17 and sorted(ids) == sorted(single_ids)
+    assert [r["record"] for r in lines if "record" in r] == ["summary", "summary"]
     assert all(path.read_text().strip() for path in shards)  # both shards really ran something
     merged = subprocess.run(
         [
@@ -70,6 +73,9 @@ def test_two_shards_cover_every_scenario_once_and_merge_to_the_single_run(projec
     assert tally == [line for line in solo.stdout.splitlines() if line.startswith(("failed", "passed"))]
     assert tally == ["failed: 1 · failed: no-output-file: 1 · passed: 15 · skipped: 1"]
     assert tally[0] in (project.path / "merged.md").read_text()
+    # The merged shards' pass rate is the single run's, with its interval (made again from the scenarios' records).
+    rate = "**pass rate 15/16 passed = 93.8% (95% CI 71.7–98.9%) on the agent's attempts**"
+    assert rate in (project.path / "merged.md").read_text() and rate in solo.stdout
     page = (project.path / "merged.html").read_text()
     assert page.count("<details") >= 17 and "no-output-file" in page
 

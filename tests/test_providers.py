@@ -150,11 +150,12 @@ def test_max_concurrency_holds_across_workers(project: pytest.Pytester, monkeypa
 
 
 def log_of(result: pytest.RunResult, project: pytest.Pytester) -> list[dict[str, Any]]:
-    """The JSONL records of the run whose terminal summary named the log (not the newest file: two runs may
-    share a second)."""
+    """The scenario records of the run whose terminal summary named the log (not the newest file: two runs may
+    share a second); its last line, the run's summary record, left out."""
     line = next(x for x in result.outlines if x.startswith("interllm: log "))
     path = project.path / line.split(" and ")[1]
-    return [json.loads(x) for x in path.read_text().splitlines()]
+    records = [json.loads(x) for x in path.read_text().splitlines()]
+    return [r for r in records if r.get("record") != "summary"]
 
 
 def test_replay_records_show_in_the_jsonl(project: pytest.Pytester) -> None:

@@ -65,6 +65,7 @@ TESTED = {
     "status-lines",
     "failure",
     "matrix-repeat-baseline",
+    "gate",
     "rubric",
     "front-matter",
     "expectations",
@@ -157,6 +158,31 @@ def test_matrix_repeat_baseline(repo_project: pytest.Pytester, monkeypatch: pyte
     result = run(repo_project, *pytest_args(baseline))
     result.assert_outcomes(passed=3)
     assert "unchanged" in summary.read_text(encoding="utf-8")
+
+
+def test_gate(repo_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SHORT.items():
+        monkeypatch.setenv(name, value)
+    summary = write(repo_project.path / "step-summary.md", "")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    gated, against = commands(examples()["gate"])
+    first = run(repo_project, *pytest_args(gated))
+    first.assert_outcomes(passed=3)
+    assert first.ret == pytest.ExitCode.OK
+    first.stdout.fnmatch_lines(
+        [
+            "interllm: gate: lower bound of the pass rate's 95% CI 70.1% ≥ 60.0% (9/9 passed = 100.0% (95% CI "
+            "70.1–100.0%)): held",
+            "interllm: gate held: exit status 0",
+        ]
+    )
+    assert "### Gate ✅ held" in summary.read_text(encoding="utf-8")
+    log = sorted((repo_project.path / "logs").glob("run-*.jsonl"))[-1]
+    log.rename(repo_project.path / "logs" / "run-20261125-062657.jsonl")
+    second = run(repo_project, *pytest_args(against))
+    second.assert_outcomes(passed=3)
+    assert second.ret == pytest.ExitCode.OK
+    second.stdout.fnmatch_lines(["interllm: gate: 0 scenarios regressed significantly: held"])
 
 
 def test_rubric(repo_project: pytest.Pytester) -> None:

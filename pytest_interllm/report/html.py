@@ -6,7 +6,16 @@ import time
 from html import escape
 from typing import Any
 
-from pytest_interllm.report.summary import matrix, matrix_cell, model_totals, models_of, pass_rates, result_text
+from pytest_interllm.errors import CONFIGURATION, INFRASTRUCTURE
+from pytest_interllm.report.summary import (
+    matrix,
+    matrix_cell,
+    model_totals,
+    models_of,
+    pass_rates,
+    rate_line,
+    result_text,
+)
 
 STYLE = (
     "<style>.interllm{font:13px/1.4 sans-serif;margin:6px 0}.interllm details{margin:4px 0}"
@@ -102,6 +111,12 @@ def _spans(record: dict[str, Any]) -> str:
     return head + f"<table><tr><th>span</th><th>input → output</th></tr>{''.join(rows)}</table>"
 
 
+def _apart(run: dict[str, Any]) -> str:
+    """` (infrastructure: not counted)` for an attempt that failed for someone else than the agent."""
+    group = run.get("failure_group")
+    return f" ({escape(group)}: not counted)" if group in (INFRASTRUCTURE, CONFIGURATION) else ""
+
+
 def render(record: dict[str, Any]) -> str:
     """The HTML extra of one scenario: failure, prompt, final_output, models, timeline, output file."""
     parts = [STYLE, '<div class="interllm">']
@@ -124,7 +139,7 @@ def render(record: dict[str, Any]) -> str:
         parts.append(f"<p><b>{escape(result_text(record))}</b> · {escape(pass_rates(record))}</p>")
         runs = "".join(
             f'<tr><td>{run["attempt"]}</td><td class="{"ok" if run["result"] == "passed" else "bad"}">'
-            f"{escape(run['result'])}</td><td>{escape(run.get('failure') or '')}</td>"
+            f"{escape(run['result'])}</td><td>{escape(run.get('failure') or '')}{_apart(run)}</td>"
             f"<td>{_pre(run.get('final_output') or '(empty)')}</td></tr>"
             for run in record.get("runs") or []
         )
@@ -151,6 +166,7 @@ def render(record: dict[str, Any]) -> str:
     state = "exists" if record["output_exists"] else "missing"
     preview = _pre(record["output_preview"]) if record["output_preview"] else ""
     parts += [f"<p>re-run: {escape(why)}</p>" for why in record.get("reruns") or []]
+    parts += [f"<p>re-run in its place, not counted: {escape(why)}</p>" for why in record.get("infra_reruns") or []]
     notes = "".join(f"<p>{escape(note)}</p>" for note in record.get("output_notes") or [])
     parts.append(_section(f"output file: {record['output_path']} ({state})", notes + preview, open_=bool(notes)))
     parts.append("</div>")
@@ -181,7 +197,8 @@ def summary(
             f"<h3>Models compared</h3><table><tr><th>#</th><th>scenario</th>{head}</tr>{rows}"
             f"<tr><td></td><td><b>all scenarios</b></td>{totals}</tr></table>"
         )
+    rate = f"<p><b>{escape(rate_line(records or []))}</b></p>"
     return (
-        f'{STYLE}<div class="interllm"><h2>pytest-interllm</h2><table>{facts}</table>'
+        f'{STYLE}<div class="interllm"><h2>pytest-interllm</h2><table>{facts}</table>{rate}'
         f"<h3>Scenarios by result and failure class</h3><table>{tally}</table>{compared}{extra}</div>"
     )

@@ -31,6 +31,8 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
                 record = json.loads(line)
             except ValueError as exc:
                 raise MergeError(f"{path}:{number}: not a JSON record: {exc}") from exc
+            if record.get("record") == "summary":
+                continue  # the run's figures, made again from the scenarios' records
             key = str(record.get("nodeid"))
             if key in seen:
                 raise MergeError(f"{path}:{number}: {key} is also in {seen[key]}: the shards overlap")

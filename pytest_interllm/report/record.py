@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from pytest_interllm.errors import ScenarioFailure
+from pytest_interllm.errors import CONFIGURATION, ScenarioFailure
 from pytest_interllm.outcome import ScenarioOutcome
 
 
@@ -15,6 +15,7 @@ class AttemptView(Protocol):
     number: int
     outcome: ScenarioOutcome
     failure: ScenarioFailure | None
+    replaced: list[ScenarioFailure]  # earlier runs that failed for infrastructure, re-run in its place
 
 
 class VerdictView(Protocol):
@@ -49,6 +50,7 @@ def build(
     executor: str = "codex",
     free: bool = False,
     failure_class: str | None = None,
+    failure_group: str | None = None,
     verdict: VerdictView | None = None,
 ) -> dict[str, Any]:
     """The record of one scenario, pass or fail; `outcome` is None when it never reached codex."""
@@ -61,6 +63,7 @@ def build(
         "result": result,
         "expected_model": expected_model,
         "failure_class": None,
+        "failure_group": None,
         "failure": failure,
         "prompt": "",
         "final_output": "",
@@ -87,6 +90,7 @@ def build(
         "output_text": "",
         "output_notes": [],
         "reruns": [],
+        "infra_reruns": [],
         "repeat": None,
         "runs": [],
         "rubric": [],
@@ -95,9 +99,18 @@ def build(
         "ended_at": None,
     }
     if outcome is None:
+        # It never reached codex (its list, its output path): nothing of the agent's was measured.
+        record.update(failure_group=CONFIGURATION if result == "failed" else None)
         return record
     record.update(_evidence(outcome, free))
-    record.update(failure_class=failure_class)
+    record.update(failure_class=failure_class, failure_group=failure_group)
+    if verdict is not None:
+        many = len(verdict.attempts) > 1
+        record["infra_reruns"] = [
+            f"attempt {a.number}: {failure}" if many else str(failure)
+            for a in verdict.attempts
+            for failure in a.replaced
+        ]
     if verdict is not None and len(verdict.attempts) > 1:
         record["repeat"] = verdict.record()
         record["runs"] = [
@@ -105,6 +118,7 @@ def build(
                 "attempt": a.number,
                 "result": "failed" if a.failure else "passed",
                 "failure_class": a.failure.failure_class if a.failure else None,
+                "failure_group": a.failure.group if a.failure else None,
                 "failure": str(a.failure) if a.failure else None,
                 **{k: v for k, v in _evidence(a.outcome, free).items() if k in RUN_KEYS},
             }

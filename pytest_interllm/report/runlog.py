@@ -78,7 +78,10 @@ class RunLog:
         self._line(text)
         self._text.flush()
 
-    def close(self, counts: dict[str, int]) -> None:
+    def close(self, counts: dict[str, int], summary: dict[str, Any] | None = None) -> None:
+        """End both logs: the JSONL with the run's summary record, the text with the counts."""
+        if summary is not None:
+            self._jsonl.write(json.dumps(self.redactor.data(summary), ensure_ascii=False) + "\n")
         self._line("")
         self._line(
             f"run finished {time.strftime('%Y-%m-%d %H:%M:%S')}: "

@@ -111,6 +111,9 @@ class StatusLines:
         attempts = int(str(props.get("interllm_attempts", 1) or 1))
         if attempts > 1:
             reason += f" (flaky: attempt {attempts})" if result == "passed" else f" (after {attempts} attempts)"
+        replaced = int(str(props.get("interllm_infra_reruns", 0) or 0))
+        if replaced:
+            reason += f" ({replaced} infrastructure re-run{'s' if replaced > 1 else ''}, not counted)"
         retries = int(str(props.get("interllm_provider_retries", 0) or 0))
         if retries:
             reason += f" ({retries} provider {'retry' if retries == 1 else 'retries'})"

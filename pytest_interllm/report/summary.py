@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from pytest_interllm.report.numbers import run_tally, tally
+
 
 def counts(records: list[dict[str, Any]]) -> dict[str, int]:
     """`passed`, `failed`, … and `failed: <class>` counts, in a stable order."""
-    tally: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
     for record in records:
-        tally[record["result"]] += 1
+        seen[record["result"]] += 1
         if record["failure_class"]:
-            tally[f"{record['result']}: {record['failure_class']}"] += 1
-    return dict(sorted(tally.items()))
+            seen[f"{record['result']}: {record['failure_class']}"] += 1
+    return dict(sorted(seen.items()))
 
 
 def _cell(text: object) -> str:
@@ -37,24 +39,31 @@ ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "xfailed": "⚠�
 
 
 def result_text(record: dict[str, Any]) -> str:
-    """`✅ passed`, or with repeats `❌ failed 2/3 — no-output-file ×1`."""
+    """`✅ passed`, or with repeats `❌ failed 2/3 — no-output-file ×1` (the agent's attempts; the others apart)."""
     text = f"{ICON.get(record['result'], '')} {record['result']}"
     repeat = record.get("repeat")
     if repeat:
-        text += f" {repeat['passed']}/{repeat['attempts']}"
+        counted = tally(record)
+        text += f" {counted.passed}/{counted.measured}"
         classes = ", ".join(f"{name} ×{count}" for name, count in repeat["classes"].items())
         text += f" — {classes}" if classes else ""
+        text += f" ({counted.apart()})" if counted.apart() else ""
     return text
 
 
 def pass_rates(record: dict[str, Any]) -> str:
-    """`pass@1 0.67 · pass@3 1.00 · pass^3 0.00` for repeated attempts, else ""."""
+    """`67% (95% CI 21–94%) · pass@1 0.67 · pass@3 1.00 · pass^3 0.00` for repeated attempts, else ""."""
     repeat = record.get("repeat")
     if not repeat:
         return ""
-    n = repeat["attempts"]
+    counted = tally(record)
+    n = counted.measured
+    if not n:
+        return "no attempt measured the agent"
+    low, high = counted.interval
     return (
-        f"pass@1 {repeat['pass_at_1']:.2f} · pass@{n} {repeat['pass_at_n']:.2f} · pass^{n} {repeat['pass_hat_n']:.2f}"
+        f"{counted.passed / n:.0%} (95% CI {low * 100:.0f}–{high:.0%}) · pass@1 {repeat['pass_at_1']:.2f} · "
+        f"pass@{n} {repeat['pass_at_n']:.2f} · pass^{n} {repeat['pass_hat_n']:.2f}"
     )
 
 
@@ -83,22 +92,37 @@ def matrix(records: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, dict
 
 
 def matrix_cell(record: dict[str, Any] | None) -> str:
-    """One scenario on one model: result, tokens, cost and duration."""
+    """One scenario on one model: result (with repeats, the 95% interval of its pass rate), tokens, cost, duration."""
     if record is None:
         return "—"
     tokens = record["tokens_in"] + record["tokens_out"]
-    return f"{result_text(record)} · {tokens} tok · {dollars(record['cost_usd'])} · {record['duration']:.1f}s"
+    counted = tally(record)
+    low, high = counted.interval
+    ci = f" · 95% CI {low * 100:.0f}–{high:.0%}" if record.get("repeat") and counted.measured else ""
+    return f"{result_text(record)}{ci} · {tokens} tok · {dollars(record['cost_usd'])} · {record['duration']:.1f}s"
 
 
 def model_totals(records: list[dict[str, Any]], model: str) -> str:
-    """One model over the run: pass rate, tokens, cost and duration."""
+    """One model over the run: pass rate of the agent's attempts with its interval, tokens, cost and duration."""
     mine = [r for r in records if r["expected_model"] == model and r["result"] != "skipped"]
-    passed = sum(1 for r in mine if r["result"] == "passed")
     tokens = sum(r["tokens_in"] + r["tokens_out"] for r in mine)
     costs = [r["cost_usd"] for r in mine if r["cost_usd"] is not None]
     cost = f"${sum(costs):.4f}" if costs else "no spend"
-    rate = f"{passed}/{len(mine)} passed ({passed / len(mine):.0%})" if mine else "none ran"
+    counted = run_tally(records, model)
+    rate = counted.text() + (f", {counted.apart()}" if counted.apart() else "") if mine else "none ran"
     return f"{rate} · {tokens} tok · {cost} · {sum(r['duration'] for r in mine):.1f}s"
+
+
+def rate_line(records: list[dict[str, Any]]) -> str:
+    """The run's pass rate: `pass rate 16/17 passed = 94.1% (95% CI 73.0–99.0%) on the agent's attempts; …`."""
+    counted = run_tally(records)
+    apart = counted.apart()
+    rate = (
+        f"pass rate {counted.text()} on the agent's attempts"
+        if counted.measured
+        else "no pass rate: no attempt measured the agent"
+    )
+    return rate + (f"; {apart}, not counted" if apart else "")
 
 
 def markdown(
@@ -107,8 +131,9 @@ def markdown(
     """A GitHub-flavoured markdown report of the run (`extra`: more sections, e.g. the baseline comparison)."""
     ordered = sorted(records, key=lambda r: (r["nodeid"].split("::")[0], r["index"]))
     lines = ["## pytest-interllm", "", " · ".join(f"**{k}** {_cell(v)}" for k, v in info.items()), ""]
-    tally = counts(records)
-    lines.append(" · ".join(f"{k}: {v}" for k, v in tally.items()) or "no scenarios ran")
+    tallied = counts(records)
+    lines.append(" · ".join(f"{k}: {v}" for k, v in tallied.items()) or "no scenarios ran")
+    lines += ["", f"**{rate_line(records)}**"]
     tin = sum(r["tokens_in"] for r in records)
     tout = sum(r["tokens_out"] for r in records)
     repeats = any(r.get("repeat") for r in records)

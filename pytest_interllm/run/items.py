@@ -1,8 +1,11 @@
 """Running one item: its repeated attempts (`--interllm-repeat`), the rerun of a failed attempt
-(`--interllm-retries`), their cost, and the one verdict the item reports.
+(`--interllm-retries`), the rerun of an attempt that failed for infrastructure (`--interllm-retry-infra`), their
+cost, and the one verdict the item reports.
 
-Repeats measure: every attempt counts, and the item passes when enough of them pass (`min_pass`). Retries
-forgive: a failed attempt is run again until it passes or the retries run out, and only its last run counts.
+Repeats measure: every attempt the agent is answerable for counts, and the item passes when enough of them pass
+(`min_pass`). Retries forgive: a failed attempt is run again until it passes or the retries run out, and only its
+last run counts. An attempt that failed for infrastructure (the provider, codex) measures nothing of the agent: it
+is counted apart, never in the pass rate, and `--interllm-retry-infra` runs it again in its place.
 """
 
 from __future__ import annotations
@@ -15,19 +18,27 @@ from typing import Any, Protocol
 
 from pytest_interllm.cost import Budget, Prices
 from pytest_interllm.endpoint import Endpoint
-from pytest_interllm.errors import ScenarioFailure
+from pytest_interllm.errors import AGENT, CONFIGURATION, INFRASTRUCTURE, ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.grader import USER_AGENT, grade
 from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.stats import wilson
 
 
 @dataclass
 class Attempt:
-    """One counted attempt of an item: its last run's evidence and its failure, if any."""
+    """One counted attempt of an item: its last run's evidence and its failure, if any; `replaced`: the failures
+    of runs before it that infrastructure caused (re-run with `--interllm-retry-infra`, not counted)."""
 
     number: int
     outcome: ScenarioOutcome
     failure: ScenarioFailure | None
+    replaced: list[ScenarioFailure] = field(default_factory=list)
+
+    @property
+    def group(self) -> str | None:
+        """Who caused its failure (None when it passed)."""
+        return self.failure.group if self.failure is not None else None
 
 
 @dataclass
@@ -38,31 +49,52 @@ class Verdict:
     attempts: list[Attempt] = field(default_factory=list)
 
     @property
+    def measured(self) -> list[Attempt]:
+        """The attempts that measure the agent: passed, or failed by the agent's doing."""
+        return [a for a in self.attempts if a.group in (None, AGENT)]
+
+    @property
     def passes(self) -> int:
         return sum(1 for a in self.attempts if a.failure is None)
 
+    def apart(self, group: str) -> list[Attempt]:
+        """The attempts that failed for `group` (infrastructure, configuration): not in the pass rate."""
+        return [a for a in self.attempts if a.group == group]
+
     @property
     def passed(self) -> bool:
-        return bool(self.attempts) and self.passes / len(self.attempts) >= self.min_pass - 1e-9
+        # A run not set up as asked fails whatever the agent did; without a measured attempt there is no verdict.
+        measured = self.measured
+        if not measured or self.apart(CONFIGURATION):
+            return False
+        return self.passes / len(measured) >= self.min_pass - 1e-9
 
     def classes(self) -> Counter[str]:
         """Failure classes of the failed attempts."""
         return Counter(a.failure.failure_class for a in self.attempts if a.failure is not None)
 
     def summary(self) -> str:
-        """`2/3 passed — no-output-file ×1`."""
-        text = f"{self.passes}/{len(self.attempts)} passed"
-        failed = ", ".join(f"{name} ×{count}" for name, count in self.classes().most_common())
-        return f"{text} — {failed}" if failed else text
+        """`2/3 passed (95% CI 21–94%) — no-output-file ×1; apart: provider-error ×1 (infrastructure)`."""
+        n = len(self.measured)
+        low, high = wilson(self.passes, n)
+        text = f"{self.passes}/{n} passed" + (f" (95% CI {low * 100:.0f}–{high:.0%})" if n else "")
+        agent = Counter(a.failure.failure_class for a in self.measured if a.failure is not None)
+        text += " — " + ", ".join(f"{name} ×{count}" for name, count in agent.most_common()) if agent else ""
+        others = [
+            f"{name} ×{count} ({group})"
+            for group in (INFRASTRUCTURE, CONFIGURATION)
+            for name, count in Counter(a.failure.failure_class for a in self.apart(group) if a.failure).most_common()
+        ]
+        return text + (f"; apart: {', '.join(others)}" if others else "")
 
     def pass_at(self, k: int) -> float:
-        """pass@k: the chance that at least one of k attempts passes (unbiased, from n attempts)."""
-        n, c = len(self.attempts), self.passes
+        """pass@k: the chance that at least one of k measured attempts passes (unbiased, from n attempts)."""
+        n, c = len(self.measured), self.passes
         return 1.0 - comb(n - c, k) / comb(n, k) if 0 < k <= n else 0.0
 
     def pass_hat(self, k: int) -> float:
-        """pass^k: the chance that all of k attempts pass."""
-        n, c = len(self.attempts), self.passes
+        """pass^k: the chance that all of k measured attempts pass."""
+        n, c = len(self.measured), self.passes
         return comb(c, k) / comb(n, k) if 0 < k <= n else 0.0
 
     @property
@@ -71,19 +103,32 @@ class Verdict:
         failed = [a for a in self.attempts if a.failure is not None]
         return failed[0] if failed and not self.passed else self.attempts[-1]
 
+    def _deciding(self) -> list[Attempt]:
+        """The failed attempts that decided a failed verdict: the configuration's, else (nothing measured) the
+        infrastructure's, else the agent's."""
+        config = self.apart(CONFIGURATION)
+        if config:
+            return config
+        if not self.measured:
+            return self.apart(INFRASTRUCTURE)
+        return [a for a in self.measured if a.failure is not None]
+
     def failure(self) -> ScenarioFailure | None:
         """The item's failure: the attempt's own with one attempt, else one naming how many passed."""
         if self.passed:
             return None
         if len(self.attempts) == 1:
             return self.attempts[0].failure
-        common = self.classes().most_common(1)[0][0]
+        deciding = self._deciding()
+        common = Counter(a.failure.failure_class for a in deciding if a.failure).most_common(1)[0][0]
+        group = next(a.group for a in deciding if a.failure is not None and a.failure.failure_class == common)
         evidence = [f"attempt {a.number}: {a.failure}" for a in self.attempts if a.failure is not None]
         shown = self.shown.failure
         return ScenarioFailure(
             common,
             f"{self.summary()} (min_pass {self.min_pass:g})",
             evidence + ([f"attempt {self.shown.number} in detail:", *shown.evidence] if shown else []),
+            group=group,
         )
 
     def record(self) -> dict[str, Any] | None:
@@ -91,14 +136,21 @@ class Verdict:
         n = len(self.attempts)
         if n <= 1:
             return None
+        measured = len(self.measured)
+        low, high = wilson(self.passes, measured)
         return {
             "passed": self.passes,
             "attempts": n,
+            "measured": measured,
+            "infrastructure": len(self.apart(INFRASTRUCTURE)),
+            "configuration": len(self.apart(CONFIGURATION)),
+            "pass_rate": round(self.passes / measured, 4) if measured else None,
+            "interval": [round(low, 4), round(high, 4)],
             "min_pass": self.min_pass,
             "classes": dict(self.classes()),
             "pass_at_1": round(self.pass_at(1), 4),
-            "pass_at_n": round(self.pass_at(n), 4),
-            "pass_hat_n": round(self.pass_hat(n), 4),
+            "pass_at_n": round(self.pass_at(measured), 4),
+            "pass_hat_n": round(self.pass_hat(measured), 4),
         }
 
 
@@ -185,8 +237,10 @@ def run_item(
     prices: Prices,
     budget: Budget,
     grader: Grader | None = None,
+    retry_infra: int = 0,
 ) -> Verdict:
-    """`repeat` attempts of one item, each rerun after a failure while `retries` allow."""
+    """`repeat` attempts of one item; each is run again after a failure while `retries` allow, and after a failure
+    that infrastructure caused while `retry_infra` allows (that run is replaced, not counted)."""
     verdict = Verdict(min_pass=min_pass)
     grader = grader or Grader()
     for number in range(1, repeat + 1):
@@ -194,7 +248,9 @@ def run_item(
         # scripted model counts `fault_requests` across them (it strips the `~N`).
         label = request.label if number == 1 else f"{request.label}~{number}"
         earlier: list[str] = []
-        for run in range(1, retries + 2):
+        replaced: list[ScenarioFailure] = []
+        run = 1
+        while True:
             outcome = executor.run(
                 request.prompt,
                 output_file=request.output_file,
@@ -214,8 +270,12 @@ def run_item(
                 failure = _check(executor, outcome, request.expectations)
             outcome.cost_usd = prices.of_requests(outcome.every_request)
             budget.add(outcome.cost_usd)
+            if failure is not None and failure.group == INFRASTRUCTURE and len(replaced) < retry_infra:
+                replaced.append(failure)  # measured nothing of the agent: run again in its place, not counted
+                continue
             if failure is None or run > retries:
-                verdict.attempts.append(Attempt(number, outcome, failure))
+                verdict.attempts.append(Attempt(number, outcome, failure, replaced))
                 break
             earlier.append(str(failure))
+            run += 1
     return verdict
