@@ -40,8 +40,13 @@ class Workdir:
         os.rename(staging, self.path / LOCK)
 
     def remove(self) -> None:
-        """Remove the directory, then let go of its lock."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the directory, then let go of its lock. A codex that is still dying may write into it while it
+        goes: a few tries, a moment apart."""
+        for _ in range(5):
+            shutil.rmtree(self.path, ignore_errors=True)
+            if not self.path.exists():
+                break
+            time.sleep(0.2)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -82,6 +82,13 @@ class Watch:
         return self.seen
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before pytest starts: Ctrl-C's default, as a terminal gives it. A test run started in the
+    background of a non-interactive shell (CI) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_", "COVERAGE"))}
     return subprocess.Popen(
@@ -91,6 +98,7 @@ def start(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,  # only a signal disposition, before exec
     )
 
 
@@ -224,7 +232,7 @@ def test_sigterm_stops_the_run_like_ctrl_c(
     assert "Terminated: SIGTERM: stopped as on Ctrl-C" in out
     assert re.search(r"=+ 1 passed in [\d.]+s", out), out  # pytest's usual summary
     assert seen and [pid for pid in seen if alive(pid)] == []
-    assert interllm_dirs(tmp) == []  # codex's homes and sessions (the prompts) with them
+    assert interllm_dirs(tmp) == [], out  # codex's homes and sessions (the prompts) with them
     stopped = {p.name: p.read_text() for p in project.path.glob("stopped-by-*")}
     processes = ["main", "gw0", "gw1"] if xdist else ["main"]
     assert stopped == {f"stopped-by-{name}": "Terminated" for name in processes}
