@@ -60,10 +60,10 @@ class LoopRunner:
                 for task in tasks:
                     task.cancel()
                 if tasks:
-                    await asyncio.wait(tasks, timeout=5)
+                    await asyncio.wait(tasks, timeout=2)
 
             with contextlib.suppress(concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-                asyncio.run_coroutine_threadsafe(drain(), self._loop).result(10)
+                asyncio.run_coroutine_threadsafe(drain(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         with self._guard:
