@@ -92,9 +92,13 @@ class Controller:
         run, s = self.run, self.settings
         if run.plan is None or not run.plan.real or not s.preflight or run.proxy is None:
             return
+        from pytest_interllm.codex.capture import capture_request
+        from pytest_interllm.providers.preflight import PROMPT
         from pytest_interllm.providers.service import preflight_problem
 
-        answer = run.proxy.preflight(s.model)
+        # The request the installed codex itself sends (body, headers, originator), with the run's model.
+        shape = capture_request(run.codex.path, s.model, PROMPT) if run.codex is not None else None
+        answer = run.proxy.preflight(s.model, shape)
         problem = preflight_problem(answer, run.credential_text())
         if problem is not None:
             raise pytest.UsageError(f"pytest-interllm: {run.redactor.text(problem)}")
@@ -154,6 +158,9 @@ class Controller:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # After the worker hooks' (tryfirst) of this process: they count the scenarios they cancelled.
         if self.runlog is not None:
+            halted = terminal.stopped(self.run)
+            if halted is not None:
+                self.runlog.note(f"run stopped: {halted}")
             if self.run.cancelled:
                 self.runlog.note(
                     f"stopped with {self.run.cancelled} scenarios still in flight: cancelled, not reported"

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -89,7 +90,7 @@ class Budget:
 
     limit: float | None
     ledger: Path | None = None
-    _state: dict[str, float] = field(default_factory=lambda: {"spent": 0.0, "scenarios": 0, "reserved": 0.0})
+    _state: dict[str, Any] = field(default_factory=lambda: {"spent": 0.0, "scenarios": 0, "reserved": 0.0})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
@@ -101,7 +102,7 @@ class Budget:
         return Path(name)
 
     @contextmanager
-    def _tally(self) -> Iterator[dict[str, float]]:
+    def _tally(self) -> Iterator[dict[str, Any]]:
         """The shared tally, locked; changes made to it are written back."""
         with self._lock:
             if self.ledger is None:
@@ -115,8 +116,22 @@ class Budget:
                 fh.truncate()
                 json.dump(state, fh)
 
+    def halt(self, reason: str) -> None:
+        """No scenario may start from now on (the first reason given stays): a spent plan, a login gone."""
+        with self._tally() as tally:
+            tally.setdefault("halted", reason)
+
+    def halted(self) -> str | None:
+        """Why the run stopped starting scenarios, or None."""
+        with self._tally() as tally:
+            reason = tally.get("halted")
+        return str(reason) if reason else None
+
     def start(self) -> tuple[str | None, float]:
         """Why the next scenario must not start (or None), and the amount reserved for it if it may."""
+        halted = self.halted()
+        if halted is not None:
+            return halted, 0.0
         if self.limit is None:
             return None, 0.0
         with self._tally() as tally:

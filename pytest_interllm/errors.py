@@ -7,6 +7,8 @@ HINTS: dict[str, str] = {
     "OPENAI_DEFAULT_MODEL, and the model of any sub-agent the agent spawned",
     "empty-model": "the model reached codex as an empty string: check INTERLLM_MODEL in .env and the environment",
     "provider-error": "the model provider refused the request: check the HTTP status, the API key and the base URL",
+    "usage-limit": "your plan's usage limit is reached: the run stopped and the remaining scenarios were skipped; "
+    "run again after the reset time, or with an API key (OPENAI_API_KEY) instead of the ChatGPT login",
     "exec-not-found": "codex ran a command or working directory that does not exist: see the tool calls",
     "sandbox-denied": "the sandbox blocked a write: check --interllm-sandbox and that the output path is inside "
     "the rootdir",
@@ -32,7 +34,12 @@ class ScenarioFailure(Exception):
     """A scenario that ran and failed: one class, a one-line cause, the evidence and a hint."""
 
     def __init__(
-        self, failure_class: str, headline: str, evidence: list[str] | None = None, hint: str | None = None
+        self,
+        failure_class: str,
+        headline: str,
+        evidence: list[str] | None = None,
+        hint: str | None = None,
+        stops_run: str | None = None,
     ) -> None:
         assert failure_class in HINTS, failure_class
         super().__init__(f"[{failure_class}] {headline}")
@@ -40,6 +47,8 @@ class ScenarioFailure(Exception):
         self.headline = headline
         self.evidence = evidence or []
         self._hint = hint  # what to check when the class's general hint would point elsewhere
+        # Why no later scenario can pass either (a spent plan, a login gone): the run stops, the rest are skipped.
+        self.stops_run = stops_run
 
     @property
     def hint(self) -> str:

@@ -10,7 +10,6 @@ import pytest
 
 from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, USD, Number
 from pytest_interllm.executors import NAMES
-from pytest_interllm.faults import FAULTS
 from pytest_interllm.providers.credentials import AUTH_MODES
 
 DEFAULT_MODEL = "gpt-5-codex"
@@ -145,6 +144,16 @@ OPTIONS = (
         None,
         "INTERLLM_AUTH_FILE",
         "PATH",
+    ),
+    Option(
+        "interllm_login_margin",
+        "--interllm-login-margin",
+        "seconds before a ChatGPT login's expiry at which your own codex refreshes it, before the run and during it "
+        "(default 300).",
+        "300",
+        "INTERLLM_LOGIN_MARGIN",
+        "SECONDS",
+        number=SECONDS,
     ),
     Option(
         "interllm_preflight",
@@ -303,7 +312,6 @@ OPTIONS = (
         None,
         "INTERLLM_FAULT",
         "NAME",
-        FAULTS,
     ),
     Option(
         "interllm_log_dir",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_interllm.codex.locate import mcp_default_available
-from pytest_interllm.faults import unavailable
+from pytest_interllm.faults import known, names, unavailable
 from pytest_interllm.options import OPTIONS, Option
 
 
@@ -59,6 +59,7 @@ class Settings:
     auth: str = "auto"
     auth_file: Path | None = None
     preflight: bool = True
+    login_margin: float = 300.0  # seconds before a login's expiry at which codex refreshes it
     output_dir_given: tuple[str, str] | None = field(default=None, compare=False)  # as typed, and where
     inifile: Path | None = None  # pytest's configuration file: an input no output may replace
 
@@ -144,6 +145,8 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             )
         )
     fault, fault_source = picked["interllm_fault"]
+    if fault and not known(fault):
+        raise pytest.UsageError(f"{fault_source}: unknown value {fault!r} (choose from {names()})")
     refused = unavailable(fault, str(provider), str(executor)) if fault else None
     if refused is not None:
         raise pytest.UsageError(f"{fault_source}: {refused}")
@@ -204,6 +207,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         auth=str(picked["interllm_auth"][0]),
         auth_file=path_of("interllm_auth_file"),
         preflight=picked["interllm_preflight"][0] == "on",
+        login_margin=float(numbers["interllm_login_margin"]),
         output_dir_given=(str(picked["interllm_output_dir"][0]), picked["interllm_output_dir"][1]),
         inifile=Path(config.inipath).resolve() if config.inipath else None,
     )

@@ -89,10 +89,17 @@ def provider_text(run: Run) -> str:
     return f"openai (audit proxy in front of {upstream}{who}{limit}){why}"
 
 
+def stopped(run: Run) -> str | None:
+    """Why the run stopped starting scenarios (a plan's usage limit, a login gone), or None."""
+    halted = run.budget.halted()
+    return halted.removesuffix(": scenario not started") if halted else None
+
+
 def info(run: Run) -> dict[str, str]:
     """What the run was: shown in the log header, the HTML summary and the markdown summary."""
     s = run.settings
-    return {
+    halted = stopped(run)
+    return ({"stopped": halted} if halted else {}) | {
         "provider": f"{s.provider} (built-in scripted model, not a real LLM)"
         if s.provider == "offline"
         else s.provider + (f", {run.credential_text()}" if run.credential is not None else ""),
@@ -110,6 +117,10 @@ def summary(controller: Controller) -> list[str]:
     run, records = controller.run, controller.records
     tally = summary_counts(records)
     lines = ["interllm: " + ", ".join(f"{k} {v}" for k, v in tally.items())]
+    halted = stopped(run)
+    if halted is not None:
+        skipped = sum(1 for r in records if r["result"] == "skipped")
+        lines.append(run.redactor.text(f"interllm: run stopped: {halted} ({skipped} skipped)"))
     tin = sum(r["tokens_in"] for r in records)
     tout = sum(r["tokens_out"] for r in records)
     prices = run.prices

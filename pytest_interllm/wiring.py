@@ -5,6 +5,7 @@ window, SIGTERM handling — and the executor built from them."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,7 +131,7 @@ def configure(config: pytest.Config) -> Run | None:
 
         if workerinput is None:  # only the controller reads the credential: workers talk to its proxy
             try:
-                run.credential = for_run(settings, os.environ, from_dotenv)
+                run.credential = for_run(settings, os.environ, from_dotenv, refresher(codex))
             except CredentialError as exc:
                 if not config.option.collectonly:
                     raise pytest.UsageError(f"pytest-interllm: {exc}") from None
@@ -147,7 +148,7 @@ def configure(config: pytest.Config) -> Run | None:
 
             run.proxy = ProxyClient(*workerinput["interllm_proxy"])
         elif workerinput is None:
-            run.service, run.proxy = serve(run.plan, run.redactor)
+            run.service, run.proxy = serve(run.plan, run.redactor, codex)
     return run
 
 
@@ -211,20 +212,34 @@ def prices_of(settings: Settings) -> Prices:
         raise pytest.UsageError(f"--interllm-prices: {exc}") from None
 
 
-def serve(plan: ProviderPlan, redactor: Redactor) -> tuple[ProviderService, ProxyClient]:
+def refresher(codex: CodexBinary | None) -> Callable[[Path], str | None] | None:
+    """How a login close to its expiry is refreshed at start: by the user's own codex (codex/login.py)."""
+    if codex is None:
+        return None
+    from pytest_interllm.codex.login import refresh_login
+
+    return lambda auth_file: refresh_login(codex.path, auth_file)
+
+
+def serve(
+    plan: ProviderPlan, redactor: Redactor, codex: CodexBinary | None = None
+) -> tuple[ProviderService, ProxyClient]:
     """The run's provider service (the audit proxy, with the scripted model it may front) and a client of it."""
     from pytest_interllm.providers.service import ProviderService, ProxyClient
 
-    service = ProviderService(plan, redactor, latency=float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0))
+    latency = float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0)
+    service = ProviderService(plan, redactor, latency=latency, codex_path=codex.path if codex else None)
     return service, ProxyClient(service.root, service.proxy.token)
 
 
 def _budget(settings: Settings, workerinput: dict[str, Any] | None) -> Budget:
     """The run's budget. xdist workers share the controller's ledger file; a worker that cannot see it (another
     host) keeps to its share, budget / number of workers."""
-    if settings.budget is None or workerinput is None:
+    if workerinput is None:
         return Budget(settings.budget)
     ledger = workerinput.get("interllm_budget_ledger")
     if ledger is not None and Path(ledger).is_file():
         return Budget(settings.budget, ledger=Path(ledger))
+    if settings.budget is None:
+        return Budget(None)
     return Budget(settings.budget / int(workerinput.get("workercount", 1) or 1))

@@ -44,6 +44,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("INTERLLM_") or name in ("OPENAI_API_KEY", "OPENAI_DEFAULT_MODEL", "CODEX_HOME"):
             monkeypatch.delenv(name)
     monkeypatch.setenv(CACHE_ENV, CODEX_CACHE)
+    # A login codex refreshes in a test goes to a closed port unless the test names its stand-in: never to OpenAI.
+    monkeypatch.setenv("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://127.0.0.1:1/oauth/token")
 
 
 @pytest.fixture
@@ -96,9 +98,30 @@ class StandIn(ScriptedModel):
         self.account_id = account_id
         self.refuse = refuse
         self.seen: list[dict[str, str]] = []
+        self.refreshes: list[dict[str, Any]] = []  # refresh-token grants its auth endpoint got (codex's own)
+        self.issued: list[dict[str, str]] = []  # the tokens it issued for them
+        self.refuse_refresh = False  # answer a refresh as a used refresh token (codex then cannot refresh)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route(path, self._gate, methods=["POST"]) for path in ("/responses", "/v1/responses")])
+        routes = [Route(path, self._gate, methods=["POST"]) for path in ("/responses", "/v1/responses")]
+        return Starlette(routes=[*routes, Route("/oauth/token", self._refresh, methods=["POST"])])
+
+    async def _refresh(self, request: Request) -> Response:
+        """The auth server's refresh-token grant, as codex's login code calls it (CODEX_REFRESH_TOKEN_URL_OVERRIDE)."""
+        self.refreshes.append(json.loads(await request.body()))
+        if self.refuse_refresh:
+            error = {"error": {"code": "refresh_token_reused", "message": "Your refresh token has already been used"}}
+            return JSONResponse(error, status_code=401)
+        account = self.account_id or "acct-0000-c0de"
+        claims = {"https://api.openai.com/auth": {"chatgpt_account_id": account, "chatgpt_plan_type": "plus"}}
+        tokens = {
+            "id_token": jwt({"email": "user@example.com", **claims}),
+            "access_token": jwt({"exp": int(time.time() + 3600), "sub": "user-1", "nonce": os.urandom(4).hex()}),
+            "refresh_token": "rt-issued-" + os.urandom(8).hex(),
+        }
+        self.issued.append(tokens)
+        self.tokens = (*self.tokens, tokens["access_token"])
+        return JSONResponse(tokens)
 
     async def _gate(self, request: Request) -> Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -122,7 +145,7 @@ def jwt(claims: dict[str, Any]) -> str:
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"  # codex wants a signature part
 
 
 def chatgpt_login(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_interllm import faults
 from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.process import alive
 from pytest_interllm.faults import EXPECTED_CLASS, FAULT_LIST
@@ -19,10 +20,10 @@ from tests.test_no_orphans import server_pids
 
 HEADLINES = {
     "http-400-empty-model": "expected gpt-5-codex, codex ran with an empty model*",
-    "http-401": "codex returned HTTP 401: unexpected status 401 Unauthorized: Incorrect API key provided*",
-    "http-429": "codex returned HTTP 429 after 1 retries: *429 Too Many Requests*",
-    "http-500": "codex returned HTTP 500 after 1 retries: *",
-    "http-503": "codex returned HTTP 503 after 1 retries: *",
+    "http-401": "codex returned HTTP 401 (invalid_api_key): unexpected status 401 Unauthorized: Incorrect API key*",
+    "http-429": "codex returned HTTP 429 (rate_limit_exceeded) after 1 retries: *429 Too Many Requests*",
+    "http-500": "codex returned HTTP 500 (server_error) after 1 retries: *",
+    "http-503": "codex returned HTTP 503 (server_is_overloaded) after 1 retries: *",
     "stall": "no answer from codex within 3s",
     "bad-sse": "codex returned an error: stream disconnected before completion*",
     "exec-missing": "outputs/scenario_002.md not written: codex could not start the command",
@@ -33,33 +34,55 @@ HEADLINES = {
     "omit-model": "expected gpt-5-codex, codex session ran gpt-4o (session_configured at ??:??:??)",
     "subagent-model": "expected gpt-5-codex, the provider was asked for gpt-5.6-luna",
     "wrong-sandbox": "asked for sandbox workspace-write, codex ran with sandbox read-only",
+    "reroute": "expected gpt-5-codex, the backend served gpt-5.2 (codex asked for gpt-5-codex; codex says rerouted: "
+    "high_risk_cyber_activity)",
+    "usage-limit": "the usage limit of the ChatGPT plan (plan plus) is reached until 20??-??-?? ??:?? UTC (in * min): "
+    "HTTP 429 usage_limit_reached",
+    "stream-failed": "the provider failed the response with server_is_overloaded inside its HTTP 200 stream after 1 "
+    "retries (retried after backoff): Our servers are currently overloaded. Please try again later.",
+    "token-expiring": "the login expired during the run: HTTP 401 token_expired: Provided authentication token is "
+    "expired. Please try signing in again.",
 }
+STOPPED = {
+    "usage-limit": "the usage limit of the ChatGPT plan (plan plus) is reached until 20??-??-?? ??:?? UTC (in * min)",
+    "token-expiring": "the codex login expired during the run (sign in again with `codex login`)",
+}
+WRITES = ("omit-model", "subagent-model", "reroute", "slow-stream")  # the agent works and writes its file
 
 
 @pytest.mark.parametrize("fault", list(EXPECTED_CLASS))
 def test_fault_is_classified_and_the_other_scenarios_pass(project: pytest.Pytester, fault: str) -> None:
+    """Each fault on scenario 2: its class and headline; scenario 1 passes, and so does 3 — unless the fault stops
+    the run (a spent plan, a login gone), which skips 3 with the reason."""
     write(project.path / "scenarios" / "list.yaml", f"2:\n  fault: {fault}\n  timeout: 3\n")
-    result = run(project, "--interllm", "input/list.md", "--interllm-provider-retries", "1")
-    result.assert_outcomes(passed=2, failed=1)
+    result = run(project, "--interllm", "input/list.md", "--interllm-provider-retries", "1", "-rs")
     expected = EXPECTED_CLASS[fault]
+    stops = fault in STOPPED
+    assert stops == faults.REGISTRY[fault].stops_run
+    second = "PASSED" if expected == "passed" else f"FAILED [[]{expected}[]]"
     result.stdout.fnmatch_lines(
         [
             "*END   scenario 1/3: Copy the orders table to the warehouse — PASSED in*",
-            f"*END   scenario 2/3: Stream CDC events to Kafka — FAILED [[]{expected}[]]*",
-            "*END   scenario 3/3: Pick up CSV drops from SFTP — PASSED in*",
+            f"*END   scenario 2/3: Stream CDC events to Kafka — {second}*",
+            f"*END   scenario 3/3: Pick up CSV drops from SFTP — {'SKIPPED' if stops else 'PASSED'} in*",
         ]
     )
-    result.stdout.fnmatch_lines([f"[[]{expected}[]] {HEADLINES[fault]}", "*check next: *"])
+    if expected == "passed":
+        result.assert_outcomes(passed=3)
+    elif stops:
+        result.assert_outcomes(passed=1, failed=1, skipped=1)
+        result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] input/list.md:9: {STOPPED[fault]}: scenario not started"])
+        result.stdout.fnmatch_lines([f"interllm: run stopped: {STOPPED[fault]} (1 skipped)"])
+    else:
+        result.assert_outcomes(passed=2, failed=1)
+    if expected != "passed":
+        result.stdout.fnmatch_lines([f"[[]{expected}[]] {HEADLINES[fault]}", "*check next: *"])
     if fault == "stall":  # our own hard timeout is never retried
         assert "provider retr" not in next(line for line in result.outlines if "END   scenario 2/3" in line)
     assert "Traceback" not in result.stdout.str()
     # Under the model faults the agent works (partly on the wrong model) and writes its file; the others prevent it.
-    written = (
-        ["scenario_001.md", "scenario_002.md", "scenario_003.md"]
-        if fault in ("omit-model", "subagent-model")
-        else ["scenario_001.md", "scenario_003.md"]
-    )
-    assert outputs(project) == written
+    written = ["scenario_001.md", *(["scenario_002.md"] if fault in WRITES else [])]
+    assert outputs(project) == written + ([] if stops else ["scenario_003.md"])
 
 
 def test_a_sub_agent_on_another_model_is_caught_by_the_provider_audit(project: pytest.Pytester) -> None:
@@ -231,7 +254,7 @@ def test_the_readme_fault_table_is_the_registry() -> None:
     """Each fault's row in the README (name, what happens, class) is its one entry in faults.py."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     table = readme.split("| fault | what happens (real codex, scripted model) | class |", 1)[1].split("\n\n", 1)[0]
-    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.*) \| `([a-z-]+)` \|$", table, re.MULTILINE)
-    assert [(name, what, expected) for name, what, expected in rows] == [
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.*) \| (?:`([a-z-]+)`|— \(passes\)) \|$", table, re.MULTILINE)
+    assert [(name, what, expected or None) for name, what, expected in rows] == [
         (fault.name, fault.what, fault.expected) for fault in FAULT_LIST
     ]

@@ -25,7 +25,7 @@ from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.endpoint import Endpoint
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
-from pytest_interllm.faults import TRANSIENT_STATUSES
+from pytest_interllm.faults import RETRIED_CODES, TRANSIENT_STATUSES, USAGE_LIMIT
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome, ToolCall
 from pytest_interllm.outputs import OutputGuard
 from pytest_interllm.runtime import LoopRunner
@@ -70,12 +70,18 @@ def merge_tool_calls(seen: list[ToolCall], requests: list[AuditRecord]) -> list[
 
 
 def transient_wait(outcome: ScenarioOutcome) -> float | None:
-    """Seconds to wait before a retry when the failure is transient, else None."""
+    """Seconds to wait before a retry when the failure is transient, else None. A failure the provider names by its
+    code decides by the code (a rate limit after its stated delay, an overload with backoff, anything else never:
+    a context too long, a quota or plan spent, a policy refusal, a login gone); else by the HTTP status."""
     if outcome.timed_out:
         return None  # our own hard timeout: the scenario had its time
-    bad = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400]
-    if (outcome.is_error or outcome.error) and bad and bad[-1].status in TRANSIENT_STATUSES:
-        return bad[-1].retry_after or 0.5
+    failed = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400 or r.error_code]
+    if (outcome.is_error or outcome.error) and failed:
+        last = failed[-1]
+        if last.error_code and (last.status < 400 or last.error_code == USAGE_LIMIT or last.status == 401):
+            return (last.retry_after or 0.5) if last.error_code in RETRIED_CODES else None
+        if last.status in TRANSIENT_STATUSES:
+            return last.retry_after or 0.5
     if outcome.is_error and re.search(r"idle timeout", outcome.final_output, re.IGNORECASE):
         return 0.5  # codex saw the provider's stream stall; our own hard timeout is never retried
     return None

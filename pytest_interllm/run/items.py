@@ -191,8 +191,12 @@ def run_item(
                 failure = _check(executor, outcome, request.expectations)
             outcome.cost_usd = prices.of_requests(outcome.every_request)
             budget.add(outcome.cost_usd)
-            if failure is None or run > retries:
+            if failure is not None and failure.stops_run:
+                budget.halt(failure.stops_run)  # a spent plan, a login gone: no rerun, no later scenario helps
+            if failure is None or run > retries or failure.stops_run:
                 verdict.attempts.append(Attempt(number, outcome, failure))
                 break
             earlier.append(str(failure))
+        if budget.halted() is not None:
+            break
     return verdict
