@@ -21,7 +21,7 @@ from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.providers.credentials import CredentialError, for_run, login_secrets, login_shown
 from pytest_interllm.redact import Redactor
 from pytest_interllm.settings import Settings
-from pytest_interllm.wiring import free_of, make_executor, prices_of, refresher, serve
+from pytest_interllm.wiring import default_model, free_of, make_executor, prices_of, refresher, serve
 from pytest_interllm.worker import NAME as WORKER_NAME
 from pytest_interllm.worker import Worker
 
@@ -98,6 +98,7 @@ def _standalone(config: pytest.Config, settings: Settings) -> Iterator[Executor]
     with the user's credential for a real provider), so they run for real too."""
     try:
         codex = locate(settings.codex, interface_of(settings.executor))
+        settings = default_model(settings, codex)
         credential = for_run(settings, os.environ, refresh=refresher(codex))
     except (CodexMissing, CredentialError) as exc:
         pytest.fail(f"pytest-interllm: {exc}", pytrace=False)

@@ -12,7 +12,6 @@ from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, USD, Number
 from pytest_interllm.executors import NAMES
 from pytest_interllm.providers.credentials import AUTH_MODES
 
-DEFAULT_MODEL = "gpt-5-codex"
 DEFAULT_TIMEOUT = 300.0
 PROVIDERS = ("offline", "openai", "record", "replay")
 AVAILABLE_PROVIDERS = PROVIDERS
@@ -48,9 +47,10 @@ OPTIONS = (
     Option(
         "interllm_model",
         "--interllm-model",
-        f"model the agent must run (default {DEFAULT_MODEL}); several (repeat the flag, or a comma-separated "
-        "list) make a model matrix: one item per scenario and model.",
-        DEFAULT_MODEL,
+        "model the agent must run (default: the one your codex would pick: your codex config's, else the installed "
+        "codex's catalog default); several (repeat the flag, or a comma-separated list) make a model matrix: one "
+        "item per scenario and model.",
+        None,
         "INTERLLM_MODEL",
         "MODEL",
         repeatable=True,

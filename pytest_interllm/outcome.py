@@ -150,7 +150,8 @@ def command_text(command: Any) -> str:
     return str(command)
 
 
-EXIT_CODE = re.compile(r"(?:Process exited with code|exit code:?)\s*(-?\d+)", re.IGNORECASE)
+# codex's words for a command's exit code; in code mode a JSON result's `"exit_code": N` (escaped inside JSON text)
+EXIT_CODE = re.compile(r'(?:Process exited with code|exit code:?|\\?"exit_code\\?":)\s*(-?\d+)', re.IGNORECASE)
 
 
 def item_command(item: dict[str, Any]) -> str:

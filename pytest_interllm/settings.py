@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pytest_interllm.codex.catalog import user_model
 from pytest_interllm.codex.locate import mcp_default_available
 from pytest_interllm.faults import known, names, unavailable
 from pytest_interllm.options import OPTIONS, Option
@@ -47,6 +48,7 @@ class Settings:
     prices: Path | None = None
     budget: float | None = None
     provider_source: str = "default"
+    model_source: str = "default"  # the flag, variable or ini key; "your codex config PATH"; codex's catalog
     executor_reason: str = ""  # why this executor, when it was not chosen explicitly
     models: tuple[str, ...] = ()  # more than one: a model matrix
     repeat: int = 1
@@ -151,8 +153,11 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     if refused is not None:
         raise pytest.UsageError(f"{fault_source}: {refused}")
     model, model_source = picked["interllm_model"]
-    models = tuple(dict.fromkeys(m.strip() for m in str(model or "").split(",")))
-    if not models or any(not m for m in models):
+    if model_source == "default":  # the user's codex config's model; else the codex catalog's, once codex is found
+        mine = user_model(env)
+        model, model_source = (mine[0], f"your codex config {mine[1]}") if mine else ("", "default")
+    models = tuple(dict.fromkeys(m.strip() for m in str(model or "").split(","))) if model else ()
+    if model_source != "default" and (not models or any(not m for m in models)):
         raise pytest.UsageError(f"{model_source}: the expected model is empty ({model!r})")
     timeout_source = picked["interllm_timeout"][1]
 
@@ -169,8 +174,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     return Settings(
         rootdir=root,
         lists=tuple(dict.fromkeys(lists)),
-        model=models[0],
+        model=models[0] if models else "",
         models=models,
+        model_source=model_source,
         repeat=numbers["interllm_repeat"],
         min_pass=numbers["interllm_min_pass"],
         baseline=path_of("interllm_baseline"),
@@ -178,7 +184,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         concurrency=numbers["interllm_concurrency"],
         grader_model=picked["interllm_grader_model"][0],
         grader_votes=numbers["interllm_grader_votes"],
-        model_explicit=model_source != "default",
+        model_explicit=model_source != "default" and not model_source.startswith("your codex config"),
         provider=str(provider),
         executor=str(executor),
         timeout=float(numbers["interllm_timeout"]),

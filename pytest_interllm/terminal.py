@@ -4,7 +4,7 @@ summaries, and the account of the outputs removed at its start."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_interllm.outputs import Cleanup
 from pytest_interllm.report.baseline import terminal_lines as baseline_lines
@@ -16,14 +16,17 @@ if TYPE_CHECKING:
     from pytest_interllm.wiring import Run
 
 
-def header(run: Run, cleanup: Cleanup, notes: list[str]) -> list[str]:
+def header(run: Run, cleanup: Cleanup, notes: list[str], models: dict[str, str] | None = None) -> list[str]:
     """pytest's header lines: provider, model, executor, codex, sandbox, outputs, and notes on the inputs."""
     s = run.settings
     codex = f"{run.codex.path} ({run.codex.version})" if run.codex else "not checked (collect only)"
     home = str(s.codex_home) if s.codex_home else "isolated temporary CODEX_HOME"
+    expected = ", ".join(
+        model if s.model_explicit else f"{model} ({source})" for model, source in (models or {s.model: ""}).items()
+    )
     return (
         [
-            f"interllm: provider {provider_text(run)}, expected model {s.model}, executor {s.executor}"
+            f"interllm: provider {provider_text(run)}, expected model {expected}, executor {s.executor}"
             + (f" ({s.executor_reason})" if s.executor_reason else ""),
             f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
             f"interllm: outputs {s.relative(s.output_dir)}/{cleanup_text(cleanup)}, "
@@ -125,13 +128,14 @@ def summary(controller: Controller) -> list[str]:
     tout = sum(r["tokens_out"] for r in records)
     prices = run.prices
     lines.append(f"interllm: provider {provider_text(run)}")
-    preflight: dict[str, Any] | None = controller.preflight
-    if preflight is not None:
+    for preflight in controller.preflights:
+        served = preflight.get("served_model")
         lines.append(
             f"interllm: preflight: {preflight['model']} answered HTTP {preflight['status']} in "
             f"{preflight['latency']:.2f}s ({preflight['input_tokens']} in / {preflight['output_tokens']} out tokens)"
+            + (f", served by {served}" if served and served != preflight["model"] else "")
         )
-    extra = preflight["cost_usd"] if preflight is not None else 0.0
+    extra = sum(preflight["cost_usd"] for preflight in controller.preflights)
     budget = f" of a ${run.settings.budget:.4f} budget" if run.settings.budget is not None else ""
     costs = f"{summary_spend(records, prices.free, extra)}{budget} (prices: {prices.source})"
     lines.append(f"interllm: tokens {tin} in / {tout} out, {prices.free or costs}")

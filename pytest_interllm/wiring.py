@@ -110,6 +110,9 @@ def configure(config: pytest.Config) -> Run | None:
             codex = locate(settings.codex, interface_of(settings.executor))
         except CodexMissing as exc:
             raise pytest.UsageError(f"pytest-interllm: --interllm-executor {settings.executor}: {exc}") from None
+    if not settings.model:  # nothing given, no codex config of the user's: the installed codex's own default
+        settings = default_model(settings, codex or _quietly_located(settings))
+        config.stash[SETTINGS_KEY] = settings
     if settings.agent:  # a module that does not import, or a factory that builds no Agent: one usage error
         try:
             agent_factory.load(
@@ -150,6 +153,29 @@ def configure(config: pytest.Config) -> Run | None:
         elif workerinput is None:
             run.service, run.proxy = serve(run.plan, run.redactor, codex)
     return run
+
+
+def default_model(settings: Settings, codex: CodexBinary | None) -> Settings:
+    """The expected model when none was given and the user's codex config names none: the one the installed codex
+    would pick, its catalog's default (the plugin's fallback when there is no codex to ask)."""
+    if settings.model:
+        return settings
+    from pytest_interllm.codex.catalog import FALLBACK_MODEL, bundled_catalog
+
+    catalog = bundled_catalog(codex.path, codex.version) if codex is not None else None
+    if catalog is not None and catalog.default:
+        model, source = catalog.default, f"the default of {codex.version if codex else 'codex'}'s catalog"
+    else:
+        model, source = FALLBACK_MODEL, "no codex to ask for its default: the plugin's fallback"
+    return replace(settings, model=model, models=(model,), model_source=source)
+
+
+def _quietly_located(settings: Settings) -> CodexBinary | None:
+    """The codex an executor would use, without a usage error when there is none (collect-only asks for a model)."""
+    try:
+        return locate(settings.codex, interface_of(settings.executor))
+    except CodexMissing:
+        return None
 
 
 def _load_dotenv(rootdir: Path) -> frozenset[str]:

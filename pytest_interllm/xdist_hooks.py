@@ -60,8 +60,8 @@ class XdistHooks:
         # One ledger for the run, budget or not: the spend, and why the run stopped starting scenarios (a plan's
         # usage limit met on one worker stops them all). The controller reads it too, for its summary.
         if self.budget_ledger is None:
-            preflight = self.controller.preflight
-            self.budget_ledger = Budget.create_ledger(spent=preflight["cost_usd"] if preflight is not None else 0.0)
+            spent = sum(answer["cost_usd"] for answer in self.controller.preflights)
+            self.budget_ledger = Budget.create_ledger(spent=spent)
             run.budget.ledger = self.budget_ledger
         node.workerinput["interllm_budget_ledger"] = str(self.budget_ledger)
         if run.codex is not None:

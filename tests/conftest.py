@@ -48,6 +48,15 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://127.0.0.1:1/oauth/token")
 
 
+@pytest.fixture(autouse=True)
+def _users_codex_config(request: pytest.FixtureRequest) -> None:
+    """A pytester project's user (HOME is its directory) has configured codex for gpt-5-codex, the field report's
+    model, in `~/.codex/config.toml`: the default expected model of the runs (test_models.py covers the others)."""
+    if "pytester" in request.fixturenames and "no_user_codex_config" not in request.keywords:
+        pytester: pytest.Pytester = request.getfixturevalue("pytester")
+        write(pytester.path / ".codex" / "config.toml", 'model = "gpt-5-codex"\n')
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A rootdir with `input/list.md` (three scenarios in two sections) and an ini that pins the rootdir."""

@@ -21,12 +21,21 @@ AGENT_TOOLS = "multi_agent_v1"  # codex's namespace of sub-agent tools (spawn_ag
 # A model codex accepts for a sub-agent (spawn_agent refuses names it does not know), not the expected one.
 SUBAGENT_MODEL = "gpt-5.6-luna"
 # The codex call arguments an orchestrator's instructions state as `key: value` lines (a list bullet allowed).
+CODE_MODE = "code:exec"
 _ARG = re.compile(r"^\s*(?:[-*]\s*)?(model|cwd|sandbox|approval-policy):\s*`?([^`\s][^`]*?)`?\s*$", re.MULTILINE)
 
 
 def tool_names(body: dict[str, Any]) -> set[str]:
-    """The names of the tools a request offers."""
-    return {str(t.get("name")) for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")}
+    """The names of the tools a request offers; `code:exec` when codex offers its tools only inside JavaScript
+    (code mode, gpt-6 models: an `additional_tools` input item whose `functions` namespace holds `exec`)."""
+    names = {str(t.get("name")) for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")}
+    for item in body.get("input") or []:
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            for space in item.get("tools") or []:
+                inner = space.get("tools") or [] if isinstance(space, dict) else []
+                if space.get("name") == "functions" and any(t.get("name") == "exec" for t in inner):
+                    names.add(CODE_MODE)
+    return names
 
 
 def _outputs(items: Any, prefix: str, kinds: tuple[str, ...] = ("function_call_output",)) -> list[dict[str, Any]]:
@@ -87,6 +96,19 @@ class Script:
             if plan.workdir is not None:
                 cmd["workdir"] = plan.workdir
             return self.function_call(call_id, "exec_command", cmd)
+        if CODE_MODE in tools:  # code mode: the shell tool is called from JavaScript, `exec`'s input
+            request: dict[str, Any] = {"cmd": write_command(path, document)}
+            if plan.workdir is not None:
+                request["workdir"] = plan.workdir
+            script = f"const result = await tools.exec_command({json.dumps(request)});\ntext(JSON.stringify(result));"
+            return {
+                "type": "custom_tool_call",
+                "id": f"ctc_{call_id}",
+                "call_id": call_id,
+                "name": "exec",
+                "input": script,
+                "status": "completed",
+            }
         if "shell" in tools:
             return self.function_call(call_id, "shell", {"command": ["bash", "-c", write_command(path, document)]})
         if "apply_patch" in tools:
@@ -149,8 +171,9 @@ class Script:
 
     @staticmethod
     def _final_text(scenario: ScenarioRequest, output: dict[str, Any]) -> str:
-        text = str(output.get("output", ""))
-        if re.search(r"exited with code 0\b|exit code:? 0\b", text, re.IGNORECASE):
+        raw = output.get("output", "")
+        text = raw if isinstance(raw, str) else json.dumps(raw)
+        if re.search(r'exited with code 0\b|exit code:? 0\b|\\?"exit_code\\?":\s*0\b', text, re.IGNORECASE):
             return f"Wrote the plan for '{scenario.title}' to {scenario.output_path}."
         return f"I could not write {scenario.output_path}; the command reported:\n{text[:2000]}"
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pytest_interllm.codex.catalog import codex_home
+
 OPENAI_URL = "https://api.openai.com/v1"
 CHATGPT_URL = "https://chatgpt.com/backend-api/codex"
 AUTH_MODES = ("auto", "api-key", "codex-login")
@@ -152,21 +154,19 @@ def read_login(path: Path) -> Login:
 def keyring_note(environ: Mapping[str, str]) -> str | None:
     """Why no auth.json holds the user's login: their codex keeps it in the OS keyring (`cli_auth_credentials_store`
     = "keyring", or "auto" where a keyring is there), which only codex reads."""
-    homes = [Path(environ["CODEX_HOME"]).expanduser()] if environ.get("CODEX_HOME") else []
-    homes.append(Path(environ.get("HOME") or Path.home()) / ".codex")
-    for home in homes:
-        try:
-            config = tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        store = config.get("cli_auth_credentials_store")
-        if store in ("keyring", "auto") and not (home / "auth.json").is_file():
-            return (
-                f'your codex login is kept in the OS keyring (cli_auth_credentials_store = "{store}" in '
-                f'{home / "config.toml"}), which only codex reads: set it to "file" and run `codex login` again, or '
-                "use OPENAI_API_KEY"
-            )
-    return None
+    home = codex_home(environ)
+    try:
+        config = tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    store = config.get("cli_auth_credentials_store")
+    if store not in ("keyring", "auto") or (home / "auth.json").is_file():
+        return None
+    return (
+        f'your codex login is kept in the OS keyring (cli_auth_credentials_store = "{store}" in '
+        f'{home / "config.toml"}), which only codex reads: set it to "file" and run `codex login` again, or use '
+        "OPENAI_API_KEY"
+    )
 
 
 def login_files(explicit: Path | None, environ: Mapping[str, str]) -> list[Path]:
