@@ -1,6 +1,8 @@
 # The README's two commands: `make run` (the example list, offline) and `make test` (the test suite).
 PYTHON ?= python3
-VENV := .venv
+# `make test VENV=.venv-newest CONSTRAINTS=…` runs the same suite on other versions (.ci/versions does, in CI).
+VENV ?= .venv
+CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.interllm-installed
 LIST ?= input/DataTransferScenarioList.md
@@ -10,19 +12,21 @@ PROVIDER ?= offline  # `make run PROVIDER=openai` uses OPENAI_API_KEY from .env 
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pytest-interllm needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	$(BIN)/python -m pytest_interllm install-codex  # codex 0.153.4 (mcp-server) into a per-user cache
 	@touch $(STAMP)
 
 run: setup
 	$(BIN)/pytest --interllm $(LIST) --interllm-provider $(strip $(PROVIDER)) --html=reports/interllm.html --self-contained-html
 
+# In parallel, one worker per core (`-n auto`); worksteal keeps both cores busy to the end when one worker draws the
+# long tests. pytest-cov combines the workers' coverage (and their child runs').
 test: setup
-	$(BIN)/pytest --cov=pytest_interllm --cov-report=term
+	$(BIN)/pytest -n auto --dist worksteal --cov=pytest_interllm --cov-report=term
 
 lint: setup
 	$(BIN)/ruff check .
@@ -30,7 +34,7 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) reports logs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-newest .venv-lowest reports logs .pytest_cache .mypy_cache .ruff_cache
 
 bench: setup
 	cd benchmarks && ../$(BIN)/python run_all.py

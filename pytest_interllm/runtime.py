@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -18,15 +19,22 @@ class LoopRunner:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="interllm-loop", daemon=True)
         self._thread.start()
+        self._waiting: set[concurrent.futures.Future[Any]] = set()  # what threads wait for in `run`
+        self._guard = threading.Lock()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run `coro` on the loop and wait for its result (cancelling it if `timeout` passes)."""
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        with self._guard:
+            self._waiting.add(future)
         try:
             return future.result(timeout)
         except (concurrent.futures.TimeoutError, KeyboardInterrupt):
             future.cancel()
             raise
+        finally:
+            with self._guard:
+                self._waiting.discard(future)
 
     def cancel_all(self) -> None:
         """Cancel every task on the loop: threads waiting in `run` for one wake up (with CancelledError)."""
@@ -40,10 +48,27 @@ class LoopRunner:
         self._loop.call_soon_threadsafe(cancel)
 
     def close(self) -> None:
-        """Stop the loop and join its thread."""
+        """Cancel what still runs on the loop and give it a moment to end, stop the loop and join its thread; a
+        thread still waiting in `run` (a scenario cut short by -x or Ctrl-C) wakes up with CancelledError rather
+        than waiting for ever on a loop that is gone."""
         if self._loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+
+            async def drain() -> None:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    await asyncio.wait(tasks, timeout=5)
+
+            with contextlib.suppress(concurrent.futures.TimeoutError, concurrent.futures.CancelledError, RuntimeError):
+                asyncio.run_coroutine_threadsafe(drain(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        with self._guard:
+            waiting = list(self._waiting)
+        for future in waiting:
+            future.cancel()
         if not self._thread.is_alive():
             self._loop.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import pytest
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 NAME = "interllm-worker"
 
 
-def _can_run_ahead(item: pytest.Item) -> bool:
+def _can_run_ahead(item: pytest.Item) -> TypeGuard[ScenarioItem]:
     """A scenario pytest will surely run (no skip marker, no item-level problem), so it may start early."""
     return (
         isinstance(item, ScenarioItem)

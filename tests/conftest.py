@@ -65,6 +65,22 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+# A run that must leave nothing open: every warning an error, in the ini and on the command line (test_warnings.py).
+STRICT = ("-W", "error::ResourceWarning", "-W", "error")
+
+
+def strict(pytester: pytest.Pytester) -> tuple[str, ...]:
+    """Make the project's ini `filterwarnings = error`; the command-line arguments that go with it."""
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    return STRICT
+
+
+def assert_nothing_left_open(result: pytest.RunResult) -> None:
+    """A passing run exited 0, with no ResourceWarning raised at exit."""
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert "ResourceWarning" not in result.stdout.str() + result.stderr.str()
+
+
 def write(path: Path, text: str) -> Path:
     """Write `text` to `path`, creating parent directories."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import jsonl, outputs, run, write
+from tests.conftest import assert_nothing_left_open, jsonl, outputs, run, strict, write
 from tests.test_report import report_texts
 
 
@@ -23,8 +23,10 @@ def test_scenarios_pass_through_the_sdk_with_a_span_tree(project: pytest.Pyteste
         "--html=reports/report.html",
         "--self-contained-html",
         *xdist,
+        *strict(project),
     )
     result.assert_outcomes(passed=3)
+    assert_nothing_left_open(result)
     assert outputs(project) == ["scenario_001.md", "scenario_002.md", "scenario_003.md"]
     result.stdout.fnmatch_lines(
         [

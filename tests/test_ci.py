@@ -1,4 +1,5 @@
-"""CI is green only with the browser check: `.ci/install-chromium` on machines with and without apt-get."""
+"""CI is green only with the browser check (`.ci/install-chromium` on machines with and without apt-get), and runs the
+suite on the pinned, the newest and the lowest versions."""
 
 from __future__ import annotations
 
@@ -67,4 +68,24 @@ def test_without_a_way_to_install_the_check_stays_optional(
 def test_ci_runs_the_installer_and_requires_the_browser() -> None:
     text = (SCRIPT.parent / "run").read_text()
     assert "browser=$(.ci/install-chromium)" in text and "set -euo pipefail" in text
-    assert "export PYTEST_INTERLLM_REQUIRE_BROWSER=1" in text and text.rstrip().endswith("make test")
+    assert "export PYTEST_INTERLLM_REQUIRE_BROWSER=1" in text
+    # The README's test command on the pinned versions, then the same command on the newest and the lowest.
+    assert text.rstrip().endswith("make lint\nmake test\n.ci/versions newest\n.ci/versions lowest")
+    versions = (SCRIPT.parent / "versions").read_text()
+    assert 'make test VENV="$venv" CONSTRAINTS="$constraints"' in versions and "set -euo pipefail" in versions
+
+
+def lowest(tmp_path: Path, dependencies: list[str]) -> subprocess.CompletedProcess[str]:
+    """`.ci/lowest-constraints` in a project with these dependencies and a constraints.txt pinning both and more."""
+    (tmp_path / "pyproject.toml").write_text(f"[project]\nname = 'p'\ndependencies = {dependencies!r}\n")
+    (tmp_path / "constraints.txt").write_text("mcp==2.3.0\npytest==9.2.0\npytest-cov==7.1.0\npytest-xdist==3.8.0\n")
+    script = SCRIPT.parent / "lowest-constraints"
+    return subprocess.run([str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def test_ci_tests_the_lowest_pytest_and_xdist_that_pyproject_allows(tmp_path: Path) -> None:
+    done = lowest(tmp_path, ["pytest>=8.4.1", "pytest-xdist >= 3.7", "pytest-html>=4.1", "mcp>=2.3,<3"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["mcp==2.3.0", "pytest-cov==7.1.0", "pytest==8.4.*", "pytest-xdist==3.7.*"]
+    missing = lowest(tmp_path, ["pytest", "pytest-xdist>=3.7"])
+    assert missing.returncode != 0 and "no `>=X.Y` lower bound for pytest" in missing.stderr

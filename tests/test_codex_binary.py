@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_interllm.codex.install import CACHE_ENV
-from tests.conftest import outputs, run, write
+from tests.conftest import outputs, write
 
 
 def _script(pytester: pytest.Pytester, name: str, body: str) -> str:
@@ -23,7 +23,8 @@ def _script(pytester: pytest.Pytester, name: str, body: str) -> str:
 
 
 def test_missing_codex_is_one_usage_error(project: pytest.Pytester) -> None:
-    result = run(project, "--interllm", "input/list.md", "--interllm-codex", "/nonexistent/codex")
+    # In process: refused at start-up, before any codex would run.
+    result = project.runpytest("--interllm", "input/list.md", "--interllm-codex", "/nonexistent/codex")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -39,14 +40,14 @@ def test_missing_codex_is_one_usage_error(project: pytest.Pytester) -> None:
 def test_codex_without_mcp_server_is_refused(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     newer = _script(project, "codex", 'case "$1" in --version) echo "codex-cli 0.160.0";; *) exit 2;; esac\n')
     monkeypatch.setenv("INTERLLM_CODEX", newer)
-    result = run(project, "--interllm", "input/list.md")
+    result = project.runpytest("--interllm", "input/list.md")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*INTERLLM_CODEX={newer}: {newer} (codex-cli 0.160.0): has no `mcp-server` command*"])
 
 
 def test_broken_codex_names_its_exit_status(project: pytest.Pytester) -> None:
     broken = _script(project, "codex", "echo 'error while loading shared libraries' >&2\nexit 127\n")
-    result = run(project, "--interllm", "input/list.md", "--interllm-codex", broken)
+    result = project.runpytest("--interllm", "input/list.md", "--interllm-codex", broken)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{broken}: `--version` exited 127: error while loading shared libraries*"])
 

@@ -200,7 +200,7 @@ def test_a_bad_template_is_a_usage_error_before_any_scenario_runs(
 ) -> None:
     for name, text in files.items():
         write(project.path / name, text)
-    result = run(project, "--interllm", "input/list.md")
+    result = project.runpytest("--interllm", "input/list.md")  # in process: refused before codex would start
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
     assert "START scenario" not in result.stdout.str() and "Traceback" not in result.stderr.str()

@@ -41,15 +41,8 @@ def test_an_output_dir_holding_inputs_is_refused_and_nothing_is_deleted(
     write(project.path / "templates" / "prompt.txt", template)
     before = {p: p.read_bytes() for p in project.path.rglob("*") if p.is_file()}
     assert len(before) >= 4
-    result = run(
-        project,
-        "--interllm",
-        "input/list.md",
-        "--interllm-output-dir",
-        output_dir,
-        "--interllm-template",
-        "templates/prompt.txt",
-    )
+    args = ("--interllm-output-dir", output_dir, "--interllm-template", "templates/prompt.txt")
+    result = project.runpytest("--interllm", "input/list.md", *args)  # in process: refused before codex would start
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}*choose a directory of its own*"])
     for path, data in before.items():
@@ -327,7 +320,7 @@ def test_a_users_file_in_a_chosen_output_dir_survives_two_runs(project: pytest.P
 
 def test_an_output_dir_that_is_a_file_is_a_usage_error(project: pytest.Pytester) -> None:
     write(project.path / "outputs", "not a directory\n")
-    result = run(project, "--interllm", "input/list.md")
+    result = project.runpytest("--interllm", "input/list.md")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --interllm-output-dir: 'outputs' is a file, not a directory*"])
     assert (project.path / "outputs").read_text() == "not a directory\n"
@@ -370,7 +363,7 @@ def tmpfs(path: Path, options: str) -> Iterator[None]:
 
 def test_a_read_only_output_dir_is_a_usage_error(project: pytest.Pytester) -> None:
     with tmpfs(project.path / "outputs", "ro,size=64k"):
-        result = run(project, "--interllm", "input/list.md")
+        result = project.runpytest("--interllm", "input/list.md")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --interllm-output-dir: 'outputs' cannot be written (Read-only file system)*"])
 
@@ -404,9 +397,9 @@ def test_a_hand_written_test_replaces_its_own_output_and_moves_a_users_file_asid
         """
     )
     write(project.path / "outputs" / "runbook.md", "MY OWN runbook\n")
-    for _ in range(3):
+    for _ in range(2):
         run(project, "test_mine.py").assert_outcomes(passed=1)
-    # The user's file once, in the kept dir; the plugin's own outputs of runs 1 and 2 were replaced, not kept.
+    # The user's file once, in the kept dir; the plugin's own output of run 1 was replaced, not kept.
     assert kept_files(project.path) == {"runbook.md": "MY OWN runbook\n"}
 
 

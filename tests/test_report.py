@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.conftest import jsonl, run, write
+from tests.conftest import jsonl, outputs, run, write
 
 FAIL_SECOND = "2:\n  fault: omit-model\n"
 
@@ -54,11 +54,38 @@ def norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+FLUSHED = """
+import pathlib
+
+
+def pytest_runtest_logstart(nodeid):
+    for log in pathlib.Path("logs").glob("run-*.jsonl"):
+        with open("seen.txt", "a") as out:
+            out.write(f"{len(log.read_text().splitlines())}\\n")
+"""
+
+
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_report_shows_prompt_output_class_and_models(project: pytest.Pytester, xdist: list[str]) -> None:
+def test_report_junit_summary_and_log_of_one_run(project: pytest.Pytester, xdist: list[str]) -> None:
+    """One run writes every artifact; each is checked on its own below."""
     write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
-    result = run(project, "--interllm", "input/list.md", "--html=reports/report.html", "--self-contained-html", *xdist)
+    write(project.path / "summary.md", "## An earlier step of the CI job\n")  # appended to, as $GITHUB_STEP_SUMMARY
+    if not xdist:
+        write(project.path / "conftest.py", FLUSHED)
+    artifacts = ("--html=reports/report.html", "--self-contained-html", "--junitxml=reports/junit.xml")
+    result = run(project, "--interllm", "input/list.md", *artifacts, "--interllm-summary", "summary.md", *xdist)
     result.assert_outcomes(passed=2, failed=1)
+    assert_report_shows_prompt_output_class_and_models(project)
+    assert_junit_xml_carries_model_class_and_output(project)
+    assert_markdown_summary_for_ci(project)
+    # Each scenario once, in every process layout: its file, its END line.
+    assert outputs(project) == ["scenario_001.md", "scenario_002.md", "scenario_003.md"]
+    assert len([line for line in result.outlines if "] END   scenario" in line]) == 3
+    if not xdist:  # the JSONL log is flushed scenario by scenario: each record is there as the next one starts
+        assert (project.path / "seen.txt").read_text().split() == ["0", "1", "2"]
+
+
+def assert_report_shows_prompt_output_class_and_models(project: pytest.Pytester) -> None:
     texts = report_texts(project.path / "reports" / "report.html")
     assert len(texts) == 3
     records = {r["index"]: r for r in jsonl(project)}
@@ -109,21 +136,7 @@ def test_jsonl_log_validates_against_the_packaged_schema(project: pytest.Pyteste
     assert "run finished" in text
 
 
-def test_the_jsonl_log_is_flushed_scenario_by_scenario(project: pytest.Pytester) -> None:
-    project.makeconftest(
-        "import pathlib\n"
-        "def pytest_runtest_logstart(nodeid):\n"
-        "    for log in pathlib.Path('logs').glob('run-*.jsonl'):\n"
-        "        with open('seen.txt', 'a') as out:\n"
-        "            out.write(f'{len(log.read_text().splitlines())}\\n')\n"
-    )
-    run(project, "--interllm", "input/list.md").assert_outcomes(passed=3)
-    assert (project.path / "seen.txt").read_text().split() == ["0", "1", "2"]  # as each scenario starts
-
-
-def test_junit_xml_carries_model_class_and_output(project: pytest.Pytester) -> None:
-    write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
-    run(project, "--interllm", "input/list.md", "--junitxml=reports/junit.xml").assert_outcomes(passed=2, failed=1)
+def assert_junit_xml_carries_model_class_and_output(project: pytest.Pytester) -> None:
     xml = (project.path / "reports" / "junit.xml").read_text()
     assert '<property name="interllm_index" value="2"' in xml
     assert '<property name="interllm_expected_model" value="gpt-5-codex"' in xml
@@ -136,18 +149,11 @@ def test_junit_xml_carries_model_class_and_output(project: pytest.Pytester) -> N
     assert '<property name="interllm_output" value="outputs/scenario_001.md"' in xml
 
 
-def test_markdown_summary_for_ci(project: pytest.Pytester) -> None:
-    write(project.path / "scenarios" / "list.yaml", FAIL_SECOND)
-    write(project.path / "summary.md", "## An earlier step of the CI job\n")  # appended to, as $GITHUB_STEP_SUMMARY
-    result = run(
-        project, "--interllm", "input/list.md", "--interllm-summary", "summary.md", "--interllm-log-dir", "none"
-    )
-    result.assert_outcomes(passed=2, failed=1)
+def assert_markdown_summary_for_ci(project: pytest.Pytester) -> None:
     text = (project.path / "summary.md").read_text()
     assert text.startswith("## An earlier step of the CI job\n## pytest-interllm")
     assert "| 2 | Stream CDC events to Kafka | ❌ failed | model-mismatch | gpt-4o |" in text
     assert "passed: 2" in text and "failed: model-mismatch: 1" in text
-    assert not (project.path / "logs").exists()
 
 
 def test_script_in_a_scenario_renders_as_text(project: pytest.Pytester, tmp_path: Path) -> None:

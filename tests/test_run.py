@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import outputs, run, write
+from tests.conftest import assert_nothing_left_open, outputs, run, strict, write
 
 
 def test_three_scenarios_pass_and_codex_writes_each_file(project: pytest.Pytester) -> None:
     (project.path / "outputs").mkdir()
     write(project.path / "outputs" / "notes-of-the-user.md", "mine")  # not the plugin's: it stays
     write(project.path / "outputs" / ".gitkeep", "")
-    result = run(project, "--interllm", "input/list.md")
+    result = run(project, "--interllm", "input/list.md", *strict(project))
     result.assert_outcomes(passed=3)
+    assert_nothing_left_open(result)
     assert outputs(project) == [
         ".gitkeep",
         "notes-of-the-user.md",
@@ -37,26 +38,15 @@ def test_three_scenarios_pass_and_codex_writes_each_file(project: pytest.Pyteste
     )
 
 
-def test_same_under_xdist(project: pytest.Pytester) -> None:
-    result = run(project, "--interllm", "input/list.md", "-n", "2")
-    result.assert_outcomes(passed=3)
-    assert outputs(project) == ["scenario_001.md", "scenario_002.md", "scenario_003.md"]
-    assert len([line for line in result.outlines if "] END   scenario" in line]) == 3
-
-
-def test_k_runs_exactly_one_scenario(project: pytest.Pytester) -> None:
-    result = run(project, "--interllm", "input/list.md", "-k", "scenario_002")
-    result.assert_outcomes(passed=1, deselected=2)
-    assert outputs(project) == ["scenario_002.md"]
-
-
-def test_quiet_quiet_hides_status_lines(project: pytest.Pytester) -> None:
+def test_quiet_quiet_hides_status_lines_and_k_runs_exactly_one_scenario(project: pytest.Pytester) -> None:
     result = run(project, "--interllm", "input/list.md", "-qq", "--interllm-max-scenarios", "1")
     assert result.ret == pytest.ExitCode.OK
     assert outputs(project) == ["scenario_001.md"]
     assert "START scenario" not in result.stdout.str()
-    result = run(project, "--interllm", "input/list.md", "-q", "--interllm-max-scenarios", "1")
-    assert "START scenario 1/3" in result.stdout.str()
+    result = run(project, "--interllm", "input/list.md", "-q", "-k", "scenario_002")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert "START scenario 2/3" in result.stdout.str()  # -q keeps them
+    assert outputs(project) == ["scenario_002.md"]  # only the selected one ran (the earlier run's file removed)
 
 
 def test_read_only_sandbox_is_caught_by_the_file_check(project: pytest.Pytester) -> None:
@@ -98,18 +88,12 @@ def test_skip_and_xfail_from_expectations(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["SKIPPED [[]1[]] input/list.md*: partner SFTP is down"])
 
 
-def test_empty_title_fails_alone_naming_its_line(project: pytest.Pytester) -> None:
-    write(project.path / "input" / "list.md", "- Good one\n-\n")
+def test_odd_titles_stay_inside_outputs_and_an_empty_one_fails_alone_naming_its_line(project: pytest.Pytester) -> None:
+    write(project.path / "input" / "list.md", "- Copy ../../etc/{output_path} to /tmp {model}\n-\n- Ünïcödé 🚀\n")
     result = run(project, "--interllm", "input/list.md")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*input/list.md:2: scenario 2 has an empty title*"])
-
-
-def test_braces_and_path_like_titles_stay_inside_outputs(project: pytest.Pytester) -> None:
-    write(project.path / "input" / "list.md", "- Copy ../../etc/{output_path} to /tmp {model}\n- Ünïcödé 🚀\n")
-    result = run(project, "--interllm", "input/list.md")
-    result.assert_outcomes(passed=2)
-    assert outputs(project) == ["scenario_001.md", "scenario_002.md"]
+    assert outputs(project) == ["scenario_001.md", "scenario_003.md"]
     assert (
         "# Scenario 1: Copy ../../etc/{output_path} to /tmp {model}"
         in (project.path / "outputs" / "scenario_001.md").read_text()

@@ -165,6 +165,7 @@ def test_planted_secrets_are_masked_in_cassettes(planted: pytest.Pytester, monke
     for name in cassettes[:2]:
         assert_masked(name, files[name])
     assert "authorization" not in "".join(files[n].lower() for n in cassettes)
+    assert not (planted.path / "logs").exists()  # --interllm-log-dir none: no run log at all
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])

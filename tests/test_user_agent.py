@@ -25,29 +25,15 @@ def orchestrator(project: pytest.Pytester) -> Path:
     return path
 
 
-@pytest.mark.parametrize("given", ["flag", "flag+executor", "ini", "env"])
-def test_the_users_orchestrator_runs_the_scenarios(
-    project: pytest.Pytester, orchestrator: Path, monkeypatch: pytest.MonkeyPatch, given: str
-) -> None:
-    args: tuple[str, ...] = USE
-    if given == "flag+executor":
-        args = (*USE, "--interllm-executor", "agents")
-    elif given == "ini":
-        project.makeini("[pytest]\ninterllm_agent = orch:build\n")
-        args = USE[:2]
-    elif given == "env":
-        monkeypatch.setenv("INTERLLM_AGENT", "orch:build")
-        args = USE[:2]
-    result = run(project, *args, "--html=r.html")
+def test_the_users_orchestrator_runs_the_scenarios(project: pytest.Pytester, orchestrator: Path) -> None:
+    result = run(project, *USE, "--html=r.html")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
-            "interllm: * executor agents*",
+            "interllm: * executor agents (--interllm-agent orch:build: your orchestrator)",
             "interllm: orchestrator (OpenAI Agents SDK) yours (orch:build), expected model gpt-5-codex, tracing*",
         ]
     )
-    if given == "flag":
-        result.stdout.fnmatch_lines(["interllm: * executor agents (--interllm-agent orch:build: your orchestrator)"])
     for record in jsonl(project):
         assert [s["name"] for s in record["spans"] if s["type"] == "agent"] == ["acme-orchestrator"]
         assert set(record["orchestrator_models"]) == {"gpt-5-codex"}  # the user's agent, audited
@@ -61,6 +47,30 @@ def test_the_users_orchestrator_runs_the_scenarios(
     text = "".join(report_texts(project.path / "r.html").values())
     assert "agent acme-orchestrator" in text and "You coordinate the OpenAI Codex agent" in text
     assert "function codex" in text  # its tool call, under its agent span
+
+
+@pytest.mark.parametrize("given", ["flag+executor", "ini", "env"])
+def test_the_users_orchestrator_given_every_other_way(
+    project: pytest.Pytester, orchestrator: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """The run's settings (and so its header) are those of the flag run above: same executor, same orchestrator."""
+    args: tuple[str, ...] = USE
+    if given == "flag+executor":
+        args = (*USE, "--interllm-executor", "agents")
+    elif given == "ini":
+        project.makeini("[pytest]\ninterllm_agent = orch:build\n")
+        args = USE[:2]
+    elif given == "env":
+        monkeypatch.setenv("INTERLLM_AGENT", "orch:build")
+        args = USE[:2]
+    result = project.runpytest(*args, "--collect-only")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    result.stdout.fnmatch_lines(
+        [
+            "interllm: * executor agents*",
+            "interllm: orchestrator (OpenAI Agents SDK) yours (orch:build), expected model gpt-5-codex, tracing*",
+        ]
+    )
 
 
 def test_an_agent_without_a_model_runs_the_sdks_default_and_fails(

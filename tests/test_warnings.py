@@ -1,5 +1,8 @@
 """A passing run exits 0 in a project with `filterwarnings = error`: no resource left open, whatever the executor
-or the provider (a ResourceWarning raised at exit used to turn a green run into exit 1)."""
+or the provider (a ResourceWarning raised at exit used to turn a green run into exit 1).
+
+Every executor's own end-to-end run checks it, serially and under xdist (`strict` in tests/conftest.py):
+codex in test_run.py and test_matrix.py, app-server in test_appserver.py, agents in test_agents.py."""
 
 from __future__ import annotations
 
@@ -7,33 +10,22 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import StandIn, chatgpt_login, run
-
-STRICT = ("-W", "error::ResourceWarning", "-W", "error")
+from tests.conftest import STRICT, StandIn, chatgpt_login, run
+from tests.conftest import strict as make_strict
 
 
 @pytest.fixture
 def strict(project: pytest.Pytester) -> pytest.Pytester:
-    project.makeini("[pytest]\nfilterwarnings = error\n")
+    make_strict(project)
     return project
 
 
-@pytest.mark.parametrize("executor", ["codex", "app-server", "agents"])
-@pytest.mark.parametrize("parallel", [(), ("-n", "2")], ids=["serial", "xdist"])
-def test_every_executor_leaves_nothing_open(strict: pytest.Pytester, executor: str, parallel: tuple[str, ...]) -> None:
-    result = run(strict, "--interllm", "input/list.md", "--interllm-executor", executor, *parallel, *STRICT)
-    result.assert_outcomes(passed=3)
-    assert result.ret == pytest.ExitCode.OK
-    assert "ResourceWarning" not in result.stdout.str() + result.stderr.str()
-
-
-@pytest.mark.parametrize("provider", ["record", "replay"])
-def test_record_and_replay_leave_nothing_open(strict: pytest.Pytester, provider: str) -> None:
-    if provider == "replay":
-        run(strict, "--interllm", "input/list.md", "--interllm-provider", "record").assert_outcomes(passed=3)
-    result = run(strict, "--interllm", "input/list.md", "--interllm-provider", provider, *STRICT)
-    result.assert_outcomes(passed=3)
-    assert result.ret == pytest.ExitCode.OK
+def test_record_and_replay_leave_nothing_open(strict: pytest.Pytester) -> None:
+    for provider in ("record", "replay"):
+        result = run(strict, "--interllm", "input/list.md", "--interllm-provider", provider, *STRICT)
+        result.assert_outcomes(passed=3)
+        assert result.ret == pytest.ExitCode.OK, provider
+        assert "ResourceWarning" not in result.stdout.str() + result.stderr.str()
 
 
 @pytest.mark.parametrize("executor", ["codex", "app-server"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Protocol
 
 from pytest_interllm.faults import USAGE_LIMIT
 from pytest_interllm.outcome import AuditRecord
@@ -17,6 +17,15 @@ def _rate_limited(record: AuditRecord) -> bool:
     if record.error_code == USAGE_LIMIT:
         return False
     return record.status == 429 or bool(record.throttled) or record.error_code == "rate_limit_exceeded"
+
+
+class Scheduled(Protocol):
+    """An item the scheduler can run ahead of pytest's turn (`collect.ScenarioItem` is one)."""
+
+    @property
+    def nodeid(self) -> str: ...
+
+    def compute(self) -> Verdict | str: ...
 
 
 class InFlight:
@@ -39,10 +48,10 @@ class InFlight:
         self._futures: dict[str, Future[Verdict | str]] = {}
         self.started: dict[str, float] = {}  # nodeid → wall-clock start and end of each scenario
         self.ended: dict[str, float] = {}
-        self.items: list[Any] = []  # every item started, in order
+        self.items: list[Scheduled] = []  # every item started, in order
         self.peak = 0
 
-    def ahead(self, items: list[Any]) -> None:
+    def ahead(self, items: list[Scheduled]) -> None:
         """Start the first items of `items` (this process's next ones, in order) up to the window."""
         with self._lock:
             for item in items[: self.window]:
@@ -51,7 +60,7 @@ class InFlight:
                     self.items.append(item)
             self.peak = max(self.peak, sum(1 for f in self._futures.values() if not f.done()))
 
-    def _run(self, item: Any) -> Verdict | str:
+    def _run(self, item: Scheduled) -> Verdict | str:
         self.started[item.nodeid] = time.time()
         try:
             verdict: Verdict | str = item.compute()
@@ -79,7 +88,7 @@ class InFlight:
                     self.window += 1
                     self._clean = 0
 
-    def result(self, item: Any) -> Verdict | str:
+    def result(self, item: Scheduled) -> Verdict | str:
         """This item's verdict, started now if it was not already."""
         with self._lock:
             if item.nodeid not in self._futures:

@@ -11,9 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from math import comb
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_interllm.cost import Budget, Prices
+from pytest_interllm.endpoint import Endpoint
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.grader import USER_AGENT, grade
@@ -123,7 +124,29 @@ class Grader:
     kind: str = "scripted"  # or "replayed", "model": who answers the grader's requests
 
 
-def _check(executor: Any, outcome: ScenarioOutcome, expectations: Expectations) -> ScenarioFailure | None:
+class AttemptRunner(Protocol):
+    """What `run_item` needs of an executor (`run.attempt.Executor` is one): run an attempt, check it, and the
+    provider endpoint the grader asks through."""
+
+    endpoint: Endpoint
+
+    def run(
+        self,
+        prompt: str,
+        *,
+        output_file: Path | str,
+        model: str | None = None,
+        expected_model: str | None = None,
+        timeout: float | None = None,
+        fault: str | None = None,
+        fault_requests: int | None = None,
+        label: str = "scenario",
+    ) -> ScenarioOutcome: ...
+
+    def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None: ...
+
+
+def _check(executor: AttemptRunner, outcome: ScenarioOutcome, expectations: Expectations) -> ScenarioFailure | None:
     try:
         executor.check(outcome, expectations)
     except ScenarioFailure as failure:
@@ -131,7 +154,7 @@ def _check(executor: Any, outcome: ScenarioOutcome, expectations: Expectations) 
     return None
 
 
-def _grade(executor: Any, request: Request, outcome: ScenarioOutcome, label: str, grader: Grader) -> None:
+def _grade(executor: AttemptRunner, request: Request, outcome: ScenarioOutcome, label: str, grader: Grader) -> None:
     """Grade the output file against the rubric through the scenario's own provider (its cassette, its audit)."""
     call = executor.endpoint.open(label, fresh=False)
     try:
@@ -154,7 +177,7 @@ def _grade(executor: Any, request: Request, outcome: ScenarioOutcome, label: str
 
 
 def run_item(
-    executor: Any,
+    executor: AttemptRunner,
     request: Request,
     repeat: int,
     retries: int,
