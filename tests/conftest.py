@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pytest_interllm.codex.install import CACHE_ENV, cache_root
-from pytest_interllm.providers.scripted import ScriptedModel
+from pytest_interllm.providers.scripted import CallContext, ScriptedModel
 from pytest_interllm.runtime import LoopRunner
 
 THREE = """\
@@ -116,8 +116,12 @@ class StandIn(ScriptedModel):
         account_id: str | None = None,
         refuse: tuple[str, ...] = (),
         accept_file: Path | None = None,
+        fault: str | None = None,
+        fault_from: int = 1,
     ) -> None:
         super().__init__(token=tokens[0])
+        self.fault = fault  # a fault of the scripted model's that the stand-in acts out, from request `fault_from` on
+        self.fault_from = fault_from
         self.tokens = tokens
         self.accept_file = accept_file  # a token written there later is accepted too (a login refreshed mid-run)
         self.account_id = account_id
@@ -151,6 +155,8 @@ class StandIn(ScriptedModel):
     async def _gate(self, request: Request) -> Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.seen.append(headers)
+        if self.fault is not None and len(self.seen) >= self.fault_from:
+            self.current = CallContext("upstream", fault=self.fault)
         account_ok = self.account_id is None or headers.get("chatgpt-account-id") == self.account_id
         bearer = headers.get("authorization", "").removeprefix("Bearer ")
         later = (self.accept_file.read_text(),) if self.accept_file is not None and self.accept_file.is_file() else ()

@@ -13,8 +13,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 import httpx2 as httpx
@@ -30,6 +30,7 @@ from pytest_interllm.providers.audit import audit_request
 from pytest_interllm.providers.cassettes import MISMATCH_STATUS, RECORD_MODES, Cassettes, Replayed, Tapes
 from pytest_interllm.providers.credentials import Credential, CredentialError
 from pytest_interllm.providers.preflight import PREFLIGHT, preflight_body
+from pytest_interllm.providers.relay import DRAIN_WAIT, Relay
 from pytest_interllm.providers.server import LocalServer
 from pytest_interllm.providers.stream import StreamReader, passed_headers, read_whole
 from pytest_interllm.redact import Redactor
@@ -53,31 +54,11 @@ _DROPPED = frozenset(
         "chatgpt-account-id",
     }
 )
-AUDIT_WAIT = 5.0  # seconds the audit of a scenario waits for its streams still passing through
+AUDIT_WAIT = DRAIN_WAIT + 2.0  # seconds the audit of a scenario waits for its answers still passing through
 
 
 def _sha(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
-
-
-@dataclass
-class _Relay:
-    """One answer streaming through: the upstream reply, what passed so far, and the proxy's clock."""
-
-    request: Request
-    start: float
-    body: dict[str, Any]
-    model: str | None
-    key: tuple[str, str]
-    index: int
-    reply: httpx.Response
-    reader: StreamReader
-    throttled: int
-    began: float
-    chunks: list[bytes] = field(default_factory=list)
-    complete: bool = False
-    upstream_done: float | None = None
-    finished: bool = False
 
 
 class AuditProxy(LocalServer):
@@ -118,6 +99,7 @@ class AuditProxy(LocalServer):
         self._limit: Replayed | None = None  # a plan's usage limit the upstream answered, until its reset
         self._limit_until = 0.0
         self._client: httpx.AsyncClient | None = None
+        self._pumps: set[asyncio.Task[None]] = set()  # answers being read from the upstream
 
     def app(self) -> Starlette:
         return Starlette(
@@ -140,6 +122,8 @@ class AuditProxy(LocalServer):
         await super().start()
 
     async def stop(self) -> None:
+        for pump in list(self._pumps):
+            pump.cancel()
         await super().stop()
         if self._client is not None:
             await self._client.aclose()
@@ -310,36 +294,24 @@ class AuditProxy(LocalServer):
             self.tapes.store(key, index, body, answer)
             return self._answer(request, start, model, answer, throttled=throttled)
         reader = StreamReader(reply.status_code, {"content-type": content_type, **passed})
-        relay = _Relay(request, start, body, model, key, index, reply, reader, throttled, began)
+        relay = Relay(request, start, body, model, key, index, reply, reader, throttled, began)
         scenario = "/".join(key)
+        pump = relay.start_pump()
         with self._lock:
             self._open[scenario] = self._open.get(scenario, 0) + 1
+            self._pumps.add(pump)
         return StreamingResponse(
-            self._relay(relay),
+            relay.body_for_codex(lambda: relay.once(lambda: self._finish(relay))),
             status_code=reply.status_code,
             headers=passed,
             media_type=content_type,
-            background=BackgroundTask(self._finish, relay),  # also when codex went away before the first byte
+            background=BackgroundTask(relay.once, lambda: self._finish(relay)),  # also once codex went away
         )
 
-    async def _relay(self, relay: _Relay) -> AsyncIterator[bytes]:
-        """The upstream's bytes, on to codex as they arrive (read on the way: deltas, failure, usage)."""
-        try:
-            async for chunk in relay.reply.aiter_bytes():
-                relay.reader.feed(chunk)
-                relay.chunks.append(chunk)
-                yield chunk
-            relay.complete = True
-        finally:
-            relay.upstream_done = time.monotonic()
-            await self._finish(relay)
-
-    async def _finish(self, relay: _Relay) -> None:
-        """An answer streamed through (or was cut off): close it, keep it in the cassette, audit it."""
-        if relay.finished:
-            return
-        relay.finished = True
-        await relay.reply.aclose()
+    async def _finish(self, relay: Relay) -> None:
+        """Codex's answer ended (or codex went away): the upstream's is read to its end (at most DRAIN_WAIT more
+        seconds), closed, kept in the cassette when whole, audited."""
+        await relay.settle()
         self._done(relay.began)
         content = b"".join(relay.chunks)
         content_type = relay.reply.headers.get("content-type", "text/event-stream")
@@ -355,11 +327,14 @@ class AuditProxy(LocalServer):
             facts=relay.reader.close(),
             throttled=relay.throttled,
             upstream_done=round(done - relay.start, 4) if done is not None else None,
+            first_delta=round(relay.first_sent - relay.start, 4) if relay.first_sent is not None else None,
             body_sha256=_sha(content),
         )
         scenario = "/".join(relay.key)
         with self._lock:
             self._open[scenario] = max(0, self._open.get(scenario, 0) - 1)
+            if relay.pump is not None:
+                self._pumps.discard(relay.pump)
 
     def _done(self, began: float) -> None:
         """An upstream request is over: its window counted, its place under the concurrency limit freed."""
