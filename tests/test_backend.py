@@ -75,6 +75,23 @@ def test_a_usage_limit_reaches_the_upstream_once_and_stops_the_run(
     assert records == [("passed", None), ("failed", "usage-limit"), ("skipped", None)]
 
 
+def test_scenarios_in_flight_meet_the_usage_limit_the_proxy_remembers(
+    project: pytest.Pytester, backend: Callable[..., StandIn]
+) -> None:
+    """Three scenarios in flight: the upstream's one usage-limit answer (to the first request after the three that
+    started them) is the answer to every later request of the run, given by the proxy without sending it on."""
+    server = backend(fault="usage-limit", fault_from=4)
+    result = run(project, *OPENAI, "--interllm-concurrency", "3", "--interllm-retries", "1", "-rs")
+    assert len(server.seen) == 4, f"{len(server.seen) - 3} requests met the usage limit upstream"
+    result.assert_outcomes(failed=3)
+    assert [line.startswith("[usage-limit] the usage limit of the ChatGPT plan") for line in result.outlines].count(
+        True
+    ) == 3
+    result.stdout.fnmatch_lines(["*answered by the proxy, which remembers the limit: nothing more was sent upstream*"])
+    assert "provider-error" not in result.stdout.str()
+    assert [line for line in result.outlines if line.startswith("interllm: run stopped")] != []
+
+
 @pytest.mark.parametrize(
     ("fault", "attempts", "headline"),
     [
