@@ -122,6 +122,8 @@ class StandIn(ScriptedModel):
         super().__init__(token=tokens[0])
         self.fault = fault  # a fault of the scripted model's that the stand-in acts out, from request `fault_from` on
         self.fault_from = fault_from
+        self.bodies: list[dict[str, Any]] = []  # the JSON body of every request it got
+        self.cloudflare = False  # answer as a Cloudflare edge that blocks the caller: HTTP 403, an HTML page
         self.tokens = tokens
         self.accept_file = accept_file  # a token written there later is accepted too (a login refreshed mid-run)
         self.account_id = account_id
@@ -155,6 +157,13 @@ class StandIn(ScriptedModel):
     async def _gate(self, request: Request) -> Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.seen.append(headers)
+        body = json.loads(await request.body())
+        self.bodies.append(body)
+        if self.cloudflare:
+            page = (
+                "<html><head><title>Attention Required! | Cloudflare</title></head><body>Sorry, you have been blocked"
+            )
+            return Response(page + "</body></html>", 403, {"cf-ray": "8f00c0ffee-AMS"}, media_type="text/html")
         if self.fault is not None and len(self.seen) >= self.fault_from:
             self.current = CallContext("upstream", fault=self.fault)
         account_ok = self.account_id is None or headers.get("chatgpt-account-id") == self.account_id
@@ -162,7 +171,7 @@ class StandIn(ScriptedModel):
         later = (self.accept_file.read_text(),) if self.accept_file is not None and self.accept_file.is_file() else ()
         if bearer not in (*self.tokens, *later) or not account_ok:
             return JSONResponse({"detail": "Unauthorized: invalid token or account"}, status_code=401)
-        model = json.loads(await request.body()).get("model")
+        model = body.get("model")
         if model in self.refuse:
             message = f"The '{model}' model is not supported when using Codex with a ChatGPT account."
             return JSONResponse({"detail": message}, status_code=400)

@@ -151,3 +151,53 @@ def test_a_slow_stream_reaches_codex_as_it_comes_and_its_cassette_replays_byte_i
     assert [r["replayed"] for r in again["requests"]] == [True, True]
     assert [r["body_sha256"] for r in again["requests"]] == [r["body_sha256"] for r in streamed]
     assert len(server.seen) == 2  # nothing sent upstream
+
+
+@pytest.mark.parametrize(
+    ("executor", "version", "instructions"),
+    [("codex", "0.153.4", True), ("app-server", "0.163.0", False)],
+)
+def test_the_preflight_is_the_request_the_installed_codex_sends(
+    project: pytest.Pytester, backend: Callable[..., StandIn], executor: str, version: str, instructions: bool
+) -> None:
+    """Its body and headers are those codex itself sends (0.153 with `instructions`, 0.163 with a developer message
+    instead), with the run's model."""
+    server = backend()
+    result = run(project, *OPENAI, "-k", "scenario_001", "--interllm-executor", executor)
+    result.assert_outcomes(passed=1, deselected=2)
+    preflight, first = server.bodies[0], server.bodies[1]
+    assert preflight["model"] == "gpt-5-codex" and ("instructions" in preflight) is instructions
+    assert set(preflight) == set(first)  # the same keys as the scenario's own first request
+    assert preflight.get("instructions") == first.get("instructions")
+    # (its tools are `codex exec`'s, which offers a few more than a server's turn: the goal tools)
+    headers = server.seen[0]
+    assert version in headers["user-agent"] and headers["originator"], headers
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (
+            "usage-limit",
+            "preflight: the usage limit of your ChatGPT plan (plan plus) is reached until 20??-??-?? ??:?? UTC: no "
+            "scenario can run before then; run again after it, or with an API key (OPENAI_API_KEY) "
+            "(--interllm-preflight off skips this check)",
+        ),
+        (
+            "cloudflare",
+            "preflight: http://127.0.0.1:*/v1 blocked the request at its edge (HTTP 403, a Cloudflare page, not an "
+            "answer about your credential): this network or address is refused; try from another network, or check "
+            "a proxy or VPN (--interllm-preflight off skips this check)",
+        ),
+    ],
+)
+def test_the_preflight_names_a_spent_plan_and_a_blocked_network_in_their_own_words(
+    project: pytest.Pytester, backend: Callable[..., StandIn], setup: str, message: str
+) -> None:
+    server = backend(fault="usage-limit") if setup == "usage-limit" else backend()
+    server.cloudflare = setup == "cloudflare"
+    result = run(project, *OPENAI)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-interllm: {message}"])
+    assert "refused the credential" not in result.stderr.str()
+    assert "START scenario" not in result.stdout.str() and len(server.seen) == 1
