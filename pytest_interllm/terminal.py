@@ -4,8 +4,9 @@ summaries, and the account of the outputs removed at its start."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pytest_interllm.cost import FREE_PLAN
 from pytest_interllm.outputs import Cleanup
 from pytest_interllm.report.baseline import terminal_lines as baseline_lines
 from pytest_interllm.report.summary import counts as summary_counts
@@ -92,6 +93,26 @@ def provider_text(run: Run) -> str:
     return f"openai (audit proxy in front of {upstream}{who}{limit}){why}"
 
 
+def token_lines(records: list[dict[str, Any]], plan: bool) -> list[str]:
+    """How much of the input was cached and of the output reasoning; for a ChatGPT plan, its usage windows as the
+    backend's `x-codex-*` headers of the last answer gave them."""
+    requests = [r for record in records for r in record.get("requests") or [] if not r.get("replayed")]
+    cached = sum(r.get("cached_tokens") or 0 for r in requests)
+    reasoning = sum(r.get("reasoning_tokens") or 0 for r in requests)
+    lines = [f"interllm: tokens: {cached} of the input cached, {reasoning} of the output reasoning"] if requests else []
+    usage: dict[str, str] = next((r["plan_usage"] for r in reversed(requests) if r.get("plan_usage")), {})
+    if plan:
+        windows = [_window(usage, name) for name in ("primary", "secondary") if f"x-codex-{name}-used-percent" in usage]
+        told = "; ".join(windows) if windows else "the backend sent no usage headers"
+        lines.append(f"interllm: plan usage (the backend's x-codex-* headers, last answer): {told}")
+    return lines
+
+
+def _window(usage: dict[str, str], name: str) -> str:
+    minutes = usage.get(f"x-codex-{name}-window-minutes")
+    return f"{name} window {usage[f'x-codex-{name}-used-percent']}% used" + (f" (of {minutes} min)" if minutes else "")
+
+
 def stopped(run: Run) -> str | None:
     """Why the run stopped starting scenarios (a plan's usage limit, a login gone), or None."""
     halted = run.budget.halted()
@@ -139,6 +160,7 @@ def summary(controller: Controller) -> list[str]:
     budget = f" of a ${run.settings.budget:.4f} budget" if run.settings.budget is not None else ""
     costs = f"{summary_spend(records, prices.free, extra)}{budget} (prices: {prices.source})"
     lines.append(f"interllm: tokens {tin} in / {tout} out, {prices.free or costs}")
+    lines += token_lines(records, prices.free == FREE_PLAN)
     if run.in_flight is not None:
         lines.append(f"interllm: concurrency: {run.in_flight.report()}")
     for note in dict.fromkeys(n for r in records for n in r.get("output_notes") or []):

@@ -15,8 +15,15 @@ import pytest
 from pytest_interllm import agent_factory, workdirs
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, interface_of, locate
 from pytest_interllm.collect import COST_KEY, IN_FLIGHT_KEY, REDACTOR_KEY, SETTINGS_KEY
-from pytest_interllm.cost import FREE_REPLAYED, FREE_SCRIPTED, Budget, PriceError, Prices
-from pytest_interllm.providers.credentials import Credential, CredentialError, for_run, login_secrets, login_shown
+from pytest_interllm.cost import FREE_PLAN, FREE_REPLAYED, FREE_SCRIPTED, Budget, PriceError, Prices
+from pytest_interllm.providers.credentials import (
+    CHATGPT_URL,
+    Credential,
+    CredentialError,
+    for_run,
+    login_secrets,
+    login_shown,
+)
 from pytest_interllm.redact import Redactor
 from pytest_interllm.settings import Settings, resolve
 from pytest_interllm.signals import SigtermAsCtrlC
@@ -198,6 +205,8 @@ def free_of(plan: ProviderPlan | None, workerinput: dict[str, Any] | None) -> st
         return FREE_SCRIPTED
     if plan.provider == "replay":
         return FREE_REPLAYED
+    if plan.credential is not None and plan.credential.default_upstream == CHATGPT_URL:
+        return FREE_PLAN  # a ChatGPT login
     return None
 
 
