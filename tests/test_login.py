@@ -148,6 +148,36 @@ def test_an_expired_login_is_one_usage_error_and_nothing_is_sent(
     assert "START scenario" not in result.stdout.str()
 
 
+def test_a_login_that_expired_before_the_run_is_refreshed_by_codex_first(
+    project: pytest.Pytester, upstream: Callable[..., StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user who has not run codex for a day: codex refreshes the login before the first request; auth.json then
+    holds exactly what the auth server issued to codex."""
+    tokens = chatgpt_login(login_path(project), expires_in=-3600)
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"])
+    monkeypatch.setenv("CODEX_REFRESH_TOKEN_URL_OVERRIDE", f"http://127.0.0.1:{server.port}/oauth/token")
+    result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}", "-k", "scenario_001")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert [r["refresh_token"] for r in server.refreshes][:1] == [tokens["refresh_token"]]
+    written = json.loads(login_path(project).read_text())["tokens"]
+    assert written["access_token"] == server.issued[-1]["access_token"] != tokens["access_token"]
+    assert {h["authorization"] for h in server.seen} == {f"Bearer {server.issued[-1]['access_token']}"}
+
+
+@pytest.mark.parametrize("store", ["keyring", "auto"])
+def test_a_login_kept_in_the_os_keyring_is_explained(project: pytest.Pytester, store: str) -> None:
+    config = write(project.path / ".codex" / "config.toml", f'cli_auth_credentials_store = "{store}"\n')
+    result = run(project, *OPENAI)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: pytest-interllm: --interllm-provider openai: no credential: your codex login is kept in the OS "
+            f'keyring (cli_auth_credentials_store = "{store}" in {config}), which only codex reads: set it to "file" '
+            "and run `codex login` again, or use OPENAI_API_KEY"
+        ]
+    )
+
+
 def test_the_login_is_read_anew_for_each_request(project: pytest.Pytester, upstream: Callable[..., StandIn]) -> None:
     """Refreshed in another terminal after scenario 1: the new token is used from scenario 2 on."""
     first = chatgpt_login(login_path(project))
