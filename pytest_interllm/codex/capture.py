@@ -7,14 +7,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from pytest_interllm.codex.config import KEY_ENV, config_toml
+from pytest_interllm.workdirs import Workdir
 
 CAPTURE_TIMEOUT = 60.0
 _ANSWER = (
@@ -52,7 +51,8 @@ def capture_request(codex: str, model: str, prompt: str, timeout: float = CAPTUR
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    home = tempfile.mkdtemp(prefix="interllm-capture-")
+    workdir = Workdir("capture")  # locked: a run killed meanwhile leaves it to the next run to remove
+    home = str(workdir.path)
     try:
         os.makedirs(os.path.join(home, "codex-home"))
         url = f"http://127.0.0.1:{server.server_address[1]}/v1"
@@ -73,5 +73,5 @@ def capture_request(codex: str, model: str, prompt: str, timeout: float = CAPTUR
     finally:
         server.shutdown()
         server.server_close()
-        shutil.rmtree(home, ignore_errors=True)
+        workdir.remove()
     return seen[0] if seen else None

@@ -12,11 +12,12 @@ import functools
 import json
 import os
 import subprocess
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from pytest_interllm.workdirs import Workdir
 
 FALLBACK_MODEL = "gpt-5-codex"  # when no codex can be asked: the field report's model
 
@@ -37,21 +38,24 @@ class Catalog:
 @functools.lru_cache(maxsize=8)
 def bundled_catalog(codex: str, version: str = "") -> Catalog | None:
     """The catalog of the codex at `codex` (None when it cannot tell: an older codex, a broken binary)."""
-    with tempfile.TemporaryDirectory(prefix="interllm-catalog-") as home:
-        env = {"HOME": home, "CODEX_HOME": home, "PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
-        try:
-            done = subprocess.run(
-                [codex, "debug", "models", "--bundled"],
-                env=env,
-                cwd=home,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
-            data = json.loads(done.stdout)
-        except (OSError, subprocess.TimeoutExpired, ValueError):
-            return None
+    workdir = Workdir("catalog")  # locked: a run killed meanwhile leaves it to the next run to remove
+    home = str(workdir.path)
+    env = {"HOME": home, "CODEX_HOME": home, "PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
+    try:
+        done = subprocess.run(
+            [codex, "debug", "models", "--bundled"],
+            env=env,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        data = json.loads(done.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    finally:
+        workdir.remove()
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, list):
         return None

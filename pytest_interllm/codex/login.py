@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import IO
+
+from pytest_interllm.workdirs import Workdir
 
 REFRESH_TIMEOUT = 30.0
 # What codex needs to reach the auth server as the user would: proxies, certificates, the override codex honours.
@@ -28,7 +28,8 @@ _PASSED = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", 
 def refresh_login(codex: str, auth_file: Path, timeout: float = REFRESH_TIMEOUT) -> str | None:
     """Have the user's codex refresh the ChatGPT login in `auth_file`; None when codex answered, else why not (the
     caller reads the file again to see whether the token is new)."""
-    home = Path(tempfile.mkdtemp(prefix="interllm-login-"))
+    workdir = Workdir("login")  # locked: a run killed meanwhile leaves it to the next run to remove
+    home = workdir.path
     try:
         codex_home = home / "codex-home"
         codex_home.mkdir()
@@ -42,7 +43,7 @@ def refresh_login(codex: str, auth_file: Path, timeout: float = REFRESH_TIMEOUT)
             return f"codex wrote the refreshed login into {link} instead of {auth_file}: run `codex login`"
         return problem
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        workdir.remove()  # the link goes, never the file it points to
 
 
 def _account_read(codex: str, env: dict[str, str], cwd: Path, timeout: float) -> str | None:

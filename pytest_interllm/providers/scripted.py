@@ -46,6 +46,19 @@ def _approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+_IDS = frozenset({"id", "call_id", "encrypted_content"})
+
+
+def _without_ids(value: Any) -> Any:
+    """`value` without the ids the server numbers as it goes: a scenario's usage must not depend on what ran
+    before it (a serial run and one in flight report the same tokens)."""
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k not in _IDS}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
 @dataclass
 class CallContext:
     """One scenario's view of the provider: its label, its fault and what to do on `crash`."""
@@ -255,8 +268,8 @@ class ScriptedModel(LocalServer):
     def _usage(self, body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
         """Token usage as the backend reports it: cached input (the same `prompt_cache_key` was seen before) and
         reasoning tokens (part of the output)."""
-        tin = _approx_tokens(json.dumps(body.get("input", "")))
-        tout = sum(_approx_tokens(json.dumps(item)) for item in items)
+        tin = _approx_tokens(json.dumps(_without_ids(body.get("input", ""))))
+        tout = sum(_approx_tokens(json.dumps(_without_ids(item))) for item in items)
         reasoning = sum(
             _approx_tokens(str(part.get("text", "")))
             for item in items
