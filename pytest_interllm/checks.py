@@ -38,6 +38,7 @@ def _request_lines(outcome: ScenarioOutcome, who: str = "provider") -> list[str]
     return [
         f"{who} request {n} at {_clock(r.time)}: POST {r.path} model={r.model!r} status={r.status}"
         + (f" {r.error_code}" if r.error_code else "")
+        + (f" x-request-id={r.request_id}" if r.request_id and (r.error_code or r.status >= 400) else "")
         + (f" served by {r.served_model!r}" if r.served_model and r.served_model != r.model else "")
         + (
             f" thread={r.thread_id} (not the session's thread)"

@@ -117,6 +117,9 @@ def test_a_failure_inside_a_200_stream_is_classified_by_its_code(
     result = run(project, *OPENAI, "-k", "scenario_001", "--interllm-provider-retries", "1")
     result.assert_outcomes(failed=1, deselected=2)
     result.stdout.fnmatch_lines([f"[[]provider-error[]] {headline}"])
+    code = fault.partition(":")[2] or "server_is_overloaded"
+    # The backend's request id of the failed answer, to quote to its support.
+    result.stdout.fnmatch_lines([f"  provider request 1 at ??:??:??: POST * status=200 {code} x-request-id=req_*"])
     assert len(server.seen) == 1 + attempts  # the preflight, then one request per attempt
     [record] = jsonl(project)
     assert {(r["status"], r["error_code"]) for r in record["requests"]} == {
@@ -201,3 +204,16 @@ def test_the_preflight_names_a_spent_plan_and_a_blocked_network_in_their_own_wor
     result.stderr.fnmatch_lines([f"ERROR: pytest-interllm: {message}"])
     assert "refused the credential" not in result.stderr.str()
     assert "START scenario" not in result.stdout.str() and len(server.seen) == 1
+
+
+def test_each_expected_model_of_a_matrix_gets_its_own_preflight(
+    project: pytest.Pytester, upstream: Callable[..., StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server = upstream((KEY,), refuse=("gpt-5.5",))
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    result = run(project, *OPENAI, "--interllm-model", "gpt-5-codex,gpt-5.5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pytest-interllm: preflight: * does not serve the model 'gpt-5.5': HTTP 400*"])
+    assert [body["model"] for body in server.bodies] == ["gpt-5-codex", "gpt-5.5"]
+    assert "START scenario" not in result.stdout.str()
