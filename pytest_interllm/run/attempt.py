@@ -87,6 +87,10 @@ def transient_wait(outcome: ScenarioOutcome) -> float | None:
     return None
 
 
+class ExecutorClosed(RuntimeError):
+    """An attempt asked for codex after the executor began to close (Ctrl-C, SIGTERM, -x with scenarios in flight)."""
+
+
 class Executor:
     """One worker's agent: a transport, its codex process, an isolated CODEX_HOME, the provider `endpoint` the
     plugin gave it, on the worker's event loop `runner`."""
@@ -138,6 +142,7 @@ class Executor:
         self._overlapped: set[int] = set()  # attempts that ran beside another one
         self._users: dict[int, int] = {}  # id of a codex process → attempts running on it
         self._retired: dict[int, CodexProcess] = {}  # no new attempt may use them; stopped once their last is done
+        self._closing = False  # the run is ending: no codex may start any more (a re-run or retry cut short)
         self._starting = threading.RLock()  # scenarios in flight call start() from their threads
 
     @property
@@ -187,6 +192,8 @@ class Executor:
         """The codex process one attempt runs on (started if needed), counted as in use until `_release`, and the
         `crash` fault's trigger for it (which also remembers that this attempt's fault killed it)."""
         with self._starting:
+            if self._closing:  # an attempt in flight that would re-run or retry as the run ends: no new codex
+                raise ExecutorClosed("the run is ending: no codex is started any more")
             self.start()
             server = self.server
             if server is not None:
@@ -365,6 +372,8 @@ class Executor:
 
     def close(self) -> None:
         """Stop the transport and codex, then the provider endpoint; end the loop; remove the temporary home."""
+        with self._starting:
+            self._closing = True
         self.transport.close()
         with self._attempts_lock:
             cut_short = bool(self._active)
