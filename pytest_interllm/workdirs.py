@@ -22,6 +22,7 @@ if sys.platform != "win32":
 
 PREFIX = "interllm-"
 LOCK = ".interllm.lock"
+REMOVE_WAIT = 2.0  # seconds a directory's removal is retried while a dying process still writes into it
 
 
 class Workdir:
@@ -40,8 +41,13 @@ class Workdir:
         os.rename(staging, self.path / LOCK)
 
     def remove(self) -> None:
-        """Remove the directory, then let go of its lock."""
+        """Remove the directory, then let go of its lock. A codex killed a moment ago may still be writing into it
+        (its sessions, its databases): removal is tried again until the directory is gone, for up to 2 s."""
+        deadline = time.monotonic() + REMOVE_WAIT
         shutil.rmtree(self.path, ignore_errors=True)
+        while self.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            shutil.rmtree(self.path, ignore_errors=True)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
