@@ -9,6 +9,7 @@ import time
 from pytest_interllm.errors import AGENT, ScenarioFailure
 from pytest_interllm.expectations import Expectations
 from pytest_interllm.outcome import ScenarioOutcome
+from pytest_interllm.provider_checks import check_served, code_text, coded, login_gone, usage_limit
 
 _EMPTY_MODEL = re.compile(r"model is not supported|model[^\n]{0,40}(?:empty|missing|required)", re.IGNORECASE)
 _NOT_FOUND = re.compile(r"No such file or directory|command not found|os error 2", re.IGNORECASE)
@@ -36,6 +37,9 @@ def _request_lines(outcome: ScenarioOutcome, who: str = "provider") -> list[str]
     requests = outcome.orchestrator_requests if who == "orchestrator" else outcome.requests
     return [
         f"{who} request {n} at {_clock(r.time)}: POST {r.path} model={r.model!r} status={r.status}"
+        + (f" {r.error_code}" if r.error_code else "")
+        + (f" x-request-id={r.request_id}" if r.request_id and (r.error_code or r.status >= 400) else "")
+        + (f" served by {r.served_model!r}" if r.served_model and r.served_model != r.model else "")
         + (
             f" thread={r.thread_id} (not the session's thread)"
             if session and r.thread_id not in (None, session)
@@ -89,7 +93,7 @@ def check_model(outcome: ScenarioOutcome) -> ScenarioFailure | None:
             evidence + _tool_evidence(outcome),
             group=AGENT if sub_agent else None,
         )
-    return None
+    return check_served(outcome, evidence)
 
 
 def _orchestrator_mismatch(outcome: ScenarioOutcome) -> ScenarioFailure | None:
@@ -171,6 +175,7 @@ def _call_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
     if outcome.error and _API_ERROR.match(outcome.error):
         bad = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400]
         status = f"HTTP {bad[-1].status}" if bad else "an error"
+        status += f" ({bad[-1].error_code})" if bad and bad[-1].error_code else ""
         retried = f" after {outcome.provider_retries} retries" if outcome.provider_retries else ""
         return ScenarioFailure(
             "provider-error",
@@ -214,9 +219,18 @@ def _provider_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
             )
         if re.search(r"idle timeout|timed out", outcome.final_output, re.IGNORECASE):
             return ScenarioFailure("timeout", f"the provider stream stalled: {text}", _request_lines(outcome))
-        status = f"HTTP {bad[-1].status}" if bad else "an error"
         retried = f" after {outcome.provider_retries} retries" if outcome.provider_retries else ""
         earlier = [f"earlier attempt: {e}" for e in outcome.retry_errors]
+        named = coded(outcome)
+        if named is not None and named.status < 400:  # a `response.failed` inside a 200 stream: its code says why
+            return ScenarioFailure(
+                "provider-error",
+                f"the provider failed the response with {named.error_code} inside its HTTP 200 stream{retried} "
+                f"({code_text(named)}): {named.error_message or text}",
+                [*_request_lines(outcome), f"codex: {text}", *earlier, *stderr],
+            )
+        status = f"HTTP {bad[-1].status}" if bad else "an error"
+        status += f" ({bad[-1].error_code})" if bad and bad[-1].error_code else ""
         return ScenarioFailure(
             "provider-error", f"codex returned {status}{retried}: {text}", _request_lines(outcome) + earlier + stderr
         )
@@ -317,9 +331,12 @@ def _rubric_failure(outcome: ScenarioOutcome) -> ScenarioFailure | None:
 
 
 def check_outcome(outcome: ScenarioOutcome, expect: Expectations | None = None) -> ScenarioFailure | None:
-    """All checks in order of cause: the call, the model, the output file, the expectations."""
+    """All checks in order of cause: a spent plan or a login gone, the call, the model, the output file, the
+    expectations."""
     return (
-        _call_failure(outcome)
+        usage_limit(outcome)
+        or login_gone(outcome)
+        or _call_failure(outcome)
         or _cassette_failure(outcome)
         or check_model(outcome)
         or check_config(outcome)

@@ -4,6 +4,7 @@ the records, the run log and the status lines, and writes the summaries."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +27,26 @@ from pytest_interllm.report.summary import counts as summary_counts
 from pytest_interllm.report.summary import markdown as summary_markdown
 from pytest_interllm.report.summary import rate_line
 from pytest_interllm.scenarios import ScenarioFormatError, list_cache_dir, parse_scenarios, same_titles
+from pytest_interllm.settings import Settings
 from pytest_interllm.wiring import Run
 
 NAME = "interllm-controller"
+
+
+def run_models(settings: Settings, parsed_lists: dict[Path, Any]) -> dict[str, str]:
+    """The models the run's items expect, and where each came from: the options, a list's front matter, or the
+    default (the user's codex config, codex's catalog)."""
+    if settings.model_explicit:
+        return {model: settings.model_source for model in settings.matrix}
+    models: dict[str, str] = {}
+    for path in settings.lists:
+        parsed = parsed_lists.get(path)
+        given = parsed.front_matter.get("model") if parsed is not None else None
+        if given:
+            models.setdefault(str(given), f"the front matter of {settings.relative(path)}")
+        else:
+            models.setdefault(settings.model, settings.model_source)
+    return models or {settings.model: settings.model_source}
 
 
 class Controller:
@@ -42,7 +60,8 @@ class Controller:
         self.records: list[dict[str, Any]] = []
         self.runlog: RunLog | None = None
         self.manifest: Manifest | None = None  # the record of the output files scenarios left
-        self.preflight: dict[str, Any] | None = None
+        self.preflights: list[dict[str, Any]] = []  # one per model the run expects
+        self.models: dict[str, str] = {}  # the models the run's items expect → where each came from
         self.baseline: Baseline | None = None  # an earlier run to compare with
         self.notes: list[str] = []  # what the run should know about its inputs (header, log)
         self.cleanup = Cleanup()
@@ -94,25 +113,51 @@ class Controller:
             # Legal, but easy to mistake for one another. A note, not a warning: `filterwarnings = error` would fail
             # the run.
             notes += [redactor.text(f"{s.relative(path)}: {note}") for note in same_titles(scenarios)]
-        return notes
+        self.models = run_models(s, parsed_lists)
+        return notes + self._unknown_models()
+
+    def _unknown_models(self) -> list[str]:
+        """A model the installed codex's catalog does not hold runs on fallback metadata: named at the start."""
+        codex = self.run.codex
+        if codex is None:
+            return []
+        from pytest_interllm.codex.catalog import bundled_catalog
+
+        catalog = bundled_catalog(codex.path, codex.version)
+        if catalog is None:
+            return []
+        shown = ", ".join(catalog.listed[:8]) + (", …" if len(catalog.listed) > 8 else "")
+        real = self.run.plan is not None and self.run.plan.real
+        return [
+            f"{codex.version} does not know the model {model} (its catalog: {shown}; default {catalog.default}): "
+            "codex runs it on fallback metadata (other reasoning settings and tools)"
+            + ("; the preflight asks the backend whether it serves it" if real else "")
+            for model in self.models
+            if not catalog.knows(model)
+        ]
 
     def _preflight(self) -> None:
         """A real run first sends one minimal request with the expected model; a refusal stops it (exit 4)."""
         run, s = self.run, self.settings
         if run.plan is None or not run.plan.real or not s.preflight or run.proxy is None:
             return
+        from pytest_interllm.codex.capture import capture_request
+        from pytest_interllm.providers.preflight import PROMPT
         from pytest_interllm.providers.service import preflight_problem
 
-        answer = run.proxy.preflight(s.model)
-        problem = preflight_problem(answer, run.credential_text())
-        if problem is not None:
-            raise pytest.UsageError(f"pytest-interllm: {run.redactor.text(problem)}")
-        prices = run.prices
-        answer["cost_usd"] = (
-            0.0 if prices.free else prices.cost(s.model, answer["input_tokens"], answer["output_tokens"])
-        )
-        run.budget.add(answer["cost_usd"], scenarios=0)
-        self.preflight = answer
+        for model in self.models or {s.model: s.model_source}:
+            # The request the installed codex itself sends (body, headers, originator), with the model.
+            shape = capture_request(run.codex.path, model, PROMPT) if run.codex is not None else None
+            answer = run.proxy.preflight(model, shape)
+            problem = preflight_problem(answer, run.credential_text())
+            if problem is not None:
+                raise pytest.UsageError(f"pytest-interllm: {run.redactor.text(problem)}")
+            prices = run.prices
+            answer["cost_usd"] = (
+                0.0 if prices.free else prices.cost(model, answer["input_tokens"], answer["output_tokens"])
+            )
+            run.budget.add(answer["cost_usd"], scenarios=0)
+            self.preflights.append(answer)
 
     def comparison(self) -> list[Change] | None:
         """This run's records against the baseline (None without one), computed once for all its readers."""
@@ -126,7 +171,7 @@ class Controller:
         return self.settings.relative(self.baseline.path) if self.baseline is not None else ""
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        return terminal.header(self.run, self.cleanup, self.notes)
+        return terminal.header(self.run, self.cleanup, self.notes, self.models)
 
     def _reporter(self) -> pytest.TerminalReporter | None:
         if self.config.get_verbosity() <= -2:
@@ -188,6 +233,9 @@ class Controller:
             if self.judgement.exit_status is not None:
                 session.exitstatus = self.judgement.exit_status
         if self.runlog is not None:
+            halted = terminal.stopped(self.run)
+            if halted is not None:
+                self.runlog.note(f"run stopped: {halted}")
             if self.run.cancelled:
                 self.runlog.note(
                     f"stopped with {self.run.cancelled} scenarios still in flight: cancelled, not reported"

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -19,6 +20,9 @@ from pytest_interllm.outcome import AuditRecord
 
 FREE_SCRIPTED = "no spend: scripted model"
 FREE_REPLAYED = "no spend: replayed from cassettes"
+# A ChatGPT login's requests count against the user's plan (its usage windows), not dollars.
+FREE_PLAN = "no API spend: a ChatGPT plan (its usage counts against the plan's windows, not in dollars)"
+CACHED_SHARE = 0.1  # cached input's price as a share of the input price, where the table names none
 
 
 class PriceError(Exception):
@@ -27,9 +31,10 @@ class PriceError(Exception):
 
 @dataclass(frozen=True)
 class Prices:
-    """USD per 1M input and output tokens, per model (`default` for the rest)."""
+    """USD per 1M input, output and cached input tokens, per model (`default` for the rest). Reasoning tokens are
+    output tokens (the usage counts them in `output_tokens`)."""
 
-    table: dict[str, tuple[float, float]]
+    table: dict[str, tuple[float, float, float]]
     source: str
     free: str | None = None  # why the run spends nothing (scripted model, replay): then every cost is 0
 
@@ -47,33 +52,45 @@ class Prices:
             source = str(override)
         return cls(table=table, source=source)
 
-    def cost(self, model: str | None, tokens_in: int, tokens_out: int) -> float:
-        price_in, price_out = self.table.get(model or "", self.table.get("default", (0.0, 0.0)))
-        return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
+    def cost(self, model: str | None, tokens_in: int, tokens_out: int, cached: int = 0) -> float:
+        """USD for the tokens; `cached` of the input tokens at the cached input price."""
+        price_in, price_out, price_cached = self.table.get(model or "", self.table.get("default", (0.0, 0.0, 0.0)))
+        cached = min(max(cached, 0), tokens_in)
+        return ((tokens_in - cached) * price_in + cached * price_cached + tokens_out * price_out) / 1_000_000
 
     def of_requests(self, requests: Iterable[AuditRecord]) -> float:
         """What these requests cost: nothing in a run that spends nothing, nothing for a replayed request."""
         if self.free:
             return 0.0
-        return sum(self.cost(r.model, r.input_tokens, r.output_tokens) for r in requests if not r.replayed)
+        return sum(
+            self.cost(r.model, r.input_tokens, r.output_tokens, r.cached_tokens) for r in requests if not r.replayed
+        )
 
 
-def _parse(text: str, source: str) -> dict[str, tuple[float, float]]:
+def _parse(text: str, source: str) -> dict[str, tuple[float, float, float]]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise PriceError(f"{source}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise PriceError(f"{source}: a price table maps model names to {{input: USD, output: USD}}")
-    table: dict[str, tuple[float, float]] = {}
+    table: dict[str, tuple[float, float, float]] = {}
     for model, entry in data.items():
         if (
             not isinstance(entry, dict)
-            or set(entry) != {"input", "output"}
+            or not {"input", "output"} <= set(entry) <= {"input", "output", "cached_input"}
             or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in entry.values())
         ):
-            raise PriceError(f"{source}: {model!r} must be {{input: USD per 1M tokens, output: USD per 1M tokens}}")
-        table[str(model)] = (float(entry["input"]), float(entry["output"]))
+            raise PriceError(
+                f"{source}: {model!r} must be {{input: USD per 1M tokens, output: USD per 1M tokens}}, optionally "
+                "with cached_input: USD per 1M cached input tokens"
+            )
+        price_in = float(entry["input"])
+        table[str(model)] = (
+            price_in,
+            float(entry["output"]),
+            float(entry.get("cached_input", price_in * CACHED_SHARE)),
+        )
     return table
 
 
@@ -89,7 +106,7 @@ class Budget:
 
     limit: float | None
     ledger: Path | None = None
-    _state: dict[str, float] = field(default_factory=lambda: {"spent": 0.0, "scenarios": 0, "reserved": 0.0})
+    _state: dict[str, Any] = field(default_factory=lambda: {"spent": 0.0, "scenarios": 0, "reserved": 0.0})
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
@@ -101,7 +118,7 @@ class Budget:
         return Path(name)
 
     @contextmanager
-    def _tally(self) -> Iterator[dict[str, float]]:
+    def _tally(self) -> Iterator[dict[str, Any]]:
         """The shared tally, locked; changes made to it are written back."""
         with self._lock:
             if self.ledger is None:
@@ -115,8 +132,22 @@ class Budget:
                 fh.truncate()
                 json.dump(state, fh)
 
+    def halt(self, reason: str) -> None:
+        """No scenario may start from now on (the first reason given stays): a spent plan, a login gone."""
+        with self._tally() as tally:
+            tally.setdefault("halted", reason)
+
+    def halted(self) -> str | None:
+        """Why the run stopped starting scenarios, or None."""
+        with self._tally() as tally:
+            reason = tally.get("halted")
+        return str(reason) if reason else None
+
     def start(self) -> tuple[str | None, float]:
         """Why the next scenario must not start (or None), and the amount reserved for it if it may."""
+        halted = self.halted()
+        if halted is not None:
+            return halted, 0.0
         if self.limit is None:
             return None, 0.0
         with self._tally() as tally:

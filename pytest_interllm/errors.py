@@ -105,8 +105,8 @@ CLASS_LIST = (
     FailureClass(
         "usage-limit",
         (INFRASTRUCTURE,),
-        "the plan's usage limit is reached: wait for its reset, or run with another credential",
-        coming="issue 23",
+        "your plan's usage limit is reached: the run stopped and the remaining scenarios were skipped; "
+        "run again after the reset time, or with an API key (OPENAI_API_KEY) instead of the ChatGPT login",
     ),
     FailureClass(
         "changes-failed",
@@ -151,6 +151,7 @@ class ScenarioFailure(Exception):
         evidence: list[str] | None = None,
         hint: str | None = None,
         group: str | None = None,
+        stops_run: str | None = None,
     ) -> None:
         assert failure_class in CLASSES, failure_class
         assert group is None or group in CLASSES[failure_class].groups, (failure_class, group)
@@ -160,6 +161,8 @@ class ScenarioFailure(Exception):
         self.evidence = evidence or []
         self.group = group or CLASSES[failure_class].group
         self._hint = hint  # what to check when the class's general hint would point elsewhere
+        # Why no later scenario can pass either (a spent plan, a login gone): the run stops, the rest are skipped.
+        self.stops_run = stops_run
 
     @property
     def hint(self) -> str:

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
+from pytest_interllm import faults
 from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, Number
-from pytest_interllm.faults import FAULTS
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, normalize_text, yaml_error_line, yaml_key_lines
 
 _NOT_KEYS = ("line", "source", "key_lines")  # fields of Expectations that are no YAML key
@@ -83,8 +83,8 @@ def _build(path: Path, line: int, data: Any, base: Expectations, key_lines: Mapp
             _check(path, at, key, value, str, "a model name")
             values[key] = value
         elif key == "fault":
-            if value not in FAULTS:
-                raise ScenarioFormatError(path, at, f"unknown fault {value!r} (known: {', '.join(FAULTS)})")
+            if not isinstance(value, str) or not faults.known(value):
+                raise ScenarioFormatError(path, at, f"unknown fault {value!r} (known: {faults.names()})")
             values[key] = value
         elif key == "output_file":
             _check(path, at, key, value, str, "a path relative to the rootdir")

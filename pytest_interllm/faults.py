@@ -7,6 +7,7 @@ them compares fault names. Adding a fault is adding one entry to `FAULT_LIST`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -16,8 +17,28 @@ from pytest_interllm.executors import TRANSPORTS
 # What codex's own config says when the executor leaves the model out (the original script's machine).
 CONFIG_DEFAULT_MODEL = "gpt-4o"
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+# How a failure the provider names by its code is retried: after the delay it states, with backoff, or never (every
+# other code: a context too long, a quota or a usage limit spent, a policy refusal, a login gone).
+RETRIED_CODES = {"rate_limit_exceeded": "its stated delay", "server_is_overloaded": "backoff"}
+USAGE_LIMIT = "usage_limit_reached"
+LOGIN_EXPIRED = ("token_expired", "login")  # the backend's code; the proxy's own refusal of a login it cannot use
 OUTSIDE_DIR = "/opt/interllm-outside"  # not a writable root of codex's workspace-write sandbox
 MISSING_DIR = "/nonexistent/interllm-missing-workdir"
+REROUTED_TO = "gpt-5.2"  # the fallback codex names when the backend reroutes a flagged account
+# The codes of a `response.failed` inside a 200 stream (what the backend sends, with its words), and the two of
+# `response.incomplete`: `stream-failed:<code>` picks one.
+STREAM_FAILURES = {
+    "server_is_overloaded": "Our servers are currently overloaded. Please try again later.",
+    "rate_limit_exceeded": "Rate limit reached for requests per min (RPM): Limit 500, Used 500, Requested 1. "
+    "Please try again in 1.5s.",
+    "context_length_exceeded": "Your input exceeds the context window of this model. Please adjust your input and "
+    "try again.",
+    "insufficient_quota": "You exceeded your current quota, please check your plan and billing details.",
+    "usage_not_included": "Codex usage is not included in your plan.",
+    "cyber_policy": "This request has been flagged for potentially high-risk cyber activity.",
+    "incomplete:max_output_tokens": "",
+    "incomplete:content_filter": "",
+}
 
 
 def other_sandbox(asked: str) -> str:
@@ -27,13 +48,26 @@ def other_sandbox(asked: str) -> str:
 
 @dataclass(frozen=True)
 class Refusal:
-    """An HTTP error the scripted model answers with (`{model}` in the message: the request's model)."""
+    """An HTTP error the scripted model answers with (`{model}` in the message: the request's model), in the API's
+    shape (`{"error": {message, type, code}}`) or the ChatGPT backend's (`{"detail": message}`, a usage limit's
+    `{"error": {type, message, plan_type, resets_at, resets_in_seconds}}`)."""
 
     status: int
     message: str
-    kind: str
+    kind: str | None
     code: str | None = None
     retry_after: str | None = None
+    detail: bool = False  # the ChatGPT backend's `{"detail": ...}`
+    resets_in: int | None = None  # a plan's usage limit, ending this many seconds from now
+
+    def body(self, model: str) -> dict[str, Any]:
+        text = self.message.format(model=model)
+        if self.detail:
+            return {"detail": text}
+        if self.resets_in is not None:
+            resets = {"resets_at": int(time.time()) + self.resets_in, "resets_in_seconds": self.resets_in}
+            return {"error": {"type": self.kind, "message": text, "plan_type": "plus", **resets}}
+        return {"error": {"message": text, "type": self.kind, "param": None, "code": self.code}}
 
 
 @dataclass(frozen=True)
@@ -52,7 +86,7 @@ class Fault:
     """One injectable fault (`fault:` in a scenario's YAML, or `--interllm-fault`)."""
 
     name: str
-    expected: str  # the failure class it must end as
+    expected: str | None  # the failure class it must end as (None: the scenario passes)
     what: str  # what happens, for the docs
     by_call: bool = False  # made in the executor's own call to codex: works with every provider
     not_for: Mapping[str, str] = field(default_factory=dict)  # executor → why it does not exist there
@@ -63,6 +97,10 @@ class Fault:
     broken_stream: bool = False  # the scripted model sends a malformed event stream
     kills_codex: bool = False  # the scripted model kills codex while answering
     plan: Callable[[WritePlan], WritePlan] | None = None  # how the scripted model's first answer changes
+    served_model: str | None = None  # the backend serves another model than asked (`openai-model`, a reroute)
+    stream_failure: str | None = None  # a `response.failed` code (or `incomplete:<reason>`) inside a 200 stream
+    slow: float = 0.0  # seconds between the events of every streamed answer
+    stops_run: bool = False  # every later scenario would meet it too: the run stops, the rest are skipped
 
     def shape_call(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The codex call's arguments (model, sandbox, approval-policy, ...) as this fault makes them."""
@@ -102,6 +140,7 @@ FAULT_LIST = (
             "The '{model}' model is not supported when using Codex with a ChatGPT account.",
             "invalid_request_error",
             "model_not_supported",
+            detail=True,  # the ChatGPT backend's words and shape
         ),
     ),
     Fault(
@@ -203,24 +242,82 @@ FAULT_LIST = (
         by_call=True,
         call=lambda a: {**a, "sandbox": other_sandbox(str(a.get("sandbox", "")))},
     ),
+    Fault(
+        "reroute",
+        "model-mismatch",
+        f"the backend serves `{REROUTED_TO}` instead of the model asked for (its `openai-model` header and the "
+        "completed response; app-server says `model/rerouted`), as for an account flagged for cyber risk",
+        served_model=REROUTED_TO,
+    ),
+    Fault(
+        "usage-limit",
+        "usage-limit",
+        "HTTP 429 `usage_limit_reached` (plan plus, resets in an hour): never retried; the run stops and the "
+        "remaining scenarios are skipped",
+        refusal=Refusal(429, "The usage limit has been reached", "usage_limit_reached", resets_in=3600),
+        stops_run=True,
+    ),
+    Fault(
+        "stream-failed",
+        "provider-error",
+        "a 200 stream that ends in `response.failed` (`server_is_overloaded`: retried with backoff; "
+        "`stream-failed:<code>` picks another code, e.g. `context_length_exceeded`, not retried)",
+        stream_failure="server_is_overloaded",
+    ),
+    Fault(
+        "token-expiring",
+        "provider-error",
+        "the login expires during the run: HTTP 401 `token_expired`; the run stops with one line saying how to "
+        "sign in again, the remaining scenarios are skipped",
+        refusal=Refusal(
+            401,
+            "Provided authentication token is expired. Please try signing in again.",
+            "invalid_request_error",
+            "token_expired",
+        ),
+        stops_run=True,
+    ),
+    Fault(
+        "slow-stream",
+        None,
+        "every answer streams its deltas over about a second (the scenario passes: codex gets each event as it comes)",
+        slow=0.04,
+    ),
 )
 REGISTRY: dict[str, Fault] = {fault.name: fault for fault in FAULT_LIST}
 FAULTS = tuple(REGISTRY)
-EXPECTED_CLASS: dict[str, str] = {fault.name: fault.expected for fault in FAULT_LIST}
+EXPECTED_CLASS: dict[str, str] = {fault.name: fault.expected or "passed" for fault in FAULT_LIST}
 
 
 def get(name: str | None) -> Fault | None:
-    """The fault called `name` (None for none)."""
-    return REGISTRY[name] if name else None
+    """The fault called `name` (None for none); `stream-failed:<code>` picks the failure's code."""
+    if not name:
+        return None
+    base, _, code = name.partition(":")
+    fault = REGISTRY[base]
+    return replace(fault, name=name, stream_failure=code) if code else fault
+
+
+def known(name: str) -> bool:
+    """Whether `name` is a fault (`stream-failed:<code>` with a code the backend sends)."""
+    base, _, code = name.partition(":")
+    if base not in REGISTRY:
+        return False
+    return not code or (REGISTRY[base].stream_failure is not None and code in STREAM_FAILURES)
+
+
+def names() -> str:
+    """Every fault name, for a message (`stream-failed` with its codes)."""
+    return ", ".join(FAULTS) + f" (stream-failed:<code>, code one of {', '.join(STREAM_FAILURES)})"
 
 
 def not_for_executor(name: str, executor: str) -> str | None:
     """Why the fault does not exist with this executor, or None."""
-    fault = REGISTRY[name]
+    fault = REGISTRY[name.partition(":")[0]]
     why = fault.not_for.get(executor)
     return f"the {name} fault is not available with the {executor} executor ({why})" if why else None
 
 
 def unavailable(name: str, provider: str, executor: str) -> str | None:
     """Why the fault cannot be injected into a run with this provider and executor, or None when it can."""
-    return REGISTRY[name].unavailable(provider, executor)
+    return REGISTRY[name.partition(":")[0]].unavailable(provider, executor)

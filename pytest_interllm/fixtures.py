@@ -21,7 +21,7 @@ from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.providers.credentials import CredentialError, for_run, login_secrets, login_shown
 from pytest_interllm.redact import Redactor
 from pytest_interllm.settings import Settings
-from pytest_interllm.wiring import free_of, make_executor, prices_of, serve
+from pytest_interllm.wiring import default_model, free_of, make_executor, prices_of, refresher, serve
 from pytest_interllm.worker import NAME as WORKER_NAME
 from pytest_interllm.worker import Worker
 
@@ -98,7 +98,8 @@ def _standalone(config: pytest.Config, settings: Settings) -> Iterator[Executor]
     with the user's credential for a real provider), so they run for real too."""
     try:
         codex = locate(settings.codex, interface_of(settings.executor))
-        credential = for_run(settings, os.environ)
+        settings = default_model(settings, codex)
+        credential = for_run(settings, os.environ, refresh=refresher(codex))
     except (CodexMissing, CredentialError) as exc:
         pytest.fail(f"pytest-interllm: {exc}", pytrace=False)
     label = getattr(config, "workerinput", {}).get("workerid", "main")
@@ -110,7 +111,7 @@ def _standalone(config: pytest.Config, settings: Settings) -> Iterator[Executor]
         assert plan is not None
         redactor = Redactor.from_environ()
         redactor.add(login_secrets(credential), login_shown(credential))
-        service, proxy = serve(plan, redactor)
+        service, proxy = serve(plan, redactor, codex)
         config.stash[COST_KEY] = (replace(prices_of(settings), free=free_of(plan, None)), Budget(None))
     executor = make_executor(settings, codex, label, proxy)
     try:

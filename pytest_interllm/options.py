@@ -10,10 +10,8 @@ import pytest
 
 from pytest_interllm.bounds import ALPHA, COUNT, RATE, SECONDS, SHARE, TIMES, USD, Number
 from pytest_interllm.executors import NAMES
-from pytest_interllm.faults import FAULTS
 from pytest_interllm.providers.credentials import AUTH_MODES
 
-DEFAULT_MODEL = "gpt-5-codex"
 DEFAULT_TIMEOUT = 300.0
 PROVIDERS = ("offline", "openai", "record", "replay")
 AVAILABLE_PROVIDERS = PROVIDERS
@@ -51,9 +49,10 @@ OPTIONS = (
     Option(
         "interllm_model",
         "--interllm-model",
-        f"model the agent must run (default {DEFAULT_MODEL}); several (repeat the flag, or a comma-separated "
-        "list) make a model matrix: one item per scenario and model.",
-        DEFAULT_MODEL,
+        "model the agent must run (default: the one your codex would pick: your codex config's, else the installed "
+        "codex's catalog default); several (repeat the flag, or a comma-separated list) make a model matrix: one "
+        "item per scenario and model.",
+        None,
         "INTERLLM_MODEL",
         "MODEL",
         repeatable=True,
@@ -197,6 +196,16 @@ OPTIONS = (
         None,
         "INTERLLM_AUTH_FILE",
         "PATH",
+    ),
+    Option(
+        "interllm_login_margin",
+        "--interllm-login-margin",
+        "seconds before a ChatGPT login's expiry at which your own codex refreshes it, before the run and during it "
+        "(default 300).",
+        "300",
+        "INTERLLM_LOGIN_MARGIN",
+        "SECONDS",
+        number=SECONDS,
     ),
     Option(
         "interllm_preflight",
@@ -355,7 +364,6 @@ OPTIONS = (
         None,
         "INTERLLM_FAULT",
         "NAME",
-        FAULTS,
     ),
     Option(
         "interllm_log_dir",

@@ -43,6 +43,25 @@ class AuditRecord:
     sandbox_mode: str | None = None  # what codex said it runs under (`x-codex-turn-metadata`), per request
     tool_calls: tuple[ToolCall, ...] = ()  # the tool calls and outputs this request's history carried
     throttled: int = 0  # upstream 429s the proxy waited out before this answer
+    # What the answer said about itself (providers/stream.py): the model that served it (`openai-model`, the
+    # completed response), how it failed (an in-stream `response.failed` code, `incomplete:<reason>`, an HTTP
+    # error's code or type), a usage limit's plan and end, the usage in detail, the plan usage headers.
+    served_model: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    plan_type: str | None = None
+    resets_at: float | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    request_id: str | None = None
+    plan_usage: dict[str, str] = field(default_factory=dict)
+    # The proxy's own clock (seconds after the request came in): when the first delta went on to codex, and when
+    # the upstream's last byte arrived; and the SHA-256 of the bytes codex got.
+    first_delta: float | None = None
+    upstream_done: float | None = None
+    body_sha256: str | None = None
+    local: bool = False  # answered by the proxy itself, nothing sent upstream (a usage limit it remembers)
+    turn_state: str | None = None  # the `x-codex-turn-state` codex echoed on this request (sticky routing)
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,8 @@ def command_text(command: Any) -> str:
     return str(command)
 
 
-EXIT_CODE = re.compile(r"(?:Process exited with code|exit code:?)\s*(-?\d+)", re.IGNORECASE)
+# codex's words for a command's exit code; in code mode a JSON result's `"exit_code": N` (escaped inside JSON text)
+EXIT_CODE = re.compile(r'(?:Process exited with code|exit code:?|\\?"exit_code\\?":)\s*(-?\d+)', re.IGNORECASE)
 
 
 def item_command(item: dict[str, Any]) -> str:

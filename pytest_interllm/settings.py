@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from pytest_interllm.codex.catalog import user_model
 from pytest_interllm.codex.locate import mcp_default_available
-from pytest_interllm.faults import unavailable
+from pytest_interllm.faults import known, names, unavailable
 from pytest_interllm.options import OPTIONS, Option
 
 
@@ -47,6 +48,7 @@ class Settings:
     prices: Path | None = None
     budget: float | None = None
     provider_source: str = "default"
+    model_source: str = "default"  # the flag, variable or ini key; "your codex config PATH"; codex's catalog
     executor_reason: str = ""  # why this executor, when it was not chosen explicitly
     models: tuple[str, ...] = ()  # more than one: a model matrix
     repeat: int = 1
@@ -64,6 +66,7 @@ class Settings:
     auth: str = "auto"
     auth_file: Path | None = None
     preflight: bool = True
+    login_margin: float = 300.0  # seconds before a login's expiry at which codex refreshes it
     output_dir_given: tuple[str, str] | None = field(default=None, compare=False)  # as typed, and where
     inifile: Path | None = None  # pytest's configuration file: an input no output may replace
 
@@ -149,12 +152,17 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             )
         )
     fault, fault_source = picked["interllm_fault"]
+    if fault and not known(fault):
+        raise pytest.UsageError(f"{fault_source}: unknown value {fault!r} (choose from {names()})")
     refused = unavailable(fault, str(provider), str(executor)) if fault else None
     if refused is not None:
         raise pytest.UsageError(f"{fault_source}: {refused}")
     model, model_source = picked["interllm_model"]
-    models = tuple(dict.fromkeys(m.strip() for m in str(model or "").split(",")))
-    if not models or any(not m for m in models):
+    if model_source == "default":  # the user's codex config's model; else the codex catalog's, once codex is found
+        mine = user_model(env)
+        model, model_source = (mine[0], f"your codex config {mine[1]}") if mine else ("", "default")
+    models = tuple(dict.fromkeys(m.strip() for m in str(model or "").split(","))) if model else ()
+    if model_source != "default" and (not models or any(not m for m in models)):
         raise pytest.UsageError(f"{model_source}: the expected model is empty ({model!r})")
     timeout_source = picked["interllm_timeout"][1]
     fail_on, fail_on_source = picked["interllm_fail_on"]
@@ -174,8 +182,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     return Settings(
         rootdir=root,
         lists=tuple(dict.fromkeys(lists)),
-        model=models[0],
+        model=models[0] if models else "",
         models=models,
+        model_source=model_source,
         repeat=numbers["interllm_repeat"],
         min_pass=numbers["interllm_min_pass"],
         baseline=path_of("interllm_baseline"),
@@ -188,7 +197,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         concurrency=numbers["interllm_concurrency"],
         grader_model=picked["interllm_grader_model"][0],
         grader_votes=numbers["interllm_grader_votes"],
-        model_explicit=model_source != "default",
+        model_explicit=model_source != "default" and not model_source.startswith("your codex config"),
         provider=str(provider),
         executor=str(executor),
         timeout=float(numbers["interllm_timeout"]),
@@ -217,6 +226,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         auth=str(picked["interllm_auth"][0]),
         auth_file=path_of("interllm_auth_file"),
         preflight=picked["interllm_preflight"][0] == "on",
+        login_margin=float(numbers["interllm_login_margin"]),
         output_dir_given=(str(picked["interllm_output_dir"][0]), picked["interllm_output_dir"][1]),
         inifile=Path(config.inipath).resolve() if config.inipath else None,
     )

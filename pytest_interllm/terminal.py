@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from pytest_interllm.cost import FREE_PLAN
 from pytest_interllm.outputs import Cleanup
 from pytest_interllm.report import gate
 from pytest_interllm.report.baseline import terminal_lines as baseline_lines
@@ -18,14 +19,17 @@ if TYPE_CHECKING:
     from pytest_interllm.wiring import Run
 
 
-def header(run: Run, cleanup: Cleanup, notes: list[str]) -> list[str]:
+def header(run: Run, cleanup: Cleanup, notes: list[str], models: dict[str, str] | None = None) -> list[str]:
     """pytest's header lines: provider, model, executor, codex, sandbox, outputs, and notes on the inputs."""
     s = run.settings
     codex = f"{run.codex.path} ({run.codex.version})" if run.codex else "not checked (collect only)"
     home = str(s.codex_home) if s.codex_home else "isolated temporary CODEX_HOME"
+    expected = ", ".join(
+        model if s.model_explicit else f"{model} ({source})" for model, source in (models or {s.model: ""}).items()
+    )
     return (
         [
-            f"interllm: provider {provider_text(run)}, expected model {s.model}, executor {s.executor}"
+            f"interllm: provider {provider_text(run)}, expected model {expected}, executor {s.executor}"
             + (f" ({s.executor_reason})" if s.executor_reason else ""),
             f"interllm: codex {codex}, sandbox {s.sandbox}, {home}",
             f"interllm: outputs {s.relative(s.output_dir)}/{cleanup_text(cleanup)}, "
@@ -91,10 +95,37 @@ def provider_text(run: Run) -> str:
     return f"openai (audit proxy in front of {upstream}{who}{limit}){why}"
 
 
+def token_lines(records: list[dict[str, Any]], plan: bool) -> list[str]:
+    """How much of the input was cached and of the output reasoning; for a ChatGPT plan, its usage windows as the
+    backend's `x-codex-*` headers of the last answer gave them."""
+    requests = [r for record in records for r in record.get("requests") or [] if not r.get("replayed")]
+    cached = sum(r.get("cached_tokens") or 0 for r in requests)
+    reasoning = sum(r.get("reasoning_tokens") or 0 for r in requests)
+    lines = [f"interllm: tokens: {cached} of the input cached, {reasoning} of the output reasoning"] if requests else []
+    usage: dict[str, str] = next((r["plan_usage"] for r in reversed(requests) if r.get("plan_usage")), {})
+    if plan:
+        windows = [_window(usage, name) for name in ("primary", "secondary") if f"x-codex-{name}-used-percent" in usage]
+        told = "; ".join(windows) if windows else "the backend sent no usage headers"
+        lines.append(f"interllm: plan usage (the backend's x-codex-* headers, last answer): {told}")
+    return lines
+
+
+def _window(usage: dict[str, str], name: str) -> str:
+    minutes = usage.get(f"x-codex-{name}-window-minutes")
+    return f"{name} window {usage[f'x-codex-{name}-used-percent']}% used" + (f" (of {minutes} min)" if minutes else "")
+
+
+def stopped(run: Run) -> str | None:
+    """Why the run stopped starting scenarios (a plan's usage limit, a login gone), or None."""
+    halted = run.budget.halted()
+    return halted.removesuffix(": scenario not started") if halted else None
+
+
 def info(run: Run) -> dict[str, str]:
     """What the run was: shown in the log header, the HTML summary and the markdown summary."""
     s = run.settings
-    return {
+    halted = stopped(run)
+    return ({"stopped": halted} if halted else {}) | {
         "provider": f"{s.provider} (built-in scripted model, not a real LLM)"
         if s.provider == "offline"
         else s.provider + (f", {run.credential_text()}" if run.credential is not None else ""),
@@ -112,6 +143,10 @@ def summary(controller: Controller) -> list[str]:
     run, records = controller.run, controller.records
     tally = summary_counts(records)
     lines = ["interllm: " + ", ".join(f"{k} {v}" for k, v in tally.items())]
+    halted = stopped(run)
+    if halted is not None:
+        skipped = sum(1 for r in records if r["result"] == "skipped")
+        lines.append(run.redactor.text(f"interllm: run stopped: {halted} ({skipped} skipped)"))
     lines.append(f"interllm: {rate_line(records)}")
     models = models_of(records)
     if len(models) > 1:
@@ -120,16 +155,18 @@ def summary(controller: Controller) -> list[str]:
     tout = sum(r["tokens_out"] for r in records)
     prices = run.prices
     lines.append(f"interllm: provider {provider_text(run)}")
-    preflight: dict[str, Any] | None = controller.preflight
-    if preflight is not None:
+    for preflight in controller.preflights:
+        served = preflight.get("served_model")
         lines.append(
             f"interllm: preflight: {preflight['model']} answered HTTP {preflight['status']} in "
             f"{preflight['latency']:.2f}s ({preflight['input_tokens']} in / {preflight['output_tokens']} out tokens)"
+            + (f", served by {served}" if served and served != preflight["model"] else "")
         )
-    extra = preflight["cost_usd"] if preflight is not None else 0.0
+    extra = sum(preflight["cost_usd"] for preflight in controller.preflights)
     budget = f" of a ${run.settings.budget:.4f} budget" if run.settings.budget is not None else ""
     costs = f"{summary_spend(records, prices.free, extra)}{budget} (prices: {prices.source})"
     lines.append(f"interllm: tokens {tin} in / {tout} out, {prices.free or costs}")
+    lines += token_lines(records, prices.free == FREE_PLAN)
     if run.in_flight is not None:
         lines.append(f"interllm: concurrency: {run.in_flight.report()}")
     for note in dict.fromkeys(n for r in records for n in r.get("output_notes") or []):

@@ -5,6 +5,7 @@ window, SIGTERM handling — and the executor built from them."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,15 @@ import pytest
 from pytest_interllm import agent_factory, workdirs
 from pytest_interllm.codex.locate import CodexBinary, CodexMissing, interface_of, locate
 from pytest_interllm.collect import COST_KEY, IN_FLIGHT_KEY, REDACTOR_KEY, SETTINGS_KEY
-from pytest_interllm.cost import FREE_REPLAYED, FREE_SCRIPTED, Budget, PriceError, Prices
-from pytest_interllm.providers.credentials import Credential, CredentialError, for_run, login_secrets, login_shown
+from pytest_interllm.cost import FREE_PLAN, FREE_REPLAYED, FREE_SCRIPTED, Budget, PriceError, Prices
+from pytest_interllm.providers.credentials import (
+    CHATGPT_URL,
+    Credential,
+    CredentialError,
+    for_run,
+    login_secrets,
+    login_shown,
+)
 from pytest_interllm.redact import Redactor
 from pytest_interllm.settings import Settings, resolve
 from pytest_interllm.signals import SigtermAsCtrlC
@@ -109,6 +117,9 @@ def configure(config: pytest.Config) -> Run | None:
             codex = locate(settings.codex, interface_of(settings.executor))
         except CodexMissing as exc:
             raise pytest.UsageError(f"pytest-interllm: --interllm-executor {settings.executor}: {exc}") from None
+    if not settings.model:  # nothing given, no codex config of the user's: the installed codex's own default
+        settings = default_model(settings, codex or _quietly_located(settings))
+        config.stash[SETTINGS_KEY] = settings
     if settings.agent:  # a module that does not import, or a factory that builds no Agent: one usage error
         try:
             agent_factory.load(
@@ -130,7 +141,7 @@ def configure(config: pytest.Config) -> Run | None:
 
         if workerinput is None:  # only the controller reads the credential: workers talk to its proxy
             try:
-                run.credential = for_run(settings, os.environ, from_dotenv)
+                run.credential = for_run(settings, os.environ, from_dotenv, refresher(codex))
             except CredentialError as exc:
                 if not config.option.collectonly:
                     raise pytest.UsageError(f"pytest-interllm: {exc}") from None
@@ -147,8 +158,31 @@ def configure(config: pytest.Config) -> Run | None:
 
             run.proxy = ProxyClient(*workerinput["interllm_proxy"])
         elif workerinput is None:
-            run.service, run.proxy = serve(run.plan, run.redactor)
+            run.service, run.proxy = serve(run.plan, run.redactor, codex)
     return run
+
+
+def default_model(settings: Settings, codex: CodexBinary | None) -> Settings:
+    """The expected model when none was given and the user's codex config names none: the one the installed codex
+    would pick, its catalog's default (the plugin's fallback when there is no codex to ask)."""
+    if settings.model:
+        return settings
+    from pytest_interllm.codex.catalog import FALLBACK_MODEL, bundled_catalog
+
+    catalog = bundled_catalog(codex.path, codex.version) if codex is not None else None
+    if catalog is not None and catalog.default:
+        model, source = catalog.default, f"the default of {codex.version if codex else 'codex'}'s catalog"
+    else:
+        model, source = FALLBACK_MODEL, "no codex to ask for its default: the plugin's fallback"
+    return replace(settings, model=model, models=(model,), model_source=source)
+
+
+def _quietly_located(settings: Settings) -> CodexBinary | None:
+    """The codex an executor would use, without a usage error when there is none (collect-only asks for a model)."""
+    try:
+        return locate(settings.codex, interface_of(settings.executor))
+    except CodexMissing:
+        return None
 
 
 def _load_dotenv(rootdir: Path) -> frozenset[str]:
@@ -171,6 +205,8 @@ def free_of(plan: ProviderPlan | None, workerinput: dict[str, Any] | None) -> st
         return FREE_SCRIPTED
     if plan.provider == "replay":
         return FREE_REPLAYED
+    if plan.credential is not None and plan.credential.default_upstream == CHATGPT_URL:
+        return FREE_PLAN  # a ChatGPT login
     return None
 
 
@@ -211,20 +247,34 @@ def prices_of(settings: Settings) -> Prices:
         raise pytest.UsageError(f"--interllm-prices: {exc}") from None
 
 
-def serve(plan: ProviderPlan, redactor: Redactor) -> tuple[ProviderService, ProxyClient]:
+def refresher(codex: CodexBinary | None) -> Callable[[Path], str | None] | None:
+    """How a login close to its expiry is refreshed at start: by the user's own codex (codex/login.py)."""
+    if codex is None:
+        return None
+    from pytest_interllm.codex.login import refresh_login
+
+    return lambda auth_file: refresh_login(codex.path, auth_file)
+
+
+def serve(
+    plan: ProviderPlan, redactor: Redactor, codex: CodexBinary | None = None
+) -> tuple[ProviderService, ProxyClient]:
     """The run's provider service (the audit proxy, with the scripted model it may front) and a client of it."""
     from pytest_interllm.providers.service import ProviderService, ProxyClient
 
-    service = ProviderService(plan, redactor, latency=float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0))
+    latency = float(os.environ.get("INTERLLM_SCRIPTED_LATENCY") or 0)
+    service = ProviderService(plan, redactor, latency=latency, codex_path=codex.path if codex else None)
     return service, ProxyClient(service.root, service.proxy.token)
 
 
 def _budget(settings: Settings, workerinput: dict[str, Any] | None) -> Budget:
     """The run's budget. xdist workers share the controller's ledger file; a worker that cannot see it (another
     host) keeps to its share, budget / number of workers."""
-    if settings.budget is None or workerinput is None:
+    if workerinput is None:
         return Budget(settings.budget)
     ledger = workerinput.get("interllm_budget_ledger")
     if ledger is not None and Path(ledger).is_file():
         return Budget(settings.budget, ledger=Path(ledger))
+    if settings.budget is None:
+        return Budget(None)
     return Budget(settings.budget / int(workerinput.get("workercount", 1) or 1))

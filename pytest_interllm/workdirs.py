@@ -22,6 +22,7 @@ if sys.platform != "win32":
 
 PREFIX = "interllm-"
 LOCK = ".interllm.lock"
+REMOVE_WAIT = 2.0  # seconds a directory's removal is retried while a dying process still writes into it
 
 
 class Workdir:
@@ -40,13 +41,13 @@ class Workdir:
         os.rename(staging, self.path / LOCK)
 
     def remove(self) -> None:
-        """Remove the directory, then let go of its lock. A codex that is still dying may write into it while it
-        goes: a few tries, a moment apart."""
-        for _ in range(5):
+        """Remove the directory, then let go of its lock. A codex killed a moment ago may still be writing into it
+        (its sessions, its databases): removal is tried again until the directory is gone, for up to 2 s."""
+        deadline = time.monotonic() + REMOVE_WAIT
+        shutil.rmtree(self.path, ignore_errors=True)
+        while self.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
             shutil.rmtree(self.path, ignore_errors=True)
-            if not self.path.exists():
-                break
-            time.sleep(0.2)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

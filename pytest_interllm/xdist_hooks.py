@@ -47,7 +47,7 @@ class XdistHooks:
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
         self.run = controller.run
-        self.budget_ledger: Path | None = None  # shared by the workers, with --interllm-budget
+        self.budget_ledger: Path | None = None  # shared by the workers and the controller
 
     def pytest_configure_node(self, node: Any) -> None:
         run = self.run
@@ -57,11 +57,13 @@ class XdistHooks:
         pid = _worker_pid(node)
         if pid is not None:
             run.sigterm.forward.add(pid)
-        if run.settings.budget is not None:
-            if self.budget_ledger is None:
-                preflight = self.controller.preflight
-                self.budget_ledger = Budget.create_ledger(spent=preflight["cost_usd"] if preflight is not None else 0.0)
-            node.workerinput["interllm_budget_ledger"] = str(self.budget_ledger)
+        # One ledger for the run, budget or not: the spend, and why the run stopped starting scenarios (a plan's
+        # usage limit met on one worker stops them all). The controller reads it too, for its summary.
+        if self.budget_ledger is None:
+            spent = sum(answer["cost_usd"] for answer in self.controller.preflights)
+            self.budget_ledger = Budget.create_ledger(spent=spent)
+            run.budget.ledger = self.budget_ledger
+        node.workerinput["interllm_budget_ledger"] = str(self.budget_ledger)
         if run.codex is not None:
             node.workerinput["interllm_codex"] = (run.codex.path, run.codex.version)
         if run.proxy is not None:
@@ -78,5 +80,6 @@ class XdistHooks:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.budget_ledger is not None:
+            self.run.budget.ledger = None
             self.budget_ledger.unlink(missing_ok=True)
             self.budget_ledger = None

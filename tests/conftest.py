@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pytest_interllm.codex.install import CACHE_ENV, cache_root
-from pytest_interllm.providers.scripted import ScriptedModel
+from pytest_interllm.providers.scripted import CallContext, ScriptedModel
 from pytest_interllm.runtime import LoopRunner
 
 THREE = """\
@@ -44,6 +44,17 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("INTERLLM_") or name in ("OPENAI_API_KEY", "OPENAI_DEFAULT_MODEL", "CODEX_HOME"):
             monkeypatch.delenv(name)
     monkeypatch.setenv(CACHE_ENV, CODEX_CACHE)
+    # A login codex refreshes in a test goes to a closed port unless the test names its stand-in: never to OpenAI.
+    monkeypatch.setenv("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "http://127.0.0.1:1/oauth/token")
+
+
+@pytest.fixture(autouse=True)
+def _users_codex_config(request: pytest.FixtureRequest) -> None:
+    """A pytester project's user (HOME is its directory) has configured codex for gpt-5-codex, the field report's
+    model, in `~/.codex/config.toml`: the default expected model of the runs (test_models.py covers the others)."""
+    if "pytester" in request.fixturenames and "no_user_codex_config" not in request.keywords:
+        pytester: pytest.Pytester = request.getfixturevalue("pytester")
+        write(pytester.path / ".codex" / "config.toml", 'model = "gpt-5-codex"\n')
 
 
 @pytest.fixture
@@ -110,26 +121,62 @@ class StandIn(ScriptedModel):
         account_id: str | None = None,
         refuse: tuple[str, ...] = (),
         accept_file: Path | None = None,
+        fault: str | None = None,
+        fault_from: int = 1,
     ) -> None:
         super().__init__(token=tokens[0])
+        self.fault = fault  # a fault of the scripted model's that the stand-in acts out, from request `fault_from` on
+        self.fault_from = fault_from
+        self.bodies: list[dict[str, Any]] = []  # the JSON body of every request it got
+        self.cloudflare = False  # answer as a Cloudflare edge that blocks the caller: HTTP 403, an HTML page
         self.tokens = tokens
         self.accept_file = accept_file  # a token written there later is accepted too (a login refreshed mid-run)
         self.account_id = account_id
         self.refuse = refuse
         self.seen: list[dict[str, str]] = []
+        self.refreshes: list[dict[str, Any]] = []  # refresh-token grants its auth endpoint got (codex's own)
+        self.issued: list[dict[str, str]] = []  # the tokens it issued for them
+        self.refuse_refresh = False  # answer a refresh as a used refresh token (codex then cannot refresh)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route(path, self._gate, methods=["POST"]) for path in ("/responses", "/v1/responses")])
+        routes = [Route(path, self._gate, methods=["POST"]) for path in ("/responses", "/v1/responses")]
+        return Starlette(routes=[*routes, Route("/oauth/token", self._refresh, methods=["POST"])])
+
+    async def _refresh(self, request: Request) -> Response:
+        """The auth server's refresh-token grant, as codex's login code calls it (CODEX_REFRESH_TOKEN_URL_OVERRIDE)."""
+        self.refreshes.append(json.loads(await request.body()))
+        if self.refuse_refresh:
+            error = {"error": {"code": "refresh_token_reused", "message": "Your refresh token has already been used"}}
+            return JSONResponse(error, status_code=401)
+        account = self.account_id or "acct-0000-c0de"
+        claims = {"https://api.openai.com/auth": {"chatgpt_account_id": account, "chatgpt_plan_type": "plus"}}
+        tokens = {
+            "id_token": jwt({"email": "user@example.com", **claims}),
+            "access_token": jwt({"exp": int(time.time() + 3600), "sub": "user-1", "nonce": os.urandom(4).hex()}),
+            "refresh_token": "rt-issued-" + os.urandom(8).hex(),
+        }
+        self.issued.append(tokens)
+        self.tokens = (*self.tokens, tokens["access_token"])
+        return JSONResponse(tokens)
 
     async def _gate(self, request: Request) -> Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.seen.append(headers)
+        body = json.loads(await request.body())
+        self.bodies.append(body)
+        if self.cloudflare:
+            page = (
+                "<html><head><title>Attention Required! | Cloudflare</title></head><body>Sorry, you have been blocked"
+            )
+            return Response(page + "</body></html>", 403, {"cf-ray": "8f00c0ffee-AMS"}, media_type="text/html")
+        if self.fault is not None and len(self.seen) >= self.fault_from:
+            self.current = CallContext("upstream", fault=self.fault)
         account_ok = self.account_id is None or headers.get("chatgpt-account-id") == self.account_id
         bearer = headers.get("authorization", "").removeprefix("Bearer ")
         later = (self.accept_file.read_text(),) if self.accept_file is not None and self.accept_file.is_file() else ()
         if bearer not in (*self.tokens, *later) or not account_ok:
             return JSONResponse({"detail": "Unauthorized: invalid token or account"}, status_code=401)
-        model = json.loads(await request.body()).get("model")
+        model = body.get("model")
         if model in self.refuse:
             message = f"The '{model}' model is not supported when using Codex with a ChatGPT account."
             return JSONResponse({"detail": message}, status_code=400)
@@ -143,7 +190,7 @@ def jwt(claims: dict[str, Any]) -> str:
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"  # codex wants a signature part
 
 
 def chatgpt_login(

@@ -142,21 +142,21 @@ class Executor:
         return next(self.outcomes)
 
     def check(self, outcome: ScenarioOutcome, expectations: Expectations) -> None:
-        failure_class = FAILS.get(id(outcome))
-        if failure_class is not None:
-            raise ScenarioFailure(failure_class, outcome.prompt or "failed")
+        given = getattr(outcome, "verdict", None)
+        if given is not None:
+            raise ScenarioFailure(given, outcome.prompt or "failed")
 
 
-FAILS: dict[int, str] = {}  # id of a prepared outcome → the class its check fails with (outcomes are evidence only)
+@dataclass
+class Stubbed(ScenarioOutcome):
+    """Evidence that carries the verdict the stand-in executor's check gives it (the outcome itself holds none)."""
+
+    verdict: str | None = None
 
 
 def outcome(failure_class: str | None = None, tokens_in: int = 1000, name: str = "") -> ScenarioOutcome:
     request = AuditRecord(0.0, "POST", "/v1/responses", "gpt-5-codex", 200, None, "codex", 0.1, tokens_in, 0)
-    prepared = ScenarioOutcome(name, "gpt-5-codex", "o", requests=[request])
-    FAILS.pop(id(prepared), None)  # an id may be reused once an earlier outcome is gone
-    if failure_class is not None:
-        FAILS[id(prepared)] = failure_class
-    return prepared
+    return Stubbed(name, "gpt-5-codex", "o", requests=[request], verdict=failure_class)
 
 
 def plan(
@@ -172,7 +172,7 @@ def plan(
         expectations=Expectations(fault="no-write", fault_requests=1),
         fault="no-write",
     )
-    prices = Prices(table={"gpt-5-codex": (1_000_000.0, 0.0)}, source="test")  # one dollar per input token
+    prices = Prices(table={"gpt-5-codex": (1_000_000.0, 0.0, 0.0)}, source="test")  # one dollar per input token
     budget = Budget(16.0)
     result = run_item(executor, request, repeat, retries, min_pass, prices, budget, retry_infra=retry_infra)
     assert next(executor.outcomes, None) is None, "every prepared outcome is used"

@@ -14,7 +14,8 @@ import httpx2 as httpx
 import pytest
 import yaml
 
-from pytest_interllm.providers.proxy import MISMATCH_STATUS, AuditProxy, Cassettes, match_key
+from pytest_interllm.providers.cassettes import match_key
+from pytest_interllm.providers.proxy import MISMATCH_STATUS, AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.redact import Redactor
 from pytest_interllm.runtime import LoopRunner

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_interllm import faults
 from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.codex.process import alive
 from pytest_interllm.errors import CLASSES
@@ -20,10 +21,10 @@ from tests.test_no_orphans import server_pids
 
 HEADLINES = {
     "http-400-empty-model": "expected gpt-5-codex, codex ran with an empty model*",
-    "http-401": "codex returned HTTP 401: unexpected status 401 Unauthorized: Incorrect API key provided*",
-    "http-429": "codex returned HTTP 429 after 1 retries: *429 Too Many Requests*",
-    "http-500": "codex returned HTTP 500 after 1 retries: *",
-    "http-503": "codex returned HTTP 503 after 1 retries: *",
+    "http-401": "codex returned HTTP 401 (invalid_api_key): unexpected status 401 Unauthorized: Incorrect API key*",
+    "http-429": "codex returned HTTP 429 (rate_limit_exceeded) after 1 retries: *429 Too Many Requests*",
+    "http-500": "codex returned HTTP 500 (server_error) after 1 retries: *",
+    "http-503": "codex returned HTTP 503 (server_is_overloaded) after 1 retries: *",
     "stall": "no answer from codex within 3s",
     "bad-sse": "codex returned an error: stream disconnected before completion*",
     "exec-missing": "{out} not written: codex could not start the command",
@@ -34,34 +35,52 @@ HEADLINES = {
     "omit-model": "expected gpt-5-codex, codex session ran gpt-4o (session_configured at ??:??:??)",
     "subagent-model": "expected gpt-5-codex, the provider was asked for gpt-5.6-luna by a sub-agent the agent spawned",
     "wrong-sandbox": "asked for sandbox workspace-write, codex ran with sandbox read-only",
+    "reroute": "expected gpt-5-codex, the backend served gpt-5.2 (codex asked for gpt-5-codex; codex says rerouted: "
+    "high_risk_cyber_activity)",
+    "usage-limit": "the usage limit of the ChatGPT plan (plan plus) is reached until 20??-??-?? ??:?? UTC (in * min): "
+    "HTTP 429 usage_limit_reached",
+    "stream-failed": "the provider failed the response with server_is_overloaded inside its HTTP 200 stream after 1 "
+    "retries (retried after backoff): Our servers are currently overloaded. Please try again later.",
+    "token-expiring": "the login expired during the run: HTTP 401 token_expired: Provided authentication token is "
+    "expired. Please try signing in again.",
 }
 # Who caused each fault's failure: its class's group, but the agent's own sub-agent on another model is the agent's.
 CAUSED_BY = {fault: CLASSES[cls].group for fault, cls in EXPECTED_CLASS.items()} | {"subagent-model": "agent"}
+STOPPED = {
+    "usage-limit": "the usage limit of the ChatGPT plan (plan plus) is reached until 20??-??-?? ??:?? UTC (in * min)",
+    "token-expiring": "the codex login expired during the run (sign in again with `codex login`)",
+}
+WRITES = ("omit-model", "subagent-model", "reroute", "slow-stream")  # the agent works and writes its file
 
 
 def test_every_fault_is_classified_and_the_scenarios_beside_it_pass(project: pytest.Pytester) -> None:
-    """One run: each fault in its own scenario, a clean scenario before and after each (after a crash or a timeout
-    the next one runs on a fresh codex); last, a transient 429 that a provider retry gets past."""
-    faults = list(EXPECTED_CLASS)
+    """One run: each fault that does not stop the run in its own scenario, a clean scenario before and after each
+    (after a crash or a timeout the next one runs on a fresh codex); last, a transient 429 that a provider retry gets
+    past. The faults that stop the run: test_a_fault_that_stops_the_run_skips_the_rest."""
+    kept = [fault for fault in EXPECTED_CLASS if not faults.REGISTRY[fault].stops_run]
     titles: list[str] = []
-    for fault in faults:
+    for fault in kept:
         titles += [f"Clean copy of partner bucket {len(titles) + 1}", f"Fault {fault}: stream the CDC events"]
     titles += [f"Clean copy of partner bucket {len(titles) + 1}", "Transient 429: rotate the SFTP keys"]
     write(project.path / "input" / "list.md", "".join(f"- {t}\n  - verify the checksums\n" for t in titles))
-    at = {fault: 2 * n for n, fault in enumerate(faults, 1)}  # the fault's scenario number
+    at = {fault: 2 * n for n, fault in enumerate(kept, 1)}  # the fault's scenario number
     total = len(titles)
     write(
         project.path / "scenarios" / "list.yaml",
-        "".join(f"{at[fault]}:\n  fault: {fault}\n  timeout: 3\n" for fault in faults)
+        "".join(f"{at[fault]}:\n  fault: {fault}\n  timeout: 3\n" for fault in kept)
         + f"{total}:\n  fault: http-429\n  fault_requests: 1\n",
     )
     result = run(project, "--interllm", "input/list.md", "--interllm-provider-retries", "1")
-    result.assert_outcomes(passed=len(faults) + 2, failed=len(faults))
+    failing = [fault for fault in kept if EXPECTED_CLASS[fault] != "passed"]
+    result.assert_outcomes(passed=total - len(failing), failed=len(failing))
     for index, title in enumerate(titles[:-1], 1):
         if index % 2:
             result.stdout.fnmatch_lines([f"*END   scenario {index}/{total}: {title} — PASSED in*"])
-    for fault in faults:
+    for fault in kept:
         index, expected = at[fault], EXPECTED_CLASS[fault]
+        if expected == "passed":
+            result.stdout.fnmatch_lines([f"*END   scenario {index}/{total}: Fault {fault}: *— PASSED in*"])
+            continue
         result.stdout.fnmatch_lines([f"*END   scenario {index}/{total}: Fault {fault}: *— FAILED [[]{expected}[]]*"])
         headline = HEADLINES[fault].format(out=f"outputs/scenario_{index:03d}.md")
         result.stdout.fnmatch_lines(
@@ -80,8 +99,31 @@ def test_every_fault_is_classified_and_the_scenarios_beside_it_pass(project: pyt
     )
     result.stdout.fnmatch_lines([f"*END   scenario {total}/{total}: Transient 429: * — PASSED (1 provider retry) in*"])
     # Under the model faults the agent works (partly on the wrong model) and writes its file; the others prevent it.
-    written = [i for i in range(1, total + 1) if i % 2 or i in (at["omit-model"], at["subagent-model"], total)]
+    written = [i for i in range(1, total + 1) if i % 2 or i in [at[fault] for fault in WRITES] + [total]]
     assert outputs(project) == [f"scenario_{i:03d}.md" for i in written]
+
+
+@pytest.mark.parametrize("fault", list(STOPPED))
+def test_a_fault_that_stops_the_run_skips_the_rest(project: pytest.Pytester, fault: str) -> None:
+    """A spent plan or a login gone on scenario 2: its class and headline; scenario 1 passed, 3 is skipped with the
+    reason."""
+    assert faults.REGISTRY[fault].stops_run
+    write(project.path / "scenarios" / "list.yaml", f"2:\n  fault: {fault}\n  timeout: 3\n")
+    result = run(project, "--interllm", "input/list.md", "--interllm-provider-retries", "1", "-rs")
+    expected = EXPECTED_CLASS[fault]
+    result.stdout.fnmatch_lines(
+        [
+            "*END   scenario 1/3: Copy the orders table to the warehouse — PASSED in*",
+            f"*END   scenario 2/3: Stream CDC events to Kafka — FAILED [[]{expected}[]]*",
+            "*END   scenario 3/3: Pick up CSV drops from SFTP — SKIPPED in*",
+        ]
+    )
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] input/list.md:9: {STOPPED[fault]}: scenario not started"])
+    result.stdout.fnmatch_lines([f"interllm: run stopped: {STOPPED[fault]} (1 skipped)"])
+    result.stdout.fnmatch_lines([f"[[]{expected}[]] {HEADLINES[fault]}", "*check next: *"])
+    assert "Traceback" not in result.stdout.str()
+    assert outputs(project) == ["scenario_001.md"]
 
 
 def test_a_sub_agent_on_another_model_is_caught_by_the_provider_audit(project: pytest.Pytester) -> None:
@@ -233,7 +275,7 @@ def test_the_readme_fault_table_is_the_registry() -> None:
     """Each fault's row in the README (name, what happens, class) is its one entry in faults.py."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     table = readme.split("| fault | what happens (real codex, scripted model) | class |", 1)[1].split("\n\n", 1)[0]
-    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.*) \| `([a-z-]+)` \|$", table, re.MULTILINE)
-    assert [(name, what, expected) for name, what, expected in rows] == [
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.*) \| (?:`([a-z-]+)`|— \(passes\)) \|$", table, re.MULTILINE)
+    assert [(name, what, expected or None) for name, what, expected in rows] == [
         (fault.name, fault.what, fault.expected) for fault in FAULT_LIST
     ]

@@ -6,13 +6,15 @@ forwarded the user's credential (codex itself holds only the run's token).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import StandIn, chatgpt_login, outputs, run, write
+from tests.conftest import StandIn, chatgpt_login, jsonl, outputs, run, write
 
 OPENAI = ("--interllm", "input/list.md", "--interllm-provider", "openai")
 
@@ -137,40 +139,118 @@ def test_an_expired_login_is_one_usage_error_and_nothing_is_sent(
     result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: pytest-interllm: your codex login expired on 20??-??-?? ??:?? UTC: run `codex login` in a terminal*"]
+        [
+            "ERROR: pytest-interllm: your codex login expired on 20??-??-?? ??:?? UTC; codex could not refresh it (*): "
+            "run `codex login` in a terminal*"
+        ]
     )
     assert server.seen == [] and login_path(project).read_bytes() == before
     assert "START scenario" not in result.stdout.str()
 
 
+def test_a_login_that_expired_before_the_run_is_refreshed_by_codex_first(
+    project: pytest.Pytester, upstream: Callable[..., StandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user who has not run codex for a day: codex refreshes the login before the first request; auth.json then
+    holds exactly what the auth server issued to codex."""
+    tokens = chatgpt_login(login_path(project), expires_in=-3600)
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"])
+    monkeypatch.setenv("CODEX_REFRESH_TOKEN_URL_OVERRIDE", f"http://127.0.0.1:{server.port}/oauth/token")
+    result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}", "-k", "scenario_001")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert [r["refresh_token"] for r in server.refreshes][:1] == [tokens["refresh_token"]]
+    written = json.loads(login_path(project).read_text())["tokens"]
+    assert written["access_token"] == server.issued[-1]["access_token"] != tokens["access_token"]
+    assert {h["authorization"] for h in server.seen} == {f"Bearer {server.issued[-1]['access_token']}"}
+
+
+@pytest.mark.parametrize("store", ["keyring", "auto"])
+def test_a_login_kept_in_the_os_keyring_is_explained(project: pytest.Pytester, store: str) -> None:
+    config = write(project.path / ".codex" / "config.toml", f'cli_auth_credentials_store = "{store}"\n')
+    result = run(project, *OPENAI)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: pytest-interllm: --interllm-provider openai: no credential: your codex login is kept in the OS "
+            f'keyring (cli_auth_credentials_store = "{store}" in {config}), which only codex reads: set it to "file" '
+            "and run `codex login` again, or use OPENAI_API_KEY"
+        ]
+    )
+
+
 def test_the_login_is_read_anew_for_each_request(project: pytest.Pytester, upstream: Callable[..., StandIn]) -> None:
-    """Refreshed in another terminal after scenario 1: the new token is used. Expired after scenario 2: scenario 3
-    fails as a provider error with the hint, and the expired token never leaves the machine."""
+    """Refreshed in another terminal after scenario 1: the new token is used from scenario 2 on."""
     first = chatgpt_login(login_path(project))
     project.makeconftest(
-        "import json, pathlib, sys\n"
+        "import pathlib, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
         "from tests.conftest import chatgpt_login\n"
         "def pytest_runtest_logreport(report):\n"
-        "    if report.when != 'call':\n"
-        "        return\n"
-        "    path = pathlib.Path('.codex/auth.json')\n"
-        "    if 'scenario_001' in report.nodeid:\n"
-        "        tokens = chatgpt_login(path)\n"
+        "    if report.when == 'call' and 'scenario_001' in report.nodeid:\n"
+        "        tokens = chatgpt_login(pathlib.Path('.codex/auth.json'))\n"
         "        pathlib.Path('refreshed.txt').write_text(tokens['access_token'])\n"
-        "    elif 'scenario_002' in report.nodeid:\n"
-        "        chatgpt_login(path, expires_in=-60)\n"
     )
     accepted = project.path / "refreshed.txt"
     server = upstream((first["access_token"],), account_id=first["account_id"], accept_file=accepted)
-    result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}")
-    result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(
-        ["[[]provider-error[]] codex returned HTTP 401: *your codex login expired on * run `codex login`*"]
-    )
+    result = run(project, *OPENAI, "--interllm-base-url", f"http://127.0.0.1:{server.port}", "-k", "not 003")
+    result.assert_outcomes(passed=2, deselected=1)
     used = [h["authorization"].removeprefix("Bearer ") for h in server.seen]
     assert used[:3] == [first["access_token"]] * 3  # preflight and scenario 1
-    assert used[3:] == [accepted.read_text()] * 2  # scenario 2; scenario 3's requests never left
+    assert used[3:] == [accepted.read_text()] * 2  # scenario 2
+    assert server.refreshes == []  # a login far from its expiry is left alone
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["codex-refreshes", "refresh-refused"])
+def test_a_login_that_expires_mid_run_is_refreshed_by_codex_or_stops_the_run(
+    project: pytest.Pytester, upstream: Callable[..., StandIn], monkeypatch: pytest.MonkeyPatch, refused: bool
+) -> None:
+    """The login expires while scenario 1's hook waits. The user's own codex refreshes it (its login code, the auth
+    server of CODEX_REFRESH_TOKEN_URL_OVERRIDE) and the later scenarios pass; or, when the auth server refuses, the
+    run stops with one line. ~/.codex/auth.json changes only when codex refreshed it: then it holds exactly what
+    the auth server issued to codex, and nothing else lands in ~/.codex."""
+    # It expires 20 s from now (the start and scenario 1 take far less, even on a loaded machine: a token within the
+    # 4 s margin at start would be refreshed there); scenario 1's hook waits until it has.
+    tokens = chatgpt_login(login_path(project), expires_in=20)
+    expired = time.time() + 21
+    before = hashlib.sha256(login_path(project).read_bytes()).hexdigest()
+    home = sorted(p.name for p in login_path(project).parent.iterdir())  # the login, the user's config.toml
+    server = upstream((tokens["access_token"],), account_id=tokens["account_id"])
+    server.refuse_refresh = refused
+    monkeypatch.setenv("CODEX_REFRESH_TOKEN_URL_OVERRIDE", f"http://127.0.0.1:{server.port}/oauth/token")
+    project.makeconftest(
+        "import time\n"
+        "def pytest_runtest_logreport(report):\n"
+        "    if report.when == 'call' and 'scenario_001' in report.nodeid:\n"
+        f"        time.sleep(max(0.0, {expired} - time.time()))\n"
+    )
+    base = ("--interllm-base-url", f"http://127.0.0.1:{server.port}", "--interllm-login-margin", "4", "-rs")
+    result = run(project, *OPENAI, *base)
+    after = hashlib.sha256(login_path(project).read_bytes()).hexdigest()
+    # Each refresh token used once, by codex: the planted one, then (codex refreshes an expired token as it loads it,
+    # and again when asked) each one it was issued.
+    chain = [tokens["refresh_token"]] + [t["refresh_token"] for t in server.issued]
+    used = [r["refresh_token"] for r in server.refreshes]
+    assert used and (set(used) == {tokens["refresh_token"]} if refused else used == chain[: len(used)])
+    assert {r["grant_type"] for r in server.refreshes} == {"refresh_token"}
+    assert sorted(p.name for p in login_path(project).parent.iterdir()) == home  # codex's runs left nothing there
+    if not refused:
+        result.assert_outcomes(passed=3)
+        assert after != before
+        written = json.loads(login_path(project).read_text())["tokens"]
+        issued = server.issued[-1]
+        assert (written["access_token"], written["refresh_token"]) == (issued["access_token"], issued["refresh_token"])
+        used = [h["authorization"].removeprefix("Bearer ") for h in server.seen]
+        assert used[0] == tokens["access_token"] and used[-1] == issued["access_token"]
+    else:
+        result.assert_outcomes(passed=1, failed=1, skipped=1)
+        assert after == before  # codex could not refresh: the file is as it was
+        result.stdout.fnmatch_lines(
+            [
+                "[[]provider-error[]] the login expired during the run: HTTP 401 login: your codex login expired on "
+                "* UTC; codex could not refresh it (*): run `codex login` in a terminal and start again",
+            ]
+        )
+        result.stdout.fnmatch_lines(["interllm: run stopped: the codex login expired during the run * (1 skipped)"])
 
 
 @pytest.mark.parametrize(
@@ -267,6 +347,12 @@ def test_a_quiet_run_still_says_what_was_real(project: pytest.Pytester, upstream
         [
             "interllm: provider openai (audit proxy in front of * with ChatGPT login (plan plus, account …c0de, *",
             "interllm: preflight: gpt-5-codex answered HTTP 200 in *",
-            "interllm: tokens * in / * out, estimated cost $0.0* (prices: packaged estimates)",
+            "interllm: tokens * in / * out, no API spend: a ChatGPT plan (its usage counts against the plan's windows, "
+            "not in dollars)",
+            "interllm: tokens: * of the input cached, * of the output reasoning",
+            "interllm: plan usage (the backend's x-codex-* headers, last answer): primary window 1.0% used (of 300 "
+            "min); secondary window 0.5% used (of 10080 min)",
         ]
     )
+    assert "$" not in "".join(line for line in result.outlines if line.startswith("interllm:"))
+    assert [r["cost_usd"] for r in jsonl(project)] == [None]

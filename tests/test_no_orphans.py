@@ -254,8 +254,9 @@ def test_temp_dirs_of_a_killed_run_are_removed_at_the_next_start(
     (tmp / "interllm-mine").mkdir()  # not the plugin's
     live = start(project, "--interllm", "input/list.md", "-k", "scenario_001")
     try:
-        wait_for(lambda: set(interllm_dirs(tmp)) - {dead, "interllm-mine"})
-        [running] = set(interllm_dirs(tmp)) - {dead, "interllm-mine"}
+        # The live run's executor dir (its short-lived helper dirs, e.g. `interllm-catalog-*`, come and go).
+        wait_for(lambda: [d for d in interllm_dirs(tmp) if d.startswith("interllm-main-") and d != dead])
+        [running] = [d for d in interllm_dirs(tmp) if d.startswith("interllm-main-") and d != dead]
         assert dead not in interllm_dirs(tmp)  # removed as the next run started
         result = project.runpytest_subprocess("--interllm", "input/list.md", "-k", "scenario_002", timeout=120)
         result.assert_outcomes(passed=1, deselected=2)
@@ -267,3 +268,26 @@ def test_temp_dirs_of_a_killed_run_are_removed_at_the_next_start(
         live.communicate()
         watch.stop()
     assert interllm_dirs(tmp) == ["interllm-mine"]
+
+
+def test_no_codex_starts_once_the_executor_closes(tmp_path: Path) -> None:
+    """A scenario in flight that would re-run or retry on a fresh codex while the run ends (SIGTERM, Ctrl-C, -x)
+    gets no codex: one started after close() would outlive the run."""
+    from pytest_interllm.run.attempt import ExecutorClosed
+    from pytest_interllm.settings import Settings
+    from pytest_interllm.wiring import make_executor
+
+    settings = Settings(
+        rootdir=tmp_path, lists=(), model="gpt-5-codex", model_explicit=False, provider="offline", executor="codex",
+        timeout=5, timeout_explicit=False, max_scenarios=None, codex=None, codex_home=None,
+        sandbox="workspace-write", template=None, output_dir=tmp_path / "outputs",
+    )  # fmt: skip
+    executor = make_executor(settings, locate(None), "unit")
+    executor.close()
+    watch = Watch(tmp_path)
+    try:
+        with pytest.raises(ExecutorClosed):
+            executor.run("Write the plan.", output_file="outputs/scenario_001.md")
+    finally:
+        seen = watch.stop()
+    assert seen == set()

@@ -12,7 +12,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from pytest_interllm.cost import Budget
+from pytest_interllm.cost import Budget, Prices
 from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.redact import Redactor
@@ -212,15 +212,16 @@ def test_strict_provider_refuses_the_offline_fallback(project: pytest.Pytester) 
 
 
 def test_cost_per_scenario_and_in_total_from_the_price_table(project: pytest.Pytester, paid: StandIn) -> None:
-    # One dollar per input token makes the estimate equal to the audited input tokens.
-    write(project.path / "prices.yaml", "gpt-5-codex: {input: 1000000, output: 0}\n")
+    # One dollar per input token that was not cached makes the estimate equal to those audited tokens.
+    write(project.path / "prices.yaml", "gpt-5-codex: {input: 1000000, output: 0, cached_input: 0}\n")
     result = run(
         project, "--interllm", "input/list.md", "--interllm-prices", "prices.yaml", "--interllm-summary", "summary.md"
     )
     result.assert_outcomes(passed=3)
     records = jsonl(project)
     for record in records:
-        assert record["cost_usd"] == sum(r["input_tokens"] for r in record["requests"]) > 0
+        assert record["cost_usd"] == sum(r["input_tokens"] - r["cached_tokens"] for r in record["requests"]) > 0
+        assert sum(r["cached_tokens"] for r in record["requests"]) > 0  # the turn's second request: its prefix cached
     preflight = re.search(
         r"interllm: preflight: gpt-5-codex answered HTTP 200 in .*s \((\d+) in /", result.stdout.str()
     )
@@ -291,6 +292,13 @@ def test_budget_under_xdist_is_shared_not_split(project: pytest.Pytester, paid: 
     result.assert_outcomes(passed=3, skipped=3)
     result.stdout.fnmatch_lines(["*interllm budget of $0.0* reached: $0.0* spent on * scenarios*"])
     assert len(list((project.path / "outputs").glob("scenario_*.md"))) == 3
+
+
+def test_cached_input_is_priced_at_its_own_rate_and_reasoning_as_output() -> None:
+    prices = Prices.load()
+    assert prices.cost("gpt-5-codex", 1_000_000, 0) == 1.25
+    assert prices.cost("gpt-5-codex", 1_000_000, 0, cached=1_000_000) == pytest.approx(0.125)  # a tenth, by default
+    assert prices.cost("gpt-5-codex", 0, 1_000_000) == 10.0  # reasoning tokens are counted in the output tokens
 
 
 def test_bad_price_table_is_a_usage_error(project: pytest.Pytester) -> None:

@@ -26,8 +26,9 @@ def test_three_scenarios_pass_and_codex_writes_each_file(project: pytest.Pyteste
     assert "- [ ] Use updated_at as the watermark" in first
     result.stdout.fnmatch_lines(
         [
-            "interllm: provider offline (built-in scripted model*), expected model gpt-5-codex, executor codex "
-            "(default: a codex with mcp-server is installed (codex 0.153.4 in *))",
+            "interllm: provider offline (built-in scripted model*), expected model gpt-5-codex (your codex config "
+            "*/.codex/config.toml), executor codex (default: a codex with mcp-server is installed (codex 0.153.4 in "
+            "*))",
             "interllm: codex */0.153.4/codex_cli_bin/bin/codex (codex-cli 0.153.4), sandbox workspace-write, isolated "
             "temporary CODEX_HOME",
             "[[]20??-??-?? ??:??:??[]] START scenario 1/3: Copy the orders table to the warehouse",

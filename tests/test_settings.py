@@ -91,7 +91,7 @@ def test_header_names_provider_model_and_codex(project: pytest.Pytester) -> None
             ["--interllm-executor", "agents"],
             None,
             "offline (built-in scripted model on 127.0.0.1, not a real LLM, no "
-            "OPENAI_API_KEY), expected model gpt-5-codex, executor agents",
+            "OPENAI_API_KEY), expected model gpt-5-codex (your codex config */.codex/config.toml), executor agents",
         ),
         (
             [],

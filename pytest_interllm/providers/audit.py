@@ -11,6 +11,8 @@ from pytest_interllm.outcome import AuditRecord, history_tool_calls
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from pytest_interllm.providers.stream import StreamFacts
+
 
 def audit_request(
     request: Request,
@@ -19,11 +21,30 @@ def audit_request(
     status: int,
     tin: int = 0,
     tout: int = 0,
+    facts: StreamFacts | None = None,
     **extra: Any,
 ) -> AuditRecord:
     """The audit record of one HTTP request to a provider (`start` from `time.monotonic()`); the tool calls of
-    the history it sent come from the JSON body its handler kept in `request.state.body`."""
+    the history it sent come from the JSON body its handler kept in `request.state.body`, what the answer said about
+    itself from `facts`."""
     body = getattr(request.state, "body", None) or {}
+    if facts is not None:
+        tin, tout = facts.input_tokens or tin, facts.output_tokens or tout
+        told = {
+            "served_model": facts.served_model,
+            "error_code": facts.error_code,
+            "error_message": facts.error_message,
+            "plan_type": facts.plan_type,
+            "resets_at": facts.resets_at,
+            "cached_tokens": facts.cached_tokens,
+            "reasoning_tokens": facts.reasoning_tokens,
+            "request_id": facts.request_id,
+            "plan_usage": dict(facts.plan_usage),
+            "first_delta": round(facts.first_delta - start, 4) if facts.first_delta is not None else None,
+        }
+        if facts.retry_after is not None:
+            told["retry_after"] = facts.retry_after
+        extra = {**told, **extra}
     return AuditRecord(
         tool_calls=history_tool_calls(body.get("input"), time.time()),
         time=time.time(),
@@ -37,6 +58,7 @@ def audit_request(
         input_tokens=tin,
         output_tokens=tout,
         sandbox_mode=_turn_metadata(request).get("sandbox_mode"),
+        turn_state=request.headers.get("x-codex-turn-state"),
         **extra,
     )
 

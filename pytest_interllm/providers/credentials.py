@@ -1,9 +1,9 @@
-"""The user's own credential for real runs: an API key, or their codex login (`auth.json`), only ever read.
+"""The user's own credential for real runs: an API key, or their codex login (`auth.json`), only ever read here.
 
-Codex never holds it: the audit proxy reads the login on each upstream request (so a login refreshed in
-another terminal is picked up) and sets the upstream headers itself. The plugin never writes auth.json and
-never refreshes a token: codex refreshes by rewriting the file, and a used refresh token can sign the user
-out.
+Codex (the run's) never holds it: the audit proxy reads the login on each upstream request (so a login refreshed
+in another terminal is picked up) and sets the upstream headers itself. The plugin never writes auth.json: a login
+close to its expiry is refreshed by the user's own codex (codex/login.py), its only writer, since a refresh
+token is used once and a second writer would sign the user out.
 """
 
 from __future__ import annotations
@@ -11,17 +11,21 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pytest_interllm.codex.catalog import codex_home
 from pytest_interllm.providers.part import ProviderSettings
 
 OPENAI_URL = "https://api.openai.com/v1"
 CHATGPT_URL = "https://chatgpt.com/backend-api/codex"
 AUTH_MODES = ("auto", "api-key", "codex-login")
 _CLAIMS = "https://api.openai.com/auth"
+# A login this close to its expiry is refreshed (by codex) before it is used: a request must not outlive its token.
+REFRESH_MARGIN = 300.0
 
 
 class CredentialError(Exception):
@@ -67,11 +71,14 @@ class Login:
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and self.expires <= (time.time() if now is None else now)
 
-    def expired_message(self) -> str:
-        return (
-            f"your codex login expired on {_when(self.expires or 0)}: run `codex login` in a terminal and start "
-            "again (the plugin never refreshes a login: a used refresh token can sign you out)"
-        )
+    def expiring(self, margin: float = REFRESH_MARGIN) -> bool:
+        """A ChatGPT login that expires within `margin` seconds (or has): codex should refresh it first."""
+        return self.kind == "chatgpt" and self.expires is not None and self.expires - margin <= time.time()
+
+    def expired_message(self, why: str | None = None) -> str:
+        refresh = f"; codex could not refresh it ({why})" if why else ""
+        expired = f"your codex login expired on {_when(self.expires or 0)}{refresh}"
+        return f"{expired}: run `codex login` in a terminal and start again"
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ class Credential:
     origin: str  # for people: "OPENAI_API_KEY from .env", "codex login /home/u/.codex/auth.json"
     key: str | None = None
     auth_file: Path | None = None
+    margin: float = REFRESH_MARGIN  # a login this close to its expiry is refreshed by codex before it is used
 
     def read(self) -> Login:
         """The credential as it is now; raises `CredentialError` naming the file when it cannot be used."""
@@ -144,6 +152,24 @@ def read_login(path: Path) -> Login:
     )
 
 
+def keyring_note(environ: Mapping[str, str]) -> str | None:
+    """Why no auth.json holds the user's login: their codex keeps it in the OS keyring (`cli_auth_credentials_store`
+    = "keyring", or "auto" where a keyring is there), which only codex reads."""
+    home = codex_home(environ)
+    try:
+        config = tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    store = config.get("cli_auth_credentials_store")
+    if store not in ("keyring", "auto") or (home / "auth.json").is_file():
+        return None
+    return (
+        f'your codex login is kept in the OS keyring (cli_auth_credentials_store = "{store}" in '
+        f'{home / "config.toml"}), which only codex reads: set it to "file" and run `codex login` again, or use '
+        "OPENAI_API_KEY"
+    )
+
+
 def login_files(explicit: Path | None, environ: Mapping[str, str]) -> list[Path]:
     """Where a codex login is looked for: the explicit file, else `$CODEX_HOME/auth.json`, `~/.codex/auth.json`."""
     if explicit is not None:
@@ -169,29 +195,46 @@ def resolve(
             return Credential("codex-login", f"codex login {path}", auth_file=path)
     if mode == "codex-login":
         tried = ", ".join(str(p) for p in candidates)
+        keyring = keyring_note(environ) if auth_file is None else None
         raise CredentialError(
-            f"--interllm-auth codex-login: no codex login found (looked for {tried}): run `codex login`"
+            f"--interllm-auth codex-login: {keyring}"
+            if keyring
+            else f"--interllm-auth codex-login: no codex login found (looked for {tried}): run `codex login`"
         )
     return None
 
 
 def for_run(
-    settings: ProviderSettings, environ: Mapping[str, str], from_dotenv: frozenset[str] = frozenset()
+    settings: ProviderSettings,
+    environ: Mapping[str, str],
+    from_dotenv: frozenset[str] = frozenset(),
+    refresh: Callable[[Path], str | None] | None = None,
 ) -> Credential | None:
-    """The credential a real provider of this run uses, checked once at start; raises `CredentialError`."""
+    """The credential a real provider of this run uses, checked once at start; a login close to its expiry is first
+    refreshed by `refresh` (the user's codex). Raises `CredentialError`."""
     if settings.provider in ("offline", "replay"):
         return None
     credential = resolve(settings.auth, settings.auth_file, environ, from_dotenv)
     if credential is None and settings.provider == "openai" and not settings.base_url:
+        keyring = keyring_note(environ) if settings.auth_file is None else None
+        if keyring:
+            raise CredentialError(f"--interllm-provider openai: no credential: {keyring}")
         tried = ", ".join(str(p) for p in login_files(settings.auth_file, environ))
         raise CredentialError(
             "--interllm-provider openai: no credential: set OPENAI_API_KEY (environment or .env), or sign codex in "
             f"with `codex login` (looked for {tried}), or give --interllm-base-url for a local server"
         )
     if credential is not None:
+        credential = replace(credential, margin=getattr(settings, "login_margin", REFRESH_MARGIN))
         login = credential.read()
+        why = None
+        if login.expiring(credential.margin) and refresh is not None and credential.auth_file is not None:
+            why = refresh(credential.auth_file)
+            renewed = credential.read()
+            why = why or (None if renewed.bearer != login.bearer else "the login was not renewed")
+            login = renewed
         if login.expired():
-            raise CredentialError(login.expired_message())
+            raise CredentialError(login.expired_message(why))
     return credential
 
 

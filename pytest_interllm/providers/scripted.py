@@ -1,10 +1,16 @@
-"""The built-in scripted model: an OpenAI Responses API subset on 127.0.0.1 that drives the real codex."""
+"""The built-in scripted model: an OpenAI Responses API server on 127.0.0.1 that drives the real codex and speaks
+the stream as the real backend does (providers/stream.py): items announced and streamed in deltas, a reasoning
+item whose encrypted content must come back with the next request of the turn, a commentary preamble, usage with
+cached and reasoning tokens, the response headers codex reads, and both error shapes (the API's, the ChatGPT
+backend's). What it answers is `answers.Script`'s; faults (faults.py) change how."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
-import re
 import secrets
 import threading
 import time
@@ -18,29 +24,39 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pytest_interllm import faults
-from pytest_interllm.faults import Fault, WritePlan
+from pytest_interllm.faults import Fault, Refusal
 from pytest_interllm.outcome import AuditRecord
-from pytest_interllm.providers.audit import audit_request, user_texts
-from pytest_interllm.providers.document import ScenarioRequest, read_scenario, render_document, write_command
+from pytest_interllm.providers.answers import (  # noqa: F401  (re-exported: tests and benchmarks name them here)
+    AGENT_PREFIX,
+    AGENT_TOOLS,
+    CALL_PREFIX,
+    ORCHESTRATOR_PREFIX,
+    SUBAGENT_MODEL,
+    Script,
+)
+from pytest_interllm.providers.audit import audit_request
 from pytest_interllm.providers.server import LocalServer
-from pytest_interllm.rubric import read_request, scripted_verdicts
+from pytest_interllm.providers.stream import StreamFacts, failed_events, frame, read_whole, response_events
 
-CALL_PREFIX = "interllm_write_"
-ORCHESTRATOR_PREFIX = "interllm_codex_"
-AGENT_PREFIX = "interllm_agent_"
-AGENT_TOOLS = "multi_agent_v1"  # codex's namespace of sub-agent tools (spawn_agent, wait_agent, ...)
-# A model codex accepts for a sub-agent (spawn_agent refuses names it does not know), not the expected one.
-SUBAGENT_MODEL = "gpt-5.6-luna"
-# The codex call arguments an orchestrator's instructions state as `key: value` lines (a list bullet allowed).
-_ARG = re.compile(r"^\s*(?:[-*]\s*)?(model|cwd|sandbox|approval-policy):\s*`?([^`\s][^`]*?)`?\s*$", re.MULTILINE)
-
-
-def _tool_names(body: dict[str, Any]) -> set[str]:
-    return {str(t.get("name")) for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")}
+MODELS_ETAG = '"interllm-scripted-catalog-1"'
+ENCRYPTED = "reasoning.encrypted_content"
 
 
 def _approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
+
+
+_IDS = frozenset({"id", "call_id", "encrypted_content"})
+
+
+def _without_ids(value: Any) -> Any:
+    """`value` without the ids the server numbers as it goes: a scenario's usage must not depend on what ran
+    before it (a serial run and one in flight report the same tokens)."""
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k not in _IDS}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
 
 
 @dataclass
@@ -61,9 +77,9 @@ class CallContext:
         return self.fault
 
 
-def _error(status: int, message: str, kind: str, code: str | None = None, **headers: str) -> JSONResponse:
+def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers or None)
+    return JSONResponse(body, status_code=status)
 
 
 class ScriptedModel(LocalServer):
@@ -81,6 +97,11 @@ class ScriptedModel(LocalServer):
         self._counter = 0
         self._calls: dict[str, CallContext] = {}
         self.current: CallContext | None = None  # for clients that cannot be given a per-scenario URL
+        self.script = Script(self._next_id)
+        self._secret = secrets.token_bytes(16)  # seals the reasoning items' encrypted content
+        self._sealed: dict[str, str] = {}  # a tool call's id → the reasoning item that came with it
+        self._turn_states: dict[str, str] = {}  # codex's turn id → the `x-codex-turn-state` it was given
+        self._cached: dict[str, int] = {}  # prompt_cache_key → input tokens of its last request (now cached)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -110,14 +131,7 @@ class ScriptedModel(LocalServer):
         return f"http://127.0.0.1:{self.port}/c/{key}/v1"
 
     def _record(
-        self,
-        request: Request,
-        start: float,
-        model: str | None,
-        status: int,
-        tin: int = 0,
-        tout: int = 0,
-        retry_after: str | None = None,
+        self, request: Request, start: float, model: str | None, status: int, facts: StreamFacts | None = None
     ) -> None:
         context = self._context(request)
         record = audit_request(
@@ -125,11 +139,9 @@ class ScriptedModel(LocalServer):
             start,
             model,
             status,
-            tin,
-            tout,
             scenario=context.label if context else None,
             fault=context.active_fault() if context else None,
-            retry_after=float(retry_after) if retry_after else None,
+            facts=facts,
         )
         with self._lock:
             self.audit.append(record)
@@ -160,10 +172,9 @@ class ScriptedModel(LocalServer):
         fault = faults.get(context.active_fault() if context else None)
         if self.latency:
             await asyncio.sleep(self.latency)
-        refused = self._refusal(model, fault)
-        if refused is not None:
-            self._record(request, start, model, refused.status_code, retry_after=refused.headers.get("retry-after"))
-            return refused
+        refusal = self._refusal(model, fault)
+        if refusal is not None:
+            return self._refuse(request, start, model, refusal)
         if fault is not None and fault.kills_codex and context is not None and context.on_crash is not None:
             context.on_crash()
         if fault is not None and fault.stall:
@@ -175,44 +186,145 @@ class ScriptedModel(LocalServer):
                 b'event: response.created\ndata: {"type": "response.created", "respo\n\n',
                 media_type="text/event-stream",
             )
+        unsealed = self._unsealed(body)
+        if unsealed is not None:
+            return self._refuse(request, start, model, Refusal(400, unsealed, "invalid_request_error"))
         try:
-            items = self._answer(body, fault)
+            items = self.script.answer(body, fault)
         except Exception as exc:  # a bug here must reach the test as evidence, not as a dropped connection
             self._record(request, start, model, 500)
             return _error(500, f"scripted model error: {type(exc).__name__}: {exc}", "server_error")
-        tin = _approx_tokens(json.dumps(body.get("input", "")))
-        tout = sum(_approx_tokens(json.dumps(item)) for item in items)
-        self._record(request, start, model, 200, tin, tout)
+        return self._answer(request, start, body, model, items, fault)
+
+    def _answer(
+        self,
+        request: Request,
+        start: float,
+        body: dict[str, Any],
+        model: str | None,
+        items: list[dict[str, Any]],
+        fault: Fault | None,
+    ) -> Response:
+        """The items as the backend sends them: streamed with its headers (or one JSON object), audited."""
+        served = (fault.served_model if fault is not None else None) or model
+        if ENCRYPTED in (body.get("include") or []) and body.get("stream"):
+            reasoning = self.script.reasoning(items, self._seal)
+            with self._lock:
+                for item in items:
+                    if item.get("call_id"):
+                        self._sealed[str(item["call_id"])] = str(reasoning["id"])
+            items = [reasoning, *items]
+        usage = self._usage(body, items)
+        headers = self._headers(request, served)
         response_id = f"resp_{self._next_id()}"
-        usage = {
+        if not body.get("stream"):
+            content = json.dumps(
+                {"id": response_id, "object": "response", "model": served, "status": "completed", "output": items}
+                | {"usage": usage}
+            ).encode()
+            self._record(request, start, model, 200, read_whole(200, {**headers, "content-type": "json"}, content))
+            return Response(content, media_type="application/json", headers=headers)
+        failure = fault.stream_failure if fault is not None else None
+        if failure:
+            message = faults.STREAM_FAILURES.get(failure) or f"The response failed ({failure})."
+            events = failed_events(response_id, served, failure, message, partial="Working on the plan")
+        else:
+            events = response_events(response_id, model, items, usage, served)
+        frames = [frame(e) for e in events]
+        sse = {**headers, "content-type": "text/event-stream"}
+        self._record(request, start, model, 200, read_whole(200, sse, b"".join(frames)))
+        if fault is not None and fault.slow:
+            return StreamingResponse(self._slowly(frames, fault.slow), media_type="text/event-stream", headers=headers)
+        return Response(b"".join(frames), media_type="text/event-stream", headers=headers)
+
+    def _refuse(self, request: Request, start: float, model: str | None, refusal: Refusal) -> Response:
+        headers = {"retry-after": refusal.retry_after} if refusal.retry_after else {}
+        content = json.dumps(refusal.body(model or "")).encode()
+        facts = read_whole(refusal.status, {**headers, "content-type": "application/json"}, content)
+        self._record(request, start, model, refusal.status, facts)
+        return Response(content, status_code=refusal.status, media_type="application/json", headers=headers)
+
+    def _headers(self, request: Request, served: str | None) -> dict[str, str]:
+        """The response headers the backend sends and codex reads: the model that served, the request id, the turn
+        state codex echoes on the turn's later requests, the models etag, plan usage."""
+        turn = _turn_id(request)
+        with self._lock:
+            state = self._turn_states.setdefault(turn, f"ts_{secrets.token_hex(8)}") if turn else None
+        headers = {
+            "x-request-id": f"req_{secrets.token_hex(12)}",
+            "x-models-etag": MODELS_ETAG,
+            "x-reasoning-included": "true",
+            "x-codex-primary-used-percent": "1.0",
+            "x-codex-primary-window-minutes": "300",
+            "x-codex-secondary-used-percent": "0.5",
+            "x-codex-secondary-window-minutes": "10080",
+        }
+        if served:
+            headers["openai-model"] = served
+        if state:
+            headers["x-codex-turn-state"] = state
+        return headers
+
+    def _usage(self, body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Token usage as the backend reports it: cached input (the same `prompt_cache_key` was seen before) and
+        reasoning tokens (part of the output)."""
+        tin = _approx_tokens(json.dumps(_without_ids(body.get("input", ""))))
+        tout = sum(_approx_tokens(json.dumps(_without_ids(item))) for item in items)
+        reasoning = sum(
+            _approx_tokens(str(part.get("text", "")))
+            for item in items
+            if item.get("type") == "reasoning"
+            for part in item.get("summary") or []
+        )
+        key = str(body.get("prompt_cache_key") or "")
+        with self._lock:
+            cached = min(self._cached.get(key, 0), tin) if key else 0
+            if key:
+                self._cached[key] = tin
+        return {
             "input_tokens": tin,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": cached},
             "output_tokens": tout,
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": tin + tout,
         }
-        if not body.get("stream"):
-            return JSONResponse(
-                {
-                    "id": response_id,
-                    "object": "response",
-                    "model": model,
-                    "status": "completed",
-                    "output": items,
-                    "usage": usage,
-                }
-            )
-        return Response(self._sse(response_id, model, items, usage), media_type="text/event-stream")
+
+    def _seal(self, reasoning_id: str) -> str:
+        """A reasoning item's encrypted content: opaque to codex, verifiable here."""
+        mac = hmac.new(self._secret, reasoning_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return base64.b64encode(f"{reasoning_id}:{mac}".encode()).decode()
+
+    def _unsealed(self, body: dict[str, Any]) -> str | None:
+        """What the real backend refuses (`store: false`): a tool call sent back without the reasoning item that
+        came with it, or with encrypted content it did not issue."""
+        items = [i for i in body.get("input") or [] if isinstance(i, dict)]
+        carried: set[str] = set()
+        for item in items:
+            if item.get("type") != "reasoning" or not item.get("encrypted_content"):
+                continue
+            try:
+                reasoning_id = base64.b64decode(str(item["encrypted_content"])).decode().split(":", 1)[0]
+            except (ValueError, UnicodeDecodeError):
+                reasoning_id = ""
+            if not reasoning_id or self._seal(reasoning_id) != item["encrypted_content"]:
+                return f"The encrypted content for item {item.get('id') or reasoning_id or '?'} could not be verified."
+            carried.add(reasoning_id)
+        for item in items:
+            with self._lock:
+                needed = self._sealed.get(str(item.get("call_id", ""))) if item.get("type") in _CALLS else None
+            if needed is not None and needed not in carried:
+                return (
+                    f"Item '{item.get('id') or item.get('call_id')}' of type '{item.get('type')}' was provided "
+                    f"without its required 'reasoning' item: '{needed}'."
+                )
+        return None
 
     @staticmethod
-    def _refusal(model: str | None, fault: Fault | None) -> JSONResponse | None:
+    def _refusal(model: str | None, fault: Fault | None) -> Refusal | None:
         """HTTP errors: an empty model is always refused, as OpenAI does; the rest only under a fault."""
-        refusal = faults.REGISTRY["http-400-empty-model"].refusal if model == "" else None
-        refusal = refusal or (fault.refusal if fault is not None else None)
-        if refusal is None:
-            return None
-        headers = {"Retry-After": refusal.retry_after} if refusal.retry_after else {}
-        return _error(refusal.status, refusal.message.format(model=model or ""), refusal.kind, refusal.code, **headers)
+        if model == "":
+            return faults.REGISTRY["http-400-empty-model"].refusal
+        return fault.refusal if fault is not None else None
 
     @staticmethod
     async def _stall(request: Request) -> AsyncIterator[bytes]:
@@ -222,149 +334,20 @@ class ScriptedModel(LocalServer):
         yield b""
 
     @staticmethod
-    def _sse(response_id: str, model: Any, items: list[dict[str, Any]], usage: dict[str, Any]) -> bytes:
-        events: list[dict[str, Any]] = [
-            {"type": "response.created", "response": {"id": response_id, "model": model}},
-        ]
-        events += [
-            {"type": "response.output_item.done", "output_index": n, "item": item} for n, item in enumerate(items)
-        ]
-        events.append({"type": "response.completed", "response": {"id": response_id, "model": model, "usage": usage}})
-        return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+    async def _slowly(frames: list[bytes], pause: float) -> AsyncIterator[bytes]:
+        """The `slow-stream` fault: each event after a pause, as a model that takes its time."""
+        for chunk in frames:
+            yield chunk
+            await asyncio.sleep(pause)
 
-    def _answer(self, body: dict[str, Any], fault: Fault | None = None) -> list[dict[str, Any]]:
-        graded = read_request(body)
-        if graded is not None:  # a grader's request: judged by phrase matching, not by a model
-            return [self._message(json.dumps({"criteria": scripted_verdicts(*graded)}))]
-        items = body.get("input") or []
-        tools = _tool_names(body)
-        if "codex" in tools and "exec_command" not in tools:
-            return self._orchestrate(body, items, fault)
-        outputs = [
-            i
-            for i in items
-            if isinstance(i, dict)
-            and i.get("type") in ("function_call_output", "custom_tool_call_output")
-            and str(i.get("call_id", "")).startswith(CALL_PREFIX)
-        ]
-        scenario = read_scenario("\n".join(user_texts(items)))
-        if outputs:
-            return [self._message(self._final_text(scenario, outputs[-1]))]
-        if scenario.output_path is None:
-            return [self._message("I found no output file path in the prompt, so I wrote nothing.")]
-        plan = WritePlan(path=scenario.output_path)
-        plan = fault.shape_plan(plan) if fault is not None else plan
-        if plan.delegate and AGENT_TOOLS in tools:
-            delegated = self._delegate(items)
-            if delegated is not None:
-                return [delegated]
-        document = render_document(scenario)
-        if plan.reply_instead:
-            return [self._message(f"Here is the plan for '{scenario.title}':\n\n{document}")]
-        path = plan.path
-        call_id = f"{CALL_PREFIX}{self._next_id()}"
-        if "exec_command" in tools:
-            cmd: dict[str, Any] = {"cmd": write_command(path, document)}
-            if plan.workdir is not None:
-                cmd["workdir"] = plan.workdir
-            return [self._function_call(call_id, "exec_command", cmd)]
-        if "shell" in tools:
-            argv = {"command": ["bash", "-c", write_command(path, document)]}
-            return [self._function_call(call_id, "shell", argv)]
-        if "apply_patch" in tools:
-            patch = "\n".join(
-                ["*** Begin Patch", f"*** Add File: {path}"]
-                + [f"+{line}" for line in document.splitlines()]
-                + ["*** End Patch"]
-            )
-            return [
-                {
-                    "type": "custom_tool_call",
-                    "id": f"ctc_{call_id}",
-                    "call_id": call_id,
-                    "name": "apply_patch",
-                    "input": patch,
-                    "status": "completed",
-                }
-            ]
-        return [self._message(f"No file tool was offered; here is the document instead:\n\n{document}")]
 
-    def _delegate(self, items: Any) -> dict[str, Any] | None:
-        """The `subagent-model` fault: spawn a sub-agent on another model and wait for it, then go on as usual.
+_CALLS = ("function_call", "custom_tool_call")
 
-        Codex's session stays on the expected model; only the provider's requests show the sub-agent's model.
-        """
-        done = [
-            i
-            for i in items
-            if isinstance(i, dict)
-            and i.get("type") == "function_call_output"
-            and str(i.get("call_id", "")).startswith(AGENT_PREFIX)
-        ]
-        call_id = f"{AGENT_PREFIX}{self._next_id()}"
-        if not done:
-            message = "Review the wording of the plan and reply with one sentence."
-            call = self._function_call(call_id, "spawn_agent", {"message": message, "model": SUBAGENT_MODEL})
-            return {**call, "namespace": AGENT_TOOLS}
-        if len(done) == 1:
-            try:
-                agent = json.loads(str(done[0].get("output") or "{}")).get("agent_id")
-            except (ValueError, AttributeError):
-                return None  # codex refused the spawn: nothing to wait for
-            call = self._function_call(call_id, "wait_agent", {"targets": [agent], "timeout_ms": 30000})
-            return {**call, "namespace": AGENT_TOOLS}
+
+def _turn_id(request: Request) -> str | None:
+    """codex's turn id (`x-codex-turn-metadata`), which the turn state belongs to."""
+    try:
+        data = json.loads(request.headers.get("x-codex-turn-metadata") or "{}")
+    except ValueError:
         return None
-
-    def _orchestrate(self, body: dict[str, Any], items: Any, fault: Fault | None) -> list[dict[str, Any]]:
-        """The orchestrator of the Agents SDK executor: one `codex` tool call, then codex's answer as its own."""
-        outputs = [
-            i
-            for i in items
-            if isinstance(i, dict)
-            and i.get("type") == "function_call_output"
-            and str(i.get("call_id", "")).startswith(ORCHESTRATOR_PREFIX)
-        ]
-        if outputs:
-            output = outputs[-1].get("output", "")
-            text = output if isinstance(output, str) else json.dumps(output)
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                parsed = [parsed]
-            if isinstance(parsed, list):  # the SDK hands MCP content over as a list of text parts
-                text = "\n".join(str(p.get("text", "")) for p in parsed if isinstance(p, dict)) or text
-            return [self._message(text)]
-        args: dict[str, Any] = {"prompt": "\n".join(user_texts(items))}
-        for found in _ARG.finditer(str(body.get("instructions") or "")):
-            args[found.group(1)] = found.group(2).strip()
-        if fault is not None and fault.by_call:  # what a faulty executor does to its call, the orchestrator does
-            args = fault.shape_call(args)
-        return [self._function_call(f"{ORCHESTRATOR_PREFIX}{self._next_id()}", "codex", args)]
-
-    @staticmethod
-    def _final_text(scenario: ScenarioRequest, output: dict[str, Any]) -> str:
-        text = str(output.get("output", ""))
-        if re.search(r"exited with code 0\b|exit code:? 0\b", text, re.IGNORECASE):
-            return f"Wrote the plan for '{scenario.title}' to {scenario.output_path}."
-        return f"I could not write {scenario.output_path}; the command reported:\n{text[:2000]}"
-
-    def _function_call(self, call_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "function_call",
-            "id": f"fc_{call_id}",
-            "call_id": call_id,
-            "name": name,
-            "arguments": json.dumps(args),
-            "status": "completed",
-        }
-
-    def _message(self, text: str) -> dict[str, Any]:
-        return {
-            "type": "message",
-            "id": f"msg_{self._next_id()}",
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": text, "annotations": []}],
-        }
+    return str(data.get("turn_id")) if isinstance(data, dict) and data.get("turn_id") else None

@@ -1,11 +1,15 @@
 """The run's shared provider: the audit proxy (and, for offline recording, the scripted model behind it).
 
+`preflight_problem` (providers/preflight.py) is re-exported here for the controller.
+
 The controller starts it once; xdist workers reach it through `workerinput` with a `ProxyClient`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -13,9 +17,11 @@ from urllib.parse import quote
 
 import httpx2 as httpx
 
+from pytest_interllm.codex.login import refresh_login
 from pytest_interllm.outcome import AuditRecord, ToolCall
 from pytest_interllm.providers.credentials import OPENAI_URL, Credential
 from pytest_interllm.providers.part import ProviderSettings
+from pytest_interllm.providers.preflight import preflight_problem
 from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.redact import Redactor
@@ -43,7 +49,9 @@ class ProviderPlan:
 class ProviderService:
     """Runs the proxy (and the scripted upstream when recording offline) on its own event loop thread."""
 
-    def __init__(self, plan: ProviderPlan, redactor: Redactor, latency: float = 0.0) -> None:
+    def __init__(
+        self, plan: ProviderPlan, redactor: Redactor, latency: float = 0.0, codex_path: str | None = None
+    ) -> None:
         self.plan = plan
         self.runner = LoopRunner()
         self.scripted: ScriptedModel | None = None
@@ -62,6 +70,7 @@ class ProviderService:
             redactor=redactor,
             token=os.environ.get("INTERLLM_PROVIDER_TOKEN") or None,  # fixed by hand to debug with curl
             credential=plan.credential,
+            refresh=_refresher(codex_path, plan.credential),
         )
         self.runner.run(self.proxy.start(), 30)
 
@@ -84,6 +93,18 @@ class ProviderService:
         if self.scripted is not None:
             self.runner.run(self.scripted.stop(), 30)
         self.runner.close()
+
+
+def _refresher(codex_path: str | None, credential: Credential | None) -> Callable[[], Awaitable[str | None]] | None:
+    """How the proxy has a ChatGPT login refreshed before it expires: by the user's codex, off the event loop."""
+    if codex_path is None or credential is None or credential.auth_file is None:
+        return None
+    auth_file = credential.auth_file
+
+    async def refresh() -> str | None:
+        return await asyncio.to_thread(refresh_login, codex_path, auth_file)
+
+    return refresh
 
 
 class ProxyClient:
@@ -120,9 +141,10 @@ class ProxyClient:
             for row in rows
         ]
 
-    def preflight(self, model: str) -> dict[str, Any]:
-        """One minimal request with `model` through the proxy to the real upstream (see `AuditProxy._preflight`)."""
-        reply = self._http.post(f"{self.root}/_interllm/preflight", json={"model": model}, timeout=300)
+    def preflight(self, model: str, shape: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request with `model` through the proxy to the real upstream, shaped as codex's own request `shape`
+        (see `AuditProxy._preflight`)."""
+        reply = self._http.post(f"{self.root}/_interllm/preflight", json={"model": model, "shape": shape}, timeout=300)
         reply.raise_for_status()
         answer: dict[str, Any] = reply.json()
         return answer
@@ -151,22 +173,4 @@ def plan_for(settings: ProviderSettings, credential: Credential | None) -> Provi
     return ProviderPlan("record", "scripted", None, None, mode, cassettes, limit)
 
 
-def preflight_problem(answer: dict[str, Any], credential: str) -> str | None:
-    """Why the run must not start after the preflight's answer (a usage error's text), or None."""
-    status, text, model = int(answer.get("status") or 0), str(answer.get("text") or ""), answer.get("model")
-    upstream = answer.get("upstream")
-    skip = " (--interllm-preflight off skips this check)"
-    if answer.get("local"):  # the proxy refused to send (an expired or unreadable login): its own words
-        return f"preflight: {text}"
-    if status == 0:
-        return f"preflight: cannot reach {upstream}: {text}{skip}"
-    if status in (401, 403):
-        return (
-            f"preflight: {upstream} refused the credential, {credential}: HTTP {status}: {text}. Check the key, or "
-            f"sign codex in again with `codex login`{skip}"
-        )
-    if status == 400 and "model" in text.lower():
-        return f"preflight: {upstream} does not serve the model {model!r}: HTTP 400: {text}{skip}"
-    if status >= 400:
-        return f"preflight: {upstream} answered HTTP {status}: {text}{skip}"
-    return None
+__all__ = ["ProviderPlan", "ProviderService", "ProxyClient", "plan_for", "preflight_problem"]

@@ -193,6 +193,18 @@ def _evidence(outcome: ScenarioOutcome, free: bool) -> dict[str, Any]:
                 "replayed": r.replayed,
                 "sandbox_mode": r.sandbox_mode,
                 "grader": grader,
+                "served_model": r.served_model,
+                "error_code": r.error_code,
+                "error_message": r.error_message,
+                "cached_tokens": r.cached_tokens,
+                "reasoning_tokens": r.reasoning_tokens,
+                "request_id": r.request_id,
+                "turn_state": r.turn_state,
+                "plan_usage": dict(r.plan_usage),
+                "first_delta": r.first_delta,
+                "upstream_done": r.upstream_done,
+                "body_sha256": r.body_sha256,
+                "local": r.local,
             }
             for grader, requests in ((False, outcome.requests), (True, outcome.grader_requests))
             for r in requests

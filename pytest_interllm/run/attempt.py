@@ -25,7 +25,7 @@ from pytest_interllm.codex.locate import CodexBinary
 from pytest_interllm.endpoint import Endpoint
 from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations
-from pytest_interllm.faults import TRANSIENT_STATUSES
+from pytest_interllm.faults import RETRIED_CODES, TRANSIENT_STATUSES, USAGE_LIMIT
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome, ToolCall
 from pytest_interllm.outputs import OutputGuard
 from pytest_interllm.runtime import LoopRunner
@@ -50,10 +50,6 @@ class Crash:
             self.server.kill()
 
 
-class RunStopping(Exception):
-    """An attempt asked for codex while the run stops (-x, Ctrl-C, SIGTERM with scenarios in flight)."""
-
-
 def merge_tool_calls(seen: list[ToolCall], requests: list[AuditRecord]) -> list[ToolCall]:
     """The tool calls codex reported, completed from the history every request carried to the provider: a call
     codex reported without its output (or not at all) still shows what the model was sent back."""
@@ -74,15 +70,25 @@ def merge_tool_calls(seen: list[ToolCall], requests: list[AuditRecord]) -> list[
 
 
 def transient_wait(outcome: ScenarioOutcome) -> float | None:
-    """Seconds to wait before a retry when the failure is transient, else None."""
+    """Seconds to wait before a retry when the failure is transient, else None. A failure the provider names by its
+    code decides by the code (a rate limit after its stated delay, an overload with backoff, anything else never:
+    a context too long, a quota or plan spent, a policy refusal, a login gone); else by the HTTP status."""
     if outcome.timed_out:
         return None  # our own hard timeout: the scenario had its time
-    bad = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400]
-    if (outcome.is_error or outcome.error) and bad and bad[-1].status in TRANSIENT_STATUSES:
-        return bad[-1].retry_after or 0.5
+    failed = [r for r in [*outcome.requests, *outcome.orchestrator_requests] if r.status >= 400 or r.error_code]
+    if (outcome.is_error or outcome.error) and failed:
+        last = failed[-1]
+        if last.error_code and (last.status < 400 or last.error_code == USAGE_LIMIT or last.status == 401):
+            return (last.retry_after or 0.5) if last.error_code in RETRIED_CODES else None
+        if last.status in TRANSIENT_STATUSES:
+            return last.retry_after or 0.5
     if outcome.is_error and re.search(r"idle timeout", outcome.final_output, re.IGNORECASE):
         return 0.5  # codex saw the provider's stream stall; our own hard timeout is never retried
     return None
+
+
+class ExecutorClosed(RuntimeError):
+    """An attempt asked for codex after the executor began to close (Ctrl-C, SIGTERM, -x with scenarios in flight)."""
 
 
 class Executor:
@@ -136,9 +142,9 @@ class Executor:
         self._overlapped: set[int] = set()  # attempts that ran beside another one
         self._users: dict[int, int] = {}  # id of a codex process → attempts running on it
         self._retired: dict[int, CodexProcess] = {}  # no new attempt may use them; stopped once their last is done
+        self._closing = False  # the run is ending: no codex may start any more (a re-run or retry cut short)
         self._starting = threading.RLock()  # scenarios in flight call start() from their threads
         self._every: list[CodexProcess] = []  # every codex process started: none may outlive close()
-        self._closed = False  # once closing, no codex is started again (a scenario in flight may still try)
 
     @property
     def token(self) -> str:
@@ -159,8 +165,8 @@ class Executor:
     def start(self) -> None:
         """Start the provider endpoint and the codex process (idempotent; scenarios in flight share them)."""
         with self._starting:
-            if self._closed:
-                raise RunStopping("the run is stopping: no new codex is started")
+            if self._closing:  # an attempt in flight re-running or retrying as the run ends, or restart()
+                raise ExecutorClosed("the run is ending: no codex is started any more")
             self.endpoint.start()
             if self.settings.codex_home is None and not (self.codex_home / "config.toml").exists():
                 self.codex_home.mkdir(parents=True, exist_ok=True)
@@ -191,7 +197,7 @@ class Executor:
         """The codex process one attempt runs on (started if needed), counted as in use until `_release`, and the
         `crash` fault's trigger for it (which also remembers that this attempt's fault killed it)."""
         with self._starting:
-            self.start()
+            self.start()  # ExecutorClosed once the run ends: a re-run or retry cut short starts no codex
             server = self.server
             if server is not None:
                 self._users[id(server)] = self._users.get(id(server), 0) + 1
@@ -369,8 +375,8 @@ class Executor:
 
     def close(self) -> None:
         """Stop the transport and codex, then the provider endpoint; end the loop; remove the temporary home."""
-        with self._starting:  # after a start under way; before any other: no codex outlives the run
-            self._closed = True
+        with self._starting:
+            self._closing = True
         self.transport.close()
         with self._attempts_lock:
             cut_short = bool(self._active)

@@ -7,7 +7,16 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
+from pytest_interllm.faults import USAGE_LIMIT
+from pytest_interllm.outcome import AuditRecord
 from pytest_interllm.run.items import Verdict
+
+
+def _rate_limited(record: AuditRecord) -> bool:
+    """A rate limit (HTTP 429, or one inside a 200 stream) slows the window down; a spent plan does not: it stops."""
+    if record.error_code == USAGE_LIMIT:
+        return False
+    return record.status == 429 or bool(record.throttled) or record.error_code == "rate_limit_exceeded"
 
 
 class Scheduled(Protocol):
@@ -63,7 +72,7 @@ class InFlight:
 
     def _adapt(self, verdict: Verdict) -> None:
         limited = any(
-            any(r.status == 429 or r.throttled for r in [*a.outcome.requests, *a.outcome.orchestrator_requests])
+            any(_rate_limited(r) for r in [*a.outcome.requests, *a.outcome.orchestrator_requests])
             or any("429" in error for error in a.outcome.retry_errors)  # a 429 that a provider retry got past
             for a in verdict.attempts
         )

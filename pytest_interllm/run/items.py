@@ -270,12 +270,16 @@ def run_item(
                 failure = _check(executor, outcome, request.expectations)
             outcome.cost_usd = prices.of_requests(outcome.every_request)
             budget.add(outcome.cost_usd)
-            if failure is not None and failure.group == INFRASTRUCTURE and len(replaced) < retry_infra:
+            if failure is not None and failure.stops_run:
+                budget.halt(failure.stops_run)  # a spent plan, a login gone: no rerun, no later scenario helps
+            elif failure is not None and failure.group == INFRASTRUCTURE and len(replaced) < retry_infra:
                 replaced.append(failure)  # measured nothing of the agent: run again in its place, not counted
                 continue
-            if failure is None or run > retries:
+            if failure is None or run > retries or failure.stops_run:
                 verdict.attempts.append(Attempt(number, outcome, failure, replaced))
                 break
             earlier.append(str(failure))
             run += 1
+        if budget.halted() is not None:
+            break
     return verdict
