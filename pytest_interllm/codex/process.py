@@ -42,10 +42,24 @@ def alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`: its children, theirs, and so on."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children(todo.pop()) - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
 def kill(pid: int) -> None:
-    """SIGKILL, ignoring a process that is already gone."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    """SIGKILL the process and what it started (codex's sandbox helpers and the commands they run, which
+    would otherwise outlive it), ignoring what is already gone."""
+    below = descendants(pid)  # read before the kill: once it is gone, its children belong to init
+    for target in (pid, *below):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(target, signal.SIGKILL)
 
 
 def with_env(entry: str) -> set[int]:
