@@ -45,7 +45,9 @@ HEADLINES = {
     "expired. Please try signing in again.",
 }
 # Who caused each fault's failure: its class's group, but the agent's own sub-agent on another model is the agent's.
-CAUSED_BY = {fault: CLASSES[cls].group for fault, cls in EXPECTED_CLASS.items()} | {"subagent-model": "agent"}
+CAUSED_BY = {fault: CLASSES[cls].group for fault, cls in EXPECTED_CLASS.items() if cls in CLASSES} | {
+    "subagent-model": "agent"
+}
 STOPPED = {
     "usage-limit": "the usage limit of the ChatGPT plan (plan plus) is reached until 20??-??-?? ??:?? UTC (in * min)",
     "token-expiring": "the codex login expired during the run (sign in again with `codex login`)",
