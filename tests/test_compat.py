@@ -52,7 +52,10 @@ def test_a_whole_line_amid_progress_output(pytester: pytest.Pytester) -> None:
     """A START/END line in pytest's progress output: no broken line before it, no path printed again after it."""
     config = pytester.parseconfigure()
     out = io.StringIO()
-    reporter = pytest.TerminalReporter(config, out)
+    # pytest's own reporter class (exported as pytest.TerminalReporter only since pytest 8.4)
+    running = config.pluginmanager.get_plugin("terminalreporter")
+    assert running is not None
+    reporter = type(running)(config, out)
     nodeid = "input/list.md::scenario_001"
     reporter.write_fspath_result(nodeid, "")  # pytest opens the file's progress line
     compat.write_line_in_progress(reporter, config.rootpath / "input" / "list.md", "END   scenario 1/1")
