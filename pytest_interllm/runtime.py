@@ -36,17 +36,6 @@ class LoopRunner:
             with self._guard:
                 self._waiting.discard(future)
 
-    def cancel_all(self) -> None:
-        """Cancel every task on the loop: threads waiting in `run` for one wake up (with CancelledError)."""
-        if self._loop.is_closed():
-            return
-
-        def cancel() -> None:
-            for task in asyncio.all_tasks(self._loop):
-                task.cancel()
-
-        self._loop.call_soon_threadsafe(cancel)
-
     def close(self) -> None:
         """Cancel what still runs on the loop and give it a moment to end, stop the loop and join its thread; a
         thread still waiting in `run` (a scenario cut short by -x or Ctrl-C) wakes up with CancelledError rather

@@ -394,5 +394,4 @@ class Executor:
         self.outputs.close()  # codex is stopped: what attempts cut short wrote is recorded now
         self.endpoint.stop()
         self._workdir.remove()  # codex is gone: before the loop's end, which may wait on what is cut short
-        self.runner.cancel_all()  # anything still in flight (-x, Ctrl-C) ends now, its thread with it
-        self.runner.close()
+        self.runner.close()  # anything still in flight (-x, Ctrl-C) is cancelled, and its thread woken
