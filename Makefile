@@ -8,7 +8,7 @@ STAMP := $(VENV)/.interllm-installed
 LIST ?= input/DataTransferScenarioList.md
 PROVIDER ?= offline  # `make run PROVIDER=openai` uses OPENAI_API_KEY from .env instead
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test cov lint bench clean
 
 setup: $(STAMP)
 
@@ -24,9 +24,14 @@ run: setup
 	$(BIN)/pytest --interllm $(LIST) --interllm-provider $(strip $(PROVIDER)) --html=reports/interllm.html --self-contained-html
 
 # In parallel, one worker per core (`-n auto`); worksteal keeps both cores busy to the end when one worker draws the
-# long tests. pytest-cov combines the workers' coverage (and their child runs').
+# long tests. Python's bytecode cache stays on even where the machine turns it off (PYTHONDONTWRITEBYTECODE): the
+# suite starts hundreds of pytest runs, and each would compile the plugin (and rewrite its asserts) afresh.
 test: setup
-	$(BIN)/pytest -n auto --dist worksteal --cov=pytest_interllm --cov-report=term
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n auto --dist worksteal
+
+# The same suite measured by coverage (pytest-cov combines the workers' and their child runs'); CI runs it too.
+cov: setup
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n auto --dist worksteal --cov=pytest_interllm --cov-report=term
 
 lint: setup
 	$(BIN)/ruff check .

@@ -13,12 +13,13 @@ from pytest_interllm.errors import ScenarioFailure
 from pytest_interllm.expectations import Expectations, load_expectations
 from pytest_interllm.faults import not_for_executor, unavailable
 from pytest_interllm.inputs import ListInputs, expectations_path
+from pytest_interllm.list_cache import list_cache_dir
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.outputs import OutputPathError, output_target, protected_files
 from pytest_interllm.prompt import PromptTemplate, TemplateError, find_template
 from pytest_interllm.redact import Redactor
 from pytest_interllm.run import Grader, InFlight, Request, Verdict, run_item
-from pytest_interllm.scenarios import Scenario, ScenarioFormatError, ScenarioList, list_cache_dir, parse_scenarios
+from pytest_interllm.scenarios import Scenario, ScenarioFormatError, ScenarioList, parse_scenarios
 from pytest_interllm.settings import Settings
 
 if TYPE_CHECKING:  # the executors pull in mcp and the SDKs: imported when the first scenario runs

@@ -13,6 +13,7 @@ from pytest_interllm import terminal
 from pytest_interllm.collect import PARSED_KEY
 from pytest_interllm.errors import AGENT
 from pytest_interllm.inputs import check_templates, input_files, list_inputs
+from pytest_interllm.list_cache import list_cache_dir
 from pytest_interllm.outputs import Cleanup, Manifest, OutputDirError, check_output_dir
 from pytest_interllm.prompt import TemplateError
 from pytest_interllm.report import gate
@@ -26,7 +27,7 @@ from pytest_interllm.report.status import StatusLines, ends_test, result_of
 from pytest_interllm.report.summary import counts as summary_counts
 from pytest_interllm.report.summary import markdown as summary_markdown
 from pytest_interllm.report.summary import rate_line
-from pytest_interllm.scenarios import ScenarioFormatError, list_cache_dir, parse_scenarios, same_titles
+from pytest_interllm.scenarios import ScenarioFormatError, parse_scenarios, same_titles
 from pytest_interllm.settings import Settings
 from pytest_interllm.wiring import Run
 

@@ -12,10 +12,8 @@ the redactor learns what markup made of the secret (`<b>` inside one leaves a va
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
 import textwrap
 import unicodedata
@@ -29,6 +27,7 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from pytest_interllm import list_cache
 from pytest_interllm.bounds import SECONDS
 from pytest_interllm.redact import MASK, Redactor
 
@@ -334,65 +333,27 @@ def _parse(path: Path, text: str, redactor: Redactor, secret: bool) -> tuple[Sce
     return _parse_text(path, text, redactor), True
 
 
-def _cache_file(cache_dir: Path, path: Path) -> Path:
-    return cache_dir / (hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24] + ".json")
+def _to_data(parsed: ScenarioList) -> dict[str, Any]:
+    """What the list cache keeps of a parsed list."""
+    return {
+        "front_matter": parsed.front_matter,
+        "scenarios": [[s.index, s.title, s.body, s.section, s.line, s.name] for s in parsed.scenarios],
+        "problems": [[p.line, p.message] for p in parsed.problems],
+    }
 
 
-def _uncache(cache_dir: Path, path: Path) -> None:
-    """Remove what the cache holds of this list (an earlier run may have kept it before its secret was known)."""
-    with contextlib.suppress(OSError):
-        _cache_file(cache_dir, path).unlink(missing_ok=True)
-
-
-def _from_cache(cache_dir: Path, path: Path, key: str) -> ScenarioList | None:
+def _from_data(path: Path, data: dict[str, Any] | None) -> ScenarioList | None:
+    """The parsed list the cache kept, or None (nothing kept, or in a shape of another version: parse again)."""
+    if data is None:
+        return None
     try:
-        data = json.loads(_cache_file(cache_dir, path).read_text(encoding="utf-8"))
-        if data.get("key") != key:
-            return None
         scenarios = tuple(
             Scenario(index=i, title=t, body=b, section=s, line=ln, name=n, path=path)
             for i, t, b, s, ln, n in data["scenarios"]
         )
         problems = tuple(ScenarioFormatError(path, ln, msg) for ln, msg in data["problems"])
         return ScenarioList(path=path, front_matter=data["front_matter"], scenarios=scenarios, problems=problems)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # missing, stale or unreadable: parse again
-
-
-def _to_cache(cache_dir: Path, path: Path, key: str, parsed: ScenarioList) -> None:
-    try:
-        payload = json.dumps(
-            {
-                "key": key,
-                "front_matter": parsed.front_matter,
-                "scenarios": [[s.index, s.title, s.body, s.section, s.line, s.name] for s in parsed.scenarios],
-                "problems": [[p.line, p.message] for p in parsed.problems],
-            },
-            ensure_ascii=False,
-        )
-    except (TypeError, ValueError):
-        _uncache(cache_dir, path)  # front matter with values JSON cannot carry (e.g. YAML dates): not cached
-        return
-    target = _cache_file(cache_dir, path)
-    # A private temporary name and an atomic rename: xdist workers may write the same list at once.
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(payload, encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def list_cache_dir(config: Any) -> Path | None:
-    """Where parsed lists are kept: pytest's cache, unless the cache provider is off (`-p no:cacheprovider`)."""
-    cache = getattr(config, "cache", None)
-    if cache is None:
-        return None
-    try:
-        return Path(cache.mkdir("interllm-lists"))
-    except OSError:
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -409,13 +370,13 @@ def parse_scenarios(path: Path, cache_dir: Path | None = None, redactor: Redacto
     secret = redactor.masks(text)
     key = hashlib.sha256(f"{PARSER_VERSION}\0{markdown_it.__version__}\0{text}".encode()).hexdigest()
     if cache_dir is not None and not secret:
-        cached = _from_cache(cache_dir, path, key)
+        cached = _from_data(path, list_cache.read(cache_dir, path, key))
         if cached is not None and not redactor.masks(_shown(cached)):
             return cached
     parsed, secret = _parse(path, text, redactor, secret)
     if cache_dir is not None:
         if secret:
-            _uncache(cache_dir, path)
+            list_cache.forget(cache_dir, path)
         else:
-            _to_cache(cache_dir, path, key, parsed)
+            list_cache.keep(cache_dir, path, key, _to_data(parsed))
     return parsed
