@@ -13,7 +13,8 @@ import pytest
 from pytest_interllm.codex.catalog import user_model
 from pytest_interllm.codex.locate import mcp_default_available
 from pytest_interllm.faults import known, names, unavailable
-from pytest_interllm.options import OPTIONS, Option
+from pytest_interllm.option import Option
+from pytest_interllm.options import OPTIONS
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,12 @@ THREE = """\
 CODEX_CACHE = str(cache_root())
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests (marked `long`, measured with `--durations`) first: under `-n auto --dist worksteal` a
+    worker that draws one near the end would run on alone while the other core idles."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's own INTERLLM_* variables must not change what a test sees."""

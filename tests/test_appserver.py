@@ -53,6 +53,7 @@ def test_the_example_list_passes_on_todays_codex(project: pytest.Pytester, xdist
     assert {r["sandbox_mode"] for r in record["requests"]} == {"workspace-write"}
 
 
+@pytest.mark.long
 def test_every_applicable_fault_is_classified_and_no_codex_is_left(project: pytest.Pytester) -> None:
     # A fault that stops the run goes last (one of them: the run stops there), after the clean run.
     stopping = [f for f in EXPECTED_CLASS if REGISTRY[f].stops_run]

@@ -55,6 +55,7 @@ STOPPED = {
 WRITES = ("omit-model", "subagent-model", "reroute", "slow-stream")  # the agent works and writes its file
 
 
+@pytest.mark.long
 def test_every_fault_is_classified_and_the_scenarios_beside_it_pass(project: pytest.Pytester) -> None:
     """One run: each fault that does not stop the run in its own scenario, a clean scenario before and after each
     (after a crash or a timeout the next one runs on a fresh codex); last, a transient 429 that a provider retry gets

@@ -143,6 +143,7 @@ def test_a_provider_error_is_infrastructure_apart_and_retry_infra_runs_it_again(
         jsonschema.validate(line, schema())
 
 
+@pytest.mark.long
 def test_sixteen_of_seventeen_fails_under_point_nine_only_on_the_lower_bound(project: pytest.Pytester) -> None:
     shutil.copy(EXAMPLE, project.path / "input" / "list.md")
     write(project.path / "scenarios" / "list.yaml", "5:\n  fault: no-write\n")

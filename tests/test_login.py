@@ -201,6 +201,7 @@ def test_the_login_is_read_anew_for_each_request(project: pytest.Pytester, upstr
 
 
 @pytest.mark.parametrize("refused", [False, True], ids=["codex-refreshes", "refresh-refused"])
+@pytest.mark.long
 def test_a_login_that_expires_mid_run_is_refreshed_by_codex_or_stops_the_run(
     project: pytest.Pytester, upstream: Callable[..., StandIn], monkeypatch: pytest.MonkeyPatch, refused: bool
 ) -> None:
@@ -208,10 +209,10 @@ def test_a_login_that_expires_mid_run_is_refreshed_by_codex_or_stops_the_run(
     server of CODEX_REFRESH_TOKEN_URL_OVERRIDE) and the later scenarios pass; or, when the auth server refuses, the
     run stops with one line. ~/.codex/auth.json changes only when codex refreshed it: then it holds exactly what
     the auth server issued to codex, and nothing else lands in ~/.codex."""
-    # It expires 20 s from now (the start and scenario 1 take far less, even on a loaded machine: a token within the
+    # It expires 12 s from now (the start and scenario 1 take far less, even on a loaded machine: a token within the
     # 4 s margin at start would be refreshed there); scenario 1's hook waits until it has.
-    tokens = chatgpt_login(login_path(project), expires_in=20)
-    expired = time.time() + 21
+    tokens = chatgpt_login(login_path(project), expires_in=12)
+    expired = time.time() + 13
     before = hashlib.sha256(login_path(project).read_bytes()).hexdigest()
     home = sorted(p.name for p in login_path(project).parent.iterdir())  # the login, the user's config.toml
     server = upstream((tokens["access_token"],), account_id=tokens["account_id"])

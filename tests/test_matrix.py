@@ -110,6 +110,7 @@ def test_each_repeated_attempt_records_its_own_cassette(project: pytest.Pytester
     replayed.stdout.fnmatch_lines(["interllm: proxy: 4 requests, 0 sent upstream, 4 replayed*"])
 
 
+@pytest.mark.long
 def test_a_baseline_names_what_regressed_significantly_and_nothing_else(project: pytest.Pytester) -> None:
     four = ("--interllm-repeat", "4")
     run(project, "--interllm", "input/list.md", *four, "--interllm-log-dir", "base").assert_outcomes(passed=3)

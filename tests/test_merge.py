@@ -20,6 +20,7 @@ def log_of(project: pytest.Pytester, name: str) -> Path:
     return path
 
 
+@pytest.mark.long
 def test_two_shards_cover_every_scenario_once_and_merge_to_the_single_run(project: pytest.Pytester) -> None:
     shutil.copy(EXAMPLE, project.path / "input" / "list.md")
     write(project.path / "scenarios" / "list.yaml", "5:\n  fault: no-write\n12:\n  skip: partner is down\n")

@@ -26,6 +26,7 @@ def outputs_of(project: pytest.Pytester) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((project.path / "outputs").glob("*.md"))}
 
 
+@pytest.mark.long
 def test_record_then_replay_the_example_list_offline(project: pytest.Pytester) -> None:
     shutil.copy(EXAMPLE, project.path / "input" / "list.md")
     recorded = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-n", "2")
@@ -126,6 +127,7 @@ def test_proxy_refuses_requests_without_the_run_token(loop: LoopRunner, tmp_path
         loop.run(upstream.stop())
 
 
+@pytest.mark.long
 def test_max_concurrency_holds_across_workers(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     write(project.path / "input" / "list.md", "".join(f"- Copy bucket {n} to the archive\n" for n in range(1, 9)))
     monkeypatch.setenv("INTERLLM_SCRIPTED_LATENCY", "0.4")

@@ -95,6 +95,7 @@ def repo_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
     return pytester
 
 
+@pytest.mark.long
 def test_running(repo_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     lines = commands(examples()["running"])
     assert len(lines) == 5
@@ -144,6 +145,7 @@ def test_failure(repo_project: pytest.Pytester) -> None:
     result.stdout.re_match_lines(sample(block), consecutive=True)
 
 
+@pytest.mark.long
 def test_matrix_repeat_baseline(repo_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SHORT.items():
         monkeypatch.setenv(name, value)
@@ -160,6 +162,7 @@ def test_matrix_repeat_baseline(repo_project: pytest.Pytester, monkeypatch: pyte
     assert "unchanged" in summary.read_text(encoding="utf-8")
 
 
+@pytest.mark.long
 def test_gate(repo_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SHORT.items():
         monkeypatch.setenv(name, value)

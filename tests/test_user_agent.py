@@ -249,6 +249,7 @@ class LastSeen(Watch):
 
 
 @pytest.mark.parametrize("concurrency", ["1", "2"])
+@pytest.mark.long
 def test_a_hook_that_blocks_times_out_and_its_codex_is_killed(
     project: pytest.Pytester, orchestrator: Path, monkeypatch: pytest.MonkeyPatch, concurrency: str
 ) -> None:
@@ -287,6 +288,7 @@ def test_a_hook_that_blocks_times_out_and_its_codex_is_killed(
     assert seen and [pid for pid in seen if alive(pid)] == []
 
 
+@pytest.mark.long
 def test_a_factory_that_blocks_on_a_scenario_times_out_and_the_others_go_on(
     project: pytest.Pytester, orchestrator: Path
 ) -> None:

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("executor", ["codex", "app-server"])
 @pytest.mark.parametrize("concurrency", ["1", "3"])
+@pytest.mark.long
 def test_faults_side_by_side_keep_their_own_classes(project: pytest.Pytester, concurrency: str, executor: str) -> None:
     yaml = "1:\n  fault: write-outside\n2:\n  fault: exec-missing\n3:\n  fault: no-write\n"
     write(project.path / "scenarios" / "list.yaml", yaml)
@@ -32,6 +33,7 @@ def test_faults_side_by_side_keep_their_own_classes(project: pytest.Pytester, co
         assert silent["tool_calls"] == [] and "os error 2" not in silent["failure"]
 
 
+@pytest.mark.long
 def test_a_crash_beside_three_clean_scenarios_fails_only_itself(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,6 +52,7 @@ def test_a_crash_beside_three_clean_scenarios_fails_only_itself(
     assert len(outputs(project)) == 3
 
 
+@pytest.mark.long
 def test_a_timeout_never_takes_down_the_scenarios_beside_it(project: pytest.Pytester) -> None:
     bucket_list(project, 6)
     stall = "  fault: stall\n  timeout: 5\n"
