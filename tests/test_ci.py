@@ -69,8 +69,9 @@ def test_ci_runs_the_installer_and_requires_the_browser() -> None:
     text = (SCRIPT.parent / "run").read_text()
     assert "browser=$(.ci/install-chromium)" in text and "set -euo pipefail" in text
     assert "export PYTEST_INTERLLM_REQUIRE_BROWSER=1" in text
-    # The README's test command on the pinned versions, then the same command on the newest and the lowest.
-    assert text.rstrip().endswith("make lint\nmake test\n.ci/versions newest\n.ci/versions lowest")
+    # The README's test command on the pinned versions, the suite under coverage, then the README's command on the
+    # newest and the lowest versions.
+    assert text.rstrip().endswith("make lint\nmake test\nmake cov\n.ci/versions newest\n.ci/versions lowest")
     versions = (SCRIPT.parent / "versions").read_text()
     assert 'make test VENV="$venv" CONSTRAINTS="$constraints"' in versions and "set -euo pipefail" in versions
 
