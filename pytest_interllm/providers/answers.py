@@ -15,6 +15,7 @@ from pytest_interllm.providers.document import ScenarioRequest, read_scenario, r
 from pytest_interllm.rubric import read_request, scripted_verdicts
 
 CALL_PREFIX = "interllm_write_"
+PATCH_EOF = "INTERLLM_PATCH"
 ORCHESTRATOR_PREFIX = "interllm_codex_"
 AGENT_PREFIX = "interllm_agent_"
 AGENT_TOOLS = "multi_agent_v1"  # codex's namespace of sub-agent tools (spawn_agent, wait_agent, ...)
@@ -47,14 +48,35 @@ def _outputs(items: Any, prefix: str, kinds: tuple[str, ...] = ("function_call_o
     ]
 
 
+def read_solution(text: str) -> tuple[list[str], list[str]]:
+    """A solution file: the hunks of an apply_patch patch (between `*** Begin Patch` and `*** End Patch`, or the
+    whole text without them) and the commands to run after it (lines `$ command` outside the patch)."""
+    hunks: list[str] = []
+    commands: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if line.strip() == "*** Begin Patch":
+            inside = True
+        elif line.strip() == "*** End Patch":
+            inside = False
+        elif not inside and line.startswith("$ "):
+            commands.append(line[2:].strip())
+        elif inside or (line.startswith("*** ") or hunks):
+            hunks.append(line)
+    return hunks, commands
+
+
 class Script:
     """The scripted model's answers; `next_id` numbers its items (shared by every scenario of the server)."""
 
     def __init__(self, next_id: Callable[[], int]) -> None:
         self.next_id = next_id
 
-    def answer(self, body: dict[str, Any], fault: Fault | None = None) -> list[dict[str, Any]]:
-        """The output items for one request."""
+    def answer(
+        self, body: dict[str, Any], fault: Fault | None = None, solution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The output items for one request; `solution` (not None: the scenario runs in its own workspace) is the
+        patch and commands that solve the scenario there."""
         graded = read_request(body)
         if graded is not None:  # a grader's request: judged by phrase matching, not by a model
             return [self.message(json.dumps({"criteria": scripted_verdicts(*graded)}))]
@@ -64,6 +86,8 @@ class Script:
             return self._orchestrate(body, items, fault)
         outputs = _outputs(items, CALL_PREFIX, ("function_call_output", "custom_tool_call_output"))
         scenario = read_scenario("\n".join(user_texts(items)))
+        if solution is not None and scenario.output_path is not None:
+            return self._in_workspace(scenario, solution, fault, tools, outputs)
         if outputs:
             return [self.message(self._final_text(scenario, outputs[-1]), "final_answer")]
         if scenario.output_path is None:
@@ -86,6 +110,64 @@ class Script:
                 self.message(f"No file tool was offered; here is the document instead:\n\n{document}", "final_answer")
             ]
         )
+
+    def _in_workspace(
+        self,
+        scenario: ScenarioRequest,
+        solution: str,
+        fault: Fault | None,
+        tools: set[str],
+        outputs: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """A scenario in its own workspace, one step per request: the patch (its solution and the report file) with
+        codex's patch tool, then the solution's commands, then the final message."""
+        assert scenario.output_path is not None
+        plan = WritePlan(path=scenario.output_path)
+        plan = fault.shape_plan(plan) if fault is not None else plan
+        hunks, commands = read_solution(solution)
+        report = render_document(scenario)
+        patch = ["*** Begin Patch"]
+        if not plan.broken:
+            patch += hunks
+        patch += [f"*** Add File: {plan.path}", *(f"+{line}" for line in report.splitlines())]
+        if plan.stray:
+            patch += ["*** Add File: STRAY.md", "+A note nobody asked for."]
+        patch.append("*** End Patch")
+        steps: list[tuple[str, str]] = [("patch", "\n".join(patch) + "\n")]
+        if plan.unreported:  # a file changed on disk that no patch reports and no command names
+            steps.append(
+                (
+                    "exec",
+                    "find . -path ./.git -prune -o -path ./outputs -prune -o -type f -print | sort | head -n 1 "
+                    "| while read -r f; do printf '\\n' >> \"$f\"; done",
+                )
+            )
+        if plan.forbidden:
+            steps.append(("exec", "rm -rf build"))
+        steps += [("exec", command) for command in commands]
+        if len(outputs) >= len(steps):
+            first = outputs[0].get("output", "")
+            text = first if isinstance(first, str) else json.dumps(first)
+            if "Success" in text or re.search(r"exit(?:ed with)? code:? 0\b", text):
+                return [self.message(f"Done: '{scenario.title}'. The report is in {plan.path}.", "final_answer")]
+            return [self.message(f"The patch for '{scenario.title}' failed:\n{text[:2000]}", "final_answer")]
+        kind, text = steps[len(outputs)]
+        call_id = f"{CALL_PREFIX}{self.next_id()}"
+        if kind == "patch" and "apply_patch" in tools:
+            call: dict[str, Any] = {
+                "type": "custom_tool_call",
+                "id": f"ctc_{call_id}",
+                "call_id": call_id,
+                "name": "apply_patch",
+                "input": text,
+                "status": "completed",
+            }
+        else:
+            command = f"apply_patch <<'{PATCH_EOF}'\n{text}{PATCH_EOF}\n" if kind == "patch" else text
+            call = self.function_call(call_id, "exec_command", {"cmd": command})
+        if outputs:
+            return [call]
+        return [self.message(f"I'll work on '{scenario.title}' in the workspace.", "commentary"), call]
 
     def _write_call(self, plan: WritePlan, document: str, tools: set[str]) -> dict[str, Any] | None:
         """The tool call that writes the document with whichever tool codex offers."""

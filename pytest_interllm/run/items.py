@@ -23,6 +23,8 @@ from pytest_interllm.expectations import Expectations
 from pytest_interllm.grader import USER_AGENT, grade
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.stats import wilson
+from pytest_interllm.workspace import Spec
+from pytest_interllm.workspace import remove as remove_workspace
 
 
 @dataclass
@@ -165,6 +167,7 @@ class Request:
     label: str
     expectations: Expectations
     fault: str | None
+    workspace: Spec | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class AttemptRunner(Protocol):
         fault: str | None = None,
         fault_requests: int | None = None,
         label: str = "scenario",
+        workspace: Spec | None = None,
     ) -> ScenarioOutcome: ...
 
     def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None: ...
@@ -228,6 +232,15 @@ def _grade(executor: AttemptRunner, request: Request, outcome: ScenarioOutcome, 
     outcome.grader_requests = [r for r in call.requests() if r.user_agent.startswith(USER_AGENT)]
 
 
+def _settle_workspace(outcome: ScenarioOutcome, failure: ScenarioFailure | None) -> None:
+    """An attempt's workspace is kept for inspection when it failed, removed when it passed."""
+    if outcome.workspace is None:
+        return
+    outcome.workspace_kept = failure is not None
+    if failure is None:
+        remove_workspace(Path(outcome.workspace))
+
+
 def run_item(
     executor: AttemptRunner,
     request: Request,
@@ -260,6 +273,7 @@ def run_item(
                 fault=request.fault,
                 fault_requests=request.expectations.fault_requests,
                 label=label,
+                workspace=request.workspace,
             )
             outcome.attempts = run
             outcome.earlier_failures = earlier
@@ -268,6 +282,7 @@ def run_item(
                 # Judged only once the deterministic checks hold: a grader call spent on a missing file is waste.
                 _grade(executor, request, outcome, label, grader)
                 failure = _check(executor, outcome, request.expectations)
+            _settle_workspace(outcome, failure)
             outcome.cost_usd = prices.of_requests(outcome.every_request)
             budget.add(outcome.cost_usd)
             if failure is not None and failure.stops_run:

@@ -1,0 +1,175 @@
+"""What the agent did, step by step: the commands it ran, the files it changed, the MCP tools it called and the web
+searches it made — built the same way from codex's MCP `codex/event` stream (`exec_command_end`, `patch_apply_end`,
+`mcp_tool_call_end`, `web_search_end`) and from app-server items (`commandExecution`, `fileChange`,
+`mcpToolCall`, `webSearch`). A step is a plain dict, as the JSONL log keeps it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pytest_interllm.outcome import CodexEvent, command_line, command_text
+
+OUTPUT_TAIL = 1200  # characters of a command's output kept in its step
+
+
+def _tail(text: str, limit: int = OUTPUT_TAIL) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def _relative(path: str, root: Path | None) -> str:
+    """A path the agent reported, relative to the workspace when it lies inside it."""
+    if root is None or not path:
+        return path
+    for base in (root, root.resolve()):
+        try:
+            return Path(path).relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path
+
+
+def _seconds(value: Any) -> float | None:
+    """codex's durations: `{secs, nanos}` (MCP), a number of milliseconds (app-server), or `"1.2s"`-like text."""
+    if isinstance(value, dict):
+        return float(value.get("secs", 0)) + float(value.get("nanos", 0)) / 1e9
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _command(event: CodexEvent, root: Path | None) -> dict[str, Any]:
+    msg = event.msg
+    code = msg.get("exit_code")
+    return {
+        "kind": "command",
+        "command": command_text(msg.get("command")),
+        "cwd": _relative(str(msg.get("cwd") or ""), root),
+        "exit_code": code if isinstance(code, int) else None,
+        "duration": _seconds(msg.get("duration")),
+        "output": _tail(str(msg.get("aggregated_output") or msg.get("stdout") or msg.get("stderr") or "")),
+    }
+
+
+def _patch(changes: Any, root: Path | None, ok: bool) -> list[dict[str, Any]]:
+    """One step per file of an MCP `patch_apply_*` event's `changes` map (path → {type, unified_diff|content})."""
+    steps = []
+    for path, change in (changes or {}).items() if isinstance(changes, dict) else []:
+        change = change if isinstance(change, dict) else {}
+        kind = str(change.get("type", "update"))
+        diff = change.get("unified_diff")
+        if kind == "add":
+            diff = "".join(f"+{line}\n" for line in str(change.get("content") or "").splitlines())
+        elif kind == "delete":
+            diff = "".join(f"-{line}\n" for line in str(change.get("content") or "").splitlines())
+        step: dict[str, Any] = {
+            "kind": "file_change",
+            "path": _relative(str(path), root),
+            "change": kind,
+            "diff": str(diff or ""),
+        }
+        if change.get("move_path"):
+            step["move_path"] = _relative(str(change["move_path"]), root)
+        step["ok"] = ok
+        steps.append(step)
+    return steps
+
+
+def _item(item: dict[str, Any], root: Path | None) -> list[dict[str, Any]]:
+    """The steps of one completed app-server `ThreadItem`."""
+    kind = item.get("type")
+    if kind == "commandExecution":
+        code = item.get("exitCode")
+        millis = _seconds(item.get("durationMs"))
+        return [
+            {
+                "kind": "command",
+                "command": command_line(item.get("command")),
+                "cwd": _relative(str(item.get("cwd") or ""), root),
+                "exit_code": code if isinstance(code, int) else None,
+                "duration": millis / 1000 if millis is not None else None,
+                "output": _tail(str(item.get("aggregatedOutput") or "")),
+            }
+        ]
+    if kind == "fileChange":
+        ok = item.get("status") == "completed"
+        steps = []
+        for change in item.get("changes") or []:
+            what = change.get("kind") if isinstance(change, dict) else None
+            name = what.get("type") if isinstance(what, dict) else what
+            step: dict[str, Any] = {
+                "kind": "file_change",
+                "path": _relative(str(change.get("path", "")), root),
+                "change": str(name or "update"),
+                "diff": str(change.get("diff") or ""),
+            }
+            moved = what.get("move_path") or what.get("movePath") if isinstance(what, dict) else None
+            if moved:
+                step["move_path"] = _relative(str(moved), root)
+            step["ok"] = ok
+            steps.append(step)
+        return steps
+    if kind == "mcpToolCall":
+        millis = _seconds(item.get("durationMs"))
+        return [
+            {
+                "kind": "mcp_tool_call",
+                "server": str(item.get("server", "")),
+                "tool": str(item.get("tool", "")),
+                "arguments": _tail(json.dumps(item.get("arguments"), ensure_ascii=False), 400),
+                "ok": not item.get("error"),
+                "duration": millis / 1000 if millis is not None else None,
+            }
+        ]
+    if kind == "webSearch":
+        return [{"kind": "web_search", "query": str(item.get("query", ""))}]
+    return []
+
+
+def build(events: list[CodexEvent], root: Path | None = None) -> list[dict[str, Any]]:
+    """The trajectory of one attempt from its codex events (MCP or app-server), in the order codex reported it;
+    paths relative to the workspace `root` when inside it."""
+    steps: list[dict[str, Any]] = []
+    for event in events:
+        msg = event.msg
+        if event.type == "exec_command_end":
+            steps.append(_command(event, root))
+        elif event.type == "patch_apply_end":
+            steps += _patch(msg.get("changes"), root, bool(msg.get("success", True)))
+        elif event.type == "mcp_tool_call_end":
+            invocation = msg.get("invocation") or {}
+            result = msg.get("result")
+            ok = isinstance(result, dict) and "Ok" in result and not (result["Ok"] or {}).get("isError")
+            steps.append(
+                {
+                    "kind": "mcp_tool_call",
+                    "server": str(invocation.get("server", "")),
+                    "tool": str(invocation.get("tool", "")),
+                    "arguments": _tail(json.dumps(invocation.get("arguments"), ensure_ascii=False), 400),
+                    "ok": ok,
+                    "duration": _seconds(msg.get("duration")),
+                }
+            )
+        elif event.type == "web_search_end":
+            steps.append({"kind": "web_search", "query": str(msg.get("query", ""))})
+        elif event.type == "item/completed" and isinstance(msg.get("item"), dict):
+            steps += _item(msg["item"], root)
+    return steps
+
+
+def reported_changes(steps: list[dict[str, Any]]) -> dict[str, str]:
+    """The files the agent reported changing (a move reports both paths), each with its last reported kind."""
+    found: dict[str, str] = {}
+    for step in steps:
+        if step["kind"] != "file_change" or not step.get("ok", True):
+            continue
+        found[step["path"]] = step["change"]
+        if step.get("move_path"):
+            found[step["move_path"]] = "add"
+    return found
+
+
+def commands(steps: list[dict[str, Any]]) -> list[str]:
+    """The commands the agent ran, in order."""
+    return [str(step["command"]) for step in steps if step["kind"] == "command"]
