@@ -391,12 +391,12 @@ def _commands_failure(outcome: ScenarioOutcome, expect: Expectations | None) -> 
             if re.search(pattern, command):
                 first = command.splitlines()[0][:160] if command else ""
                 return ScenarioFailure(
-                    "commands-failed", f"commands.never_run: ran `{first}` (matches {pattern!r}){where}", evidence
+                    "commands-failed", f"commands.never_run: ran `{first}` (matches '{pattern}'){where}", evidence
                 )
     for pattern in rules.must_run:
         if not any(re.search(pattern, command) for command in ran):
             return ScenarioFailure(
-                "commands-failed", f"commands.must_run: no command matched {pattern!r}{where}", evidence
+                "commands-failed", f"commands.must_run: no command matched '{pattern}'{where}", evidence
             )
     if rules.max is not None and len(ran) > rules.max:
         return ScenarioFailure(

@@ -6,10 +6,12 @@ searches it made — built the same way from codex's MCP `codex/event` stream (`
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from pytest_interllm.outcome import CodexEvent, command_line, command_text
+from pytest_interllm.outcome import CodexEvent, ToolCall, command_line, command_text
 
 OUTPUT_TAIL = 1200  # characters of a command's output kept in its step
 
@@ -20,6 +22,8 @@ def _tail(text: str, limit: int = OUTPUT_TAIL) -> str:
 
 def _relative(path: str, root: Path | None) -> str:
     """A path the agent reported, relative to the workspace when it lies inside it."""
+    if path.startswith("file://"):  # codex 0.153 reports a command's cwd as a file URL
+        path = unquote(path[len("file://") :])
     if root is None or not path:
         return path
     for base in (root, root.resolve()):
@@ -55,7 +59,8 @@ def _command(event: CodexEvent, root: Path | None) -> dict[str, Any]:
 def _patch(changes: Any, root: Path | None, ok: bool) -> list[dict[str, Any]]:
     """One step per file of an MCP `patch_apply_*` event's `changes` map (path → {type, unified_diff|content})."""
     steps = []
-    for path, change in (changes or {}).items() if isinstance(changes, dict) else []:
+    # codex keeps the changes in a hash map: sorted by path, so that a replay reports them in the same order
+    for path, change in sorted(changes.items()) if isinstance(changes, dict) else []:
         change = change if isinstance(change, dict) else {}
         kind = str(change.get("type", "update"))
         diff = change.get("unified_diff")
@@ -127,34 +132,93 @@ def _item(item: dict[str, Any], root: Path | None) -> list[dict[str, Any]]:
     return []
 
 
-def build(events: list[CodexEvent], root: Path | None = None) -> list[dict[str, Any]]:
-    """The trajectory of one attempt from its codex events (MCP or app-server), in the order codex reported it;
-    paths relative to the workspace `root` when inside it."""
+_PATCH_FILE = re.compile(r"^\*\*\* (Add|Update|Delete) File: (.+)$")
+_MOVE = re.compile(r"^\*\*\* Move to: (.+)$")
+
+
+def _patch_text(text: str, root: Path | None, ok: bool) -> list[dict[str, Any]]:
+    """The file changes of an apply_patch patch the agent sent (when codex's own patch events are not available:
+    the Agents SDK drops them), one step per file."""
     steps: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        found = _PATCH_FILE.match(line)
+        moved = _MOVE.match(line)
+        if found:
+            kind = found.group(1).lower()
+            steps.append({"kind": "file_change", "path": _relative(found.group(2).strip(), root), "change": kind})
+            steps[-1].update(diff="", ok=ok)
+        elif moved and steps:
+            steps[-1]["move_path"] = _relative(moved.group(1).strip(), root)
+        elif steps and line.startswith(("+", "-", " ", "@@")) and line != "*** End Patch":
+            steps[-1]["diff"] += line + "\n"
+    return steps
+
+
+def _from_call(call: ToolCall, root: Path | None) -> list[dict[str, Any]]:
+    """A tool call codex reported no exec or patch event for (refused before it ran, or events the transport does not
+    receive): a command, or the files of a patch."""
+    command = call.command
+    if command.startswith("apply_patch"):
+        ok = call.exit_code == 0 or "Success." in call.output
+        return _patch_text(command, root, ok)
+    return [
+        {
+            "kind": "command",
+            "command": command,
+            "cwd": "",
+            "exit_code": call.exit_code,
+            "duration": call.duration,
+            "output": _tail(call.output),
+        }
+    ]
+
+
+def build(
+    events: list[CodexEvent], root: Path | None = None, calls: list[ToolCall] | None = None
+) -> list[dict[str, Any]]:
+    """The trajectory of one attempt from its codex events (MCP or app-server), in the order codex reported it, with
+    the tool `calls` codex reported no event for (a command codex refused, the Agents SDK's dropped events);
+    paths relative to the workspace `root` when inside it."""
+    timed: list[tuple[float, list[dict[str, Any]]]] = []
+    seen: set[str] = set()
     for event in events:
-        msg = event.msg
-        if event.type == "exec_command_end":
-            steps.append(_command(event, root))
-        elif event.type == "patch_apply_end":
-            steps += _patch(msg.get("changes"), root, bool(msg.get("success", True)))
-        elif event.type == "mcp_tool_call_end":
-            invocation = msg.get("invocation") or {}
-            result = msg.get("result")
-            ok = isinstance(result, dict) and "Ok" in result and not (result["Ok"] or {}).get("isError")
-            steps.append(
-                {
-                    "kind": "mcp_tool_call",
-                    "server": str(invocation.get("server", "")),
-                    "tool": str(invocation.get("tool", "")),
-                    "arguments": _tail(json.dumps(invocation.get("arguments"), ensure_ascii=False), 400),
-                    "ok": ok,
-                    "duration": _seconds(msg.get("duration")),
-                }
-            )
-        elif event.type == "web_search_end":
-            steps.append({"kind": "web_search", "query": str(msg.get("query", ""))})
-        elif event.type == "item/completed" and isinstance(msg.get("item"), dict):
-            steps += _item(msg["item"], root)
+        found = _event(event, root)
+        if found:
+            timed.append((event.time, found))
+            item = event.msg.get("item")
+            seen.add(str(event.msg.get("call_id") or (item.get("id") if isinstance(item, dict) else "") or ""))
+    for call in calls or []:
+        if call.call_id not in seen:
+            timed.append((call.started, _from_call(call, root)))
+    return [step for _, found in sorted(timed, key=lambda pair: pair[0]) for step in found]
+
+
+def _event(event: CodexEvent, root: Path | None) -> list[dict[str, Any]]:
+    """The steps one codex event (MCP) or notification (app-server) reports."""
+    msg = event.msg
+    steps: list[dict[str, Any]] = []
+    if event.type == "exec_command_end":
+        steps.append(_command(event, root))
+    elif event.type == "patch_apply_end":
+        steps += _patch(msg.get("changes"), root, bool(msg.get("success", True)))
+    elif event.type == "mcp_tool_call_end":
+        invocation = msg.get("invocation") or {}
+        result = msg.get("result")
+        ok = isinstance(result, dict) and "Ok" in result and not (result["Ok"] or {}).get("isError")
+        steps.append(
+            {
+                "kind": "mcp_tool_call",
+                "server": str(invocation.get("server", "")),
+                "tool": str(invocation.get("tool", "")),
+                "arguments": _tail(json.dumps(invocation.get("arguments"), ensure_ascii=False), 400),
+                "ok": ok,
+                "duration": _seconds(msg.get("duration")),
+            }
+        )
+    elif event.type == "web_search_end":
+        steps.append({"kind": "web_search", "query": str(msg.get("query", ""))})
+    elif event.type == "item/completed" and isinstance(msg.get("item"), dict):
+        steps += _item(msg["item"], root)
     return steps
 
 

@@ -354,10 +354,10 @@ class Executor:
         self.transport.attribute(outcome, call.requests())
         if outcome.session_config:
             outcome.session_config_source = self.transport.config_source
-        outcome.trajectory = trajectory.build(outcome.events, root)
         if spec is not None:
             self._in_workspace(outcome, spec, root, before, written, target)
         self._read_back(outcome, stderr_seen, target)
+        outcome.trajectory = trajectory.build(outcome.events, root, outcome.tool_calls)
         # A timed-out turn may still run in codex: no later scenario gets this process.
         self._release(server, retire=self.transport.retire_after(outcome))
         return outcome
