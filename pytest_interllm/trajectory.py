@@ -100,8 +100,9 @@ def _item(item: dict[str, Any], root: Path | None) -> list[dict[str, Any]]:
     if kind == "fileChange":
         ok = item.get("status") == "completed"
         steps = []
-        for change in item.get("changes") or []:
-            what = change.get("kind") if isinstance(change, dict) else None
+        changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
+        for change in sorted(changes, key=lambda c: str(c.get("path", ""))):
+            what = change.get("kind")
             name = what.get("type") if isinstance(what, dict) else what
             step: dict[str, Any] = {
                 "kind": "file_change",

@@ -107,6 +107,41 @@ def test_the_example_repository_is_solved_in_a_workspace_per_scenario(pytester: 
     assert tree_hash(project.path) == before
 
 
+def steps(record: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """A trajectory as the same for every executor: each step's kind, file or command, change and exit code."""
+    return [
+        (s["kind"], s.get("path") or s.get("command"), s.get("change"), s.get("move_path"), s.get("exit_code"))
+        for s in record["trajectory"]
+    ]
+
+
+RENAMED = [
+    ("file_change", "calc/strutil.py", "update", "calc/text.py", None),
+    ("file_change", "outputs/scenario_003.md", "add", None, None),
+    ("file_change", "tests/test_strutil.py", "delete", None, None),
+    ("file_change", "tests/test_text.py", "add", None, None),
+    ("command", "python3 -m unittest tests.test_text", None, None, 0),
+]
+
+
+@pytest.mark.parametrize("executor", ["codex", "app-server", "agents"])
+def test_every_executor_reports_the_same_trajectory_and_diff(pytester: pytest.Pytester, executor: str) -> None:
+    """The MCP events, the app-server items and the Agents SDK's tool calls give the same steps."""
+    project = example(pytester)
+    result = run(project, "--interllm", EXAMPLE, "-k", "scenario_003", "--interllm-executor", executor)
+    result.assert_outcomes(passed=1)
+    [record] = records(result, project).values()
+    assert steps(record) == RENAMED
+    assert [(d["path"], d["kind"]) for d in record["workspace_diff"]] == [
+        ("calc/strutil.py", "deleted"),
+        ("calc/text.py", "added"),
+        ("outputs/scenario_003.md", "added"),
+        ("tests/test_strutil.py", "deleted"),
+        ("tests/test_text.py", "added"),
+    ]
+    assert record["session_config"]["cwd"] == record["workspace"]
+
+
 FAULTS = """\
 defaults:
   workspace: repo
