@@ -44,12 +44,9 @@ class Endpoint(Protocol):
         fault_requests: int | None = None,
         on_crash: Callable[[], None] | None = None,
         fresh: bool = True,
-        solution: str | None = None,
     ) -> ScenarioCall:
         """A scenario starts: its URL, with its injected fault (the `crash` fault calls `on_crash`). `fresh=False`
-        continues the scenario's exchange instead (the grader's requests follow codex's in its cassette).
-        `solution` (not None: the attempt runs in its own workspace) is what the built-in scripted model applies
-        there; a real provider ignores it."""
+        continues the scenario's exchange instead (the grader's requests follow codex's in its cassette)."""
         ...
 
     def stop(self) -> None:

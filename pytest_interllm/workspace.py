@@ -24,6 +24,7 @@ from typing import Any
 
 from pytest_interllm.redact import SECRET_NAME
 
+SOLUTION = ".interllm-solution"  # beside a workspace: what the scripted model applies in it
 MAX_TEXT = 512 * 1024  # a file larger than this is compared by its hash only, its diff not shown
 NO_NEWLINE = "\\ No newline at end of file"
 TAIL = 4000  # characters of a check's output kept as evidence
@@ -54,18 +55,34 @@ def workspaces_root() -> Path:
     return root
 
 
-def create(fixture: Path, label: str) -> Path:
-    """A fresh copy of `fixture` for one attempt (`<label>-XXXX`, its name unique across workers and runs)."""
+def create(fixture: Path, label: str, solution: str = "") -> Path:
+    """A fresh copy of `fixture` for one attempt (`<label>-XXXX`, its name unique across workers and runs), and beside
+    it (outside the workspace) the solution the built-in scripted model applies there."""
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in label)[-60:]
     path = Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=workspaces_root()))
     shutil.copytree(fixture, path, symlinks=True, dirs_exist_ok=True)
+    path.with_name(path.name + SOLUTION).write_text(solution, encoding="utf-8")
     return path
 
 
+def solution_for(cwd: str) -> str | None:
+    """The scripted model's solution for the attempt whose workspace is `cwd` (codex's environment context names it);
+    None when `cwd` is no workspace of ours. Read from beside the workspace, so that the scripted model finds it
+    whichever process it runs in (a worker's, or the record proxy's upstream)."""
+    path = Path(cwd)
+    if path.parent != workspaces_root():
+        return None
+    try:
+        return path.with_name(path.name + SOLUTION).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
 def remove(path: Path) -> None:
-    """Remove a workspace of ours (only ever a directory under `workspaces_root()`)."""
+    """Remove a workspace of ours (only ever a directory under `workspaces_root()`) and its solution."""
     if path.parent == workspaces_root():
         shutil.rmtree(path, ignore_errors=True)
+        path.with_name(path.name + SOLUTION).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,20 @@ def test_every_executor_reports_the_same_trajectory_and_diff(pytester: pytest.Py
     assert record["session_config"]["cwd"] == record["workspace"]
 
 
+def test_a_replayed_attempt_reproduces_its_trajectory_and_diff(pytester: pytest.Pytester) -> None:
+    """Recorded from the scripted model (which finds each workspace's solution beside it), replayed offline."""
+    project = example(pytester)
+    recorded = run(project, "--interllm", EXAMPLE, "--interllm-provider", "record")
+    recorded.assert_outcomes(passed=3)
+    replayed = run(project, "--interllm", EXAMPLE, "--interllm-provider", "replay")
+    replayed.assert_outcomes(passed=3)
+    replayed.stdout.fnmatch_lines(["interllm: proxy: 9 requests, 0 sent upstream, 9 replayed*"])
+    before, after = records(recorded, project), records(replayed, project)
+    assert diffs(after) == diffs(before)
+    assert {i: steps(r) for i, r in after.items()} == {i: steps(r) for i, r in before.items()}
+    assert steps(after[3]) == RENAMED
+
+
 FAULTS = """\
 defaults:
   workspace: repo

@@ -13,8 +13,10 @@ from pytest_interllm.faults import Fault, WritePlan
 from pytest_interllm.providers.audit import user_texts
 from pytest_interllm.providers.document import ScenarioRequest, read_scenario, render_document, write_command
 from pytest_interllm.rubric import read_request, scripted_verdicts
+from pytest_interllm.workspace import solution_for
 
 CALL_PREFIX = "interllm_write_"
+_CWD = re.compile(r"<cwd>([^<]+)</cwd>")  # codex's environment context
 PATCH_EOF = "INTERLLM_PATCH"
 ORCHESTRATOR_PREFIX = "interllm_codex_"
 AGENT_PREFIX = "interllm_agent_"
@@ -72,11 +74,9 @@ class Script:
     def __init__(self, next_id: Callable[[], int]) -> None:
         self.next_id = next_id
 
-    def answer(
-        self, body: dict[str, Any], fault: Fault | None = None, solution: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The output items for one request; `solution` (not None: the scenario runs in its own workspace) is the
-        patch and commands that solve the scenario there."""
+    def answer(self, body: dict[str, Any], fault: Fault | None = None) -> list[dict[str, Any]]:
+        """The output items for one request; in a scenario's own workspace (codex's cwd), the patch and commands
+        that solve it there."""
         graded = read_request(body)
         if graded is not None:  # a grader's request: judged by phrase matching, not by a model
             return [self.message(json.dumps({"criteria": scripted_verdicts(*graded)}))]
@@ -85,7 +85,10 @@ class Script:
         if "codex" in tools and "exec_command" not in tools:
             return self._orchestrate(body, items, fault)
         outputs = _outputs(items, CALL_PREFIX, ("function_call_output", "custom_tool_call_output"))
-        scenario = read_scenario("\n".join(user_texts(items)))
+        texts = user_texts(items)
+        scenario = read_scenario("\n".join(texts))
+        cwd = next((found.group(1) for t in texts for found in [_CWD.search(t)] if found), None)
+        solution = solution_for(cwd) if cwd else None
         if solution is not None and scenario.output_path is not None:
             return self._in_workspace(scenario, solution, fault, tools, outputs)
         if outputs:

@@ -58,7 +58,6 @@ class ScriptedEndpoint:
         fault_requests: int | None = None,
         on_crash: Callable[[], None] | None = None,
         fresh: bool = True,
-        solution: str | None = None,
     ) -> _ScriptedCall:
         self.start()
         assert self.model is not None
@@ -67,7 +66,6 @@ class ScriptedEndpoint:
             fault=fault,
             fault_requests=fault_requests,
             on_crash=on_crash,
-            solution=solution,
             requests=self._served.get(_scenario_of(label), 0),
         )
         key = self.model.open_call(context)
@@ -117,7 +115,6 @@ class ProxyEndpoint:
         fault_requests: int | None = None,
         on_crash: Callable[[], None] | None = None,
         fresh: bool = True,
-        solution: str | None = None,
     ) -> _ProxyCall:
         since = time.time()
         url = self.client.begin(label) if fresh else self.client.url(label)

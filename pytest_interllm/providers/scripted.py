@@ -67,7 +67,6 @@ class CallContext:
     fault: str | None = None
     fault_requests: int | None = None
     on_crash: Callable[[], None] | None = None
-    solution: str | None = None  # the scenario runs in its own workspace: the patch and commands that solve it
     requests: int = 0
     records: list[AuditRecord] = field(default_factory=list)
 
@@ -191,7 +190,7 @@ class ScriptedModel(LocalServer):
         if unsealed is not None:
             return self._refuse(request, start, model, Refusal(400, unsealed, "invalid_request_error"))
         try:
-            items = self.script.answer(body, fault, context.solution if context is not None else None)
+            items = self.script.answer(body, fault)
         except Exception as exc:  # a bug here must reach the test as evidence, not as a dropped connection
             self._record(request, start, model, 500)
             return _error(500, f"scripted model error: {type(exc).__name__}: {exc}", "server_error")

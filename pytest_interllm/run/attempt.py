@@ -309,13 +309,11 @@ class Executor:
         s = self.settings
         # With `workspace:`, a fresh copy of the fixture is codex's cwd and sandbox root, and the output file is
         # written inside it (copied to the output dir afterwards).
-        root = workspace.create(spec.fixture, label) if spec is not None else s.rootdir
+        root = workspace.create(spec.fixture, label, spec.solution) if spec is not None else s.rootdir
         before = workspace.snapshot(root) if spec is not None else {}
         written = root / workspace.inside_path(s.relative(target), target.name) if spec is not None else target
         server, crash = self._acquire()
-        call = self.endpoint.open(
-            label, fault, fault_requests, on_crash=crash, solution=spec.solution if spec is not None else None
-        )
+        call = self.endpoint.open(label, fault, fault_requests, on_crash=crash)
         injected = faults.get(fault)
         arguments = codex_call(prompt, model, call.url, str(root), s.sandbox)
         if injected is not None and injected.by_call:  # a caller that gets its own call wrong
