@@ -282,3 +282,28 @@ def test_the_diff_names_added_changed_deleted_and_binary_files(tmp_path: Path) -
     assert workspace.matches("calc/x.py", ("calc/**",)) == "calc/**"
     assert workspace.matches(".git/config", (".git/**",)) == ".git/**"
     assert workspace.matches("docs/x.md", ("calc/*",)) is None
+
+
+GRADED = """\
+defaults:
+  workspace: repo
+  solution: solutions/fix-add.patch
+1:
+  rubric: {criteria: ['Fixes the sum ("return a + b")'], with: diff}
+2:
+  rubric: ['Fixes the sum ("return a + b")']
+"""
+
+
+def test_the_grader_is_given_the_diff_with_rubric_with_diff(pytester: pytest.Pytester) -> None:
+    project = example(pytester)
+    write(project.path / "examples" / "Graded.md", "1. Fix the bug in `calc/arith.py`\n2. Fix it again\n")
+    write(project.path / "scenarios" / "Graded.yaml", GRADED)
+    result = run(project, "--interllm", "examples/Graded.md")
+    result.assert_outcomes(passed=1, failed=1)
+    found = records(result, project)
+    assert found[1]["rubric"][0]["verdict"] == "pass"
+    assert (
+        found[2]["failure"].splitlines()[0] == '[rubric-failed] 1 of 1 criteria failed: Fixes the sum ("return a + b")'
+    )
+    shutil.rmtree(found[2]["workspace"])

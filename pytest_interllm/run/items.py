@@ -210,6 +210,17 @@ def _check(executor: AttemptRunner, outcome: ScenarioOutcome, expectations: Expe
     return None
 
 
+def _graded(expectations: Expectations, outcome: ScenarioOutcome) -> str:
+    """What the grader judges: the output file, and with `rubric: {with: diff}` the workspace diff after it."""
+    if expectations.rubric_with != "diff" or outcome.workspace_diff is None:
+        return outcome.output_text
+    changes = "".join(
+        d["diff"] or f"{d['kind']} {d['path']}" + (" (binary)\n" if d.get("binary") else "\n")
+        for d in outcome.workspace_diff
+    )
+    return f"{outcome.output_text}\n\n## The agent's changes to its workspace (unified diff)\n\n{changes or '(none)'}"
+
+
 def _grade(executor: AttemptRunner, request: Request, outcome: ScenarioOutcome, label: str, grader: Grader) -> None:
     """Grade the output file against the rubric through the scenario's own provider (its cassette, its audit)."""
     call = executor.endpoint.open(label, fresh=False)
@@ -219,7 +230,7 @@ def _grade(executor: AttemptRunner, request: Request, outcome: ScenarioOutcome, 
             executor.endpoint.token,
             grader.model or request.model,
             list(request.expectations.rubric),
-            outcome.output_text,
+            _graded(request.expectations, outcome),
             grader.votes,
             request.timeout,
             grader.kind,
