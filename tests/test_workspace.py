@@ -185,9 +185,17 @@ def test_each_workspace_fault_is_classified_with_its_rule_on_line_one(pytester: 
         project.path / "examples" / "Faults.md", "".join(f"{n}. Fix the bug in `calc/arith.py`\n" for n in range(1, 6))
     )
     write(project.path / "scenarios" / "Faults.yaml", FAULTS)
-    result = run(project, "--interllm", "examples/Faults.md", "-n", "2")
+    result = run(project, "--interllm", "examples/Faults.md", "-n", "2", "--html=report.html", "--self-contained-html")
     result.assert_outcomes(passed=1, failed=4)
     found = records(result, project)
+    texts = {k.split("::")[1][:12]: t for k, t in report_texts(project.path / "report.html").items()}
+    raw = (project.path / "report.html").read_text(encoding="utf-8")
+    assert not [glyph for glyph in "✅❌⏭⚠✓✗" if glyph in raw]  # words and colour, no emoji font needed
+    for index in HEADLINES:
+        text = texts[f"scenario_{index:03d}"]
+        evidence = found[index]["failure"].splitlines()[1:3]  # the failure's text after its headline: once
+        assert all(text.count(line.strip()) == 1 for line in evidence if line.strip()), (evidence, text)
+        assert found[index]["workspace"] in text and "kept for inspection" in text
     for index, headline in HEADLINES.items():
         record = found[index]
         assert record["failure_class"] == CLASSES[index], record["failure"]
@@ -307,3 +315,27 @@ def test_the_grader_is_given_the_diff_with_rubric_with_diff(pytester: pytest.Pyt
         found[2]["failure"].splitlines()[0] == '[rubric-failed] 1 of 1 criteria failed: Fixes the sum ("return a + b")'
     )
     shutil.rmtree(found[2]["workspace"])
+
+
+def test_the_html_marks_results_in_words_and_colour_not_emoji() -> None:
+    """The models table of the report renders in a browser without an emoji font (the markdown keeps its icons)."""
+    from pytest_interllm.report import html
+    from pytest_interllm.report.record import build
+
+    rows = [
+        build(
+            index=1,
+            name="s1",
+            title="t",
+            section="",
+            nodeid="l.md::s1[a]",
+            outcome=None,
+            result=result,
+            failure=None,
+            expected_model=model,
+        )
+        for model, result in (("gpt-a", "passed"), ("gpt-b", "failed"))
+    ]
+    page = html.summary({"provider": "offline"}, {"passed": 1, "failed": 1}, rows)
+    assert "Models compared" in page and '<td class="bad">failed' in page and '<td class="ok">passed' in page
+    assert not [glyph for glyph in "✅❌⏭⚠" if glyph in page]

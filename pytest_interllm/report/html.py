@@ -66,7 +66,7 @@ def _timeline(record: dict[str, Any]) -> str:
     for call in record["tool_calls"]:
         first = call["command"].splitlines()[0] if call["command"] else ""
         klass = "ok" if call["exit_code"] == 0 else "bad"
-        took = f"{call['duration']:.3f}s" if call["duration"] is not None else "—"
+        took = _seconds(call["duration"])
         rows.append(
             f"<tr><td>tool call</td><td><code>{escape(first[:200])}</code></td>"
             f'<td class="{klass}">exit {escape(str(call["exit_code"]))}</td><td>{took}</td>'
@@ -80,7 +80,7 @@ def _timeline(record: dict[str, Any]) -> str:
             f"<td>POST {escape(req['path'])} model={escape(repr(req['model']))}"
             f"{' sandbox=' + escape(str(req['sandbox_mode'])) if req.get('sandbox_mode') else ''}"
             f"{' (replayed from the cassette)' if req.get('replayed') else ''}"
-            f'</td><td class="{klass}">HTTP {req["status"]}</td><td>{req["latency"]:.3f}s</td>'
+            f'</td><td class="{klass}">HTTP {req["status"]}</td><td>{_seconds(req["latency"])}</td>'
             f"<td>{req['input_tokens']} in / {req['output_tokens']} out</td></tr>"
         )
     events = ", ".join(f"{_clock(e['time'])} {e['type']}" for e in record["events"])
@@ -214,11 +214,10 @@ def render(record: dict[str, Any]) -> str:
     if record["section"]:
         head += f" — {record['section']}"
     parts.append(f"<p><b>{escape(head)}</b></p>")
-    if record["failure"]:
+    if record["failure"]:  # its headline; the whole failure is pytest-html's log below, once
         parts.append(f'<p class="bad">{escape(record["failure"].splitlines()[0])}</p>')
-        parts.append(_section("failure details", _pre(record["failure"]), open_=True))
     facts = (
-        f"duration {record['duration']:.2f}s · tokens {record['tokens_in']} in / {record['tokens_out']} out"
+        f"duration {_seconds(record['duration'])} · tokens {record['tokens_in']} in / {record['tokens_out']} out"
         + (" · no spend" if record["cost_usd"] is None else f" · estimated cost ${record['cost_usd']:.4f}")
         + f" · attempts {record['attempts']} · provider retries {record['provider_retries']}"
         + (f" · fault {record['fault']}" if record["fault"] else "")
@@ -226,7 +225,9 @@ def render(record: dict[str, Any]) -> str:
     parts.append(f"<p>{escape(facts)}</p>")
     repeat = record.get("repeat")
     if repeat:
-        parts.append(f"<p><b>{escape(result_text(record))}</b> · {escape(pass_rates(record))}</p>")
+        parts.append(
+            f"<p><b{_mark(record)}>{escape(result_text(record, icons=False))}</b> · {escape(pass_rates(record))}</p>"
+        )
         runs = "".join(
             f'<tr><td>{run["attempt"]}</td><td class="{"ok" if run["result"] == "passed" else "bad"}">'
             f"{escape(run['result'])}</td><td>{escape(run.get('failure') or '')}{_apart(run)}</td>"
@@ -269,6 +270,12 @@ def render(record: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _mark(record: dict[str, Any] | None) -> str:
+    """A result's colour in a table cell (CSS, not an emoji: a headless browser may lack the font)."""
+    result = record["result"] if record is not None else None
+    return ' class="ok"' if result == "passed" else ' class="bad"' if result == "failed" else ""
+
+
 def summary(
     info: dict[str, str], counts: dict[str, int], records: list[dict[str, Any]] | None = None, extra: str = ""
 ) -> str:
@@ -284,7 +291,9 @@ def summary(
         head = "".join(f"<th>{escape(m)}</th>" for m in models)
         rows = "".join(
             f"<tr><td>{escape(index)}</td><td>{escape(title)}</td>"
-            + "".join(f"<td>{escape(matrix_cell(by_model.get(m)))}</td>" for m in models)
+            + "".join(
+                f"<td{_mark(by_model.get(m))}>{escape(matrix_cell(by_model.get(m), icons=False))}</td>" for m in models
+            )
             + "</tr>"
             for index, title, by_model in matrix(records)
         )
