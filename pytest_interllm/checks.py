@@ -299,11 +299,6 @@ def _expectation_failure(outcome: ScenarioOutcome, expect: Expectations) -> Scen
     return None
 
 
-# Files a command leaves behind as a matter of course (caches): shown in the diff, never held against the agent as
-# unreported or outside `changes.only`.
-GENERATED = ("*__pycache__/*", "*.pyc", ".pytest_cache/*", "*/.pytest_cache/*")
-
-
 def _diff_lines(outcome: ScenarioOutcome, limit: int = 12) -> list[str]:
     diff = outcome.workspace_diff or []
     lines = [f"workspace diff: {len(diff)} file(s)"] + [
@@ -347,7 +342,7 @@ def _changes_failure(outcome: ScenarioOutcome, expect: Expectations | None) -> S
             )
     for path, kind in changed.items():
         named = any(path in c or PurePosixPath(path).name in c for c in ran)
-        if path not in reported and not named and matches(path, GENERATED) is None:
+        if path not in reported and not named:
             return ScenarioFailure(
                 "changes-failed",
                 f"unreported change: {path} {kind} on disk, but the agent reported no change to it "
@@ -363,7 +358,7 @@ def _changes_failure(outcome: ScenarioOutcome, expect: Expectations | None) -> S
             )
     if rules.only is not None:
         for path in changed:
-            if path != own and matches(path, rules.only) is None and matches(path, GENERATED) is None:
+            if path != own and matches(path, rules.only) is None:
                 return ScenarioFailure(
                     "changes-failed",
                     f"changes.only: {path} {changed[path]}, not allowed by {list(rules.only)}{where}",

@@ -24,6 +24,9 @@ from typing import Any
 
 from pytest_interllm.redact import SECRET_NAME
 
+# Left out of the diff: what running Python or its tests leaves behind, not the agent's work.
+CACHE_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+CACHE_SUFFIXES = (".pyc", ".pyo")
 SOLUTION = ".interllm-solution"  # beside a workspace: what the scripted model applies in it
 MAX_TEXT = 512 * 1024  # a file larger than this is compared by its hash only, its diff not shown
 NO_NEWLINE = "\\ No newline at end of file"
@@ -94,13 +97,16 @@ class Entry:
 
 
 def snapshot(root: Path) -> dict[str, Entry]:
-    """Every file under `root` (symlinks as their target text, not followed), by POSIX path relative to `root`."""
+    """Every file under `root` (symlinks as their target text, not followed), by POSIX path relative to `root`;
+    the caches running Python leaves behind (`CACHE_DIRS`, `CACHE_SUFFIXES`) left out."""
     found: dict[str, Entry] = {}
     for folder, dirs, files in os.walk(root):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if d not in CACHE_DIRS)
         for name in sorted(files) + sorted(d for d in dirs if (Path(folder) / d).is_symlink()):
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
+            if name.endswith(CACHE_SUFFIXES):
+                continue
             try:
                 if path.is_symlink():
                     data: bytes = f"symlink -> {os.readlink(path)}".encode()
@@ -198,7 +204,6 @@ def check_env(home: Path) -> dict[str, str]:
     """The check's environment: the user's, without credentials (it runs our user's shell, not the agent's)."""
     env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)}
     env.setdefault("HOME", str(home))
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 

@@ -277,6 +277,8 @@ def test_the_diff_names_added_changed_deleted_and_binary_files(tmp_path: Path) -
     (tmp_path / "gone.txt").unlink()
     (tmp_path / "blob.bin").write_bytes(b"\0\1\3")
     write(tmp_path / "new.txt", "no newline")
+    write(tmp_path / "pkg" / "__pycache__" / "m.cpython-311.pyc", "cache")  # running Python's leftovers: not shown
+    write(tmp_path / ".pytest_cache" / "README.md", "cache")
     found = {d["path"]: d for d in workspace.diff(before, workspace.snapshot(tmp_path))}
     assert {p: d["kind"] for p, d in found.items()} == {
         "a.txt": "changed",

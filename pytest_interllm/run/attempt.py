@@ -160,7 +160,6 @@ class Executor:
             KEY_ENV: self.token,
             "PATH": os.environ.get("PATH", os.defpath),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "PYTHONDONTWRITEBYTECODE": "1",  # the agent's test runs leave no caches in its workspace's diff
         }
 
     # -- the codex process ---------------------------------------------------------------------------------------
