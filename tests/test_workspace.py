@@ -205,7 +205,8 @@ def test_each_workspace_fault_is_classified_with_its_rule_on_line_one(pytester: 
         # A failed attempt's workspace is kept, its path in the record and the report.
         kept = Path(record["workspace"])
         assert record["workspace_kept"] and kept.is_dir()
-        shutil.rmtree(kept)
+        assert f"workspace kept for inspection: {kept}" in record["failure"]
+        workspace.remove(kept)
     assert "ran `rm -rf build` (exit ?)" in found[2]["failure"]
     assert "FAILED (failures=1)" in found[4]["check"]["output"] and "check output:" in found[4]["failure"]
     assert found[5]["result"] == "passed"
@@ -249,7 +250,7 @@ def test_a_hanging_check_is_killed_and_a_secret_it_prints_is_masked(
         assert secret not in path.read_text(encoding="utf-8"), path
     assert secret not in result.stdout.str()
     for record in found.values():
-        shutil.rmtree(record["workspace"])
+        workspace.remove(Path(record["workspace"]))
 
 
 def test_workspace_keys_are_checked_at_collection(pytester: pytest.Pytester) -> None:
@@ -316,7 +317,7 @@ def test_the_grader_is_given_the_diff_with_rubric_with_diff(pytester: pytest.Pyt
     assert (
         found[2]["failure"].splitlines()[0] == '[rubric-failed] 1 of 1 criteria failed: Fixes the sum ("return a + b")'
     )
-    shutil.rmtree(found[2]["workspace"])
+    workspace.remove(Path(found[2]["workspace"]))
 
 
 def test_the_html_marks_results_in_words_and_colour_not_emoji() -> None:

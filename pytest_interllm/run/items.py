@@ -250,6 +250,8 @@ def _settle_workspace(outcome: ScenarioOutcome, failure: ScenarioFailure | None)
     outcome.workspace_kept = failure is not None
     if failure is None:
         remove_workspace(Path(outcome.workspace))
+    else:
+        failure.evidence.append(f"workspace kept for inspection: {outcome.workspace}")
 
 
 def run_item(
