@@ -119,6 +119,9 @@ class InterllmFile(pytest.File):
         if absent is not None:
             raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line_of('fault')}: {absent}")
         refused = unavailable(expect.fault, settings.provider, settings.executor) if expect.fault else None
+        run_fault = faults.get(settings.fault) if settings.fault and not expect.fault else None
+        if refused is None and run_fault is not None and item.workspace is None:
+            refused = run_fault.without_workspace()  # --interllm-fault: acted out only where there is a workspace
         if expect.skip or refused:
             item.add_marker(pytest.mark.skip(reason=expect.skip or f"{refused}; skipped"))
         if expect.xfail:

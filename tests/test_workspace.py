@@ -342,3 +342,14 @@ def test_the_html_marks_results_in_words_and_colour_not_emoji() -> None:
     page = html.summary({"provider": "offline"}, {"passed": 1, "failed": 1}, rows)
     assert "Models compared" in page and '<td class="bad">failed' in page and '<td class="ok">passed' in page
     assert not [glyph for glyph in "✅❌⏭⚠" if glyph in page]
+
+
+def test_a_run_wide_workspace_fault_skips_the_scenarios_without_a_workspace(pytester: pytest.Pytester) -> None:
+    project = example(pytester)
+    write(project.path / "examples" / "Mixed.md", "1. Fix the bug in `calc/arith.py`\n2. Write a plan\n")
+    write(project.path / "scenarios" / "Mixed.yaml", "1:\n  workspace: repo\n  solution: solutions/fix-add.patch\n")
+    result = run(project, "--interllm", "examples/Mixed.md", "--interllm-fault", "broken-fix", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)  # no check: the broken fix is not caught, but it was injected
+    result.stdout.fnmatch_lines(["SKIPPED*the broken-fix fault changes files: it needs the scenario's own*"])
+    found = records(result, project)
+    assert [s.get("path") for s in found[1]["trajectory"] if s["kind"] == "file_change"] == ["outputs/scenario_001.md"]
