@@ -79,6 +79,7 @@ def test_the_example_repository_is_solved_in_a_workspace_per_scenario(pytester: 
     ]
     # The trajectory: codex's patch tool reported each file, the command ran in the workspace.
     steps = found[1]["trajectory"]
+    assert steps[0] == {"kind": "web_search", "query": "python unittest discover"}  # the hosted tool, reported
     assert [(s["kind"], s.get("path"), s.get("change")) for s in steps if s["kind"] == "file_change"] == [
         ("file_change", "calc/arith.py", "update"),
         ("file_change", "outputs/scenario_001.md", "add"),
@@ -91,7 +92,7 @@ def test_the_example_repository_is_solved_in_a_workspace_per_scenario(pytester: 
     assert (project.path / "outputs" / "scenario_001.md").read_text().startswith("# Scenario 1: Fix the bug")
     texts = report_texts(project.path / "report.html")
     [text] = [t for k, t in texts.items() if "scenario_001" in k]
-    assert "what the agent did (3 steps)" in text and "workspace diff (2 files)" in text
+    assert "what the agent did (4 steps)" in text and "web search" in text and "workspace diff (2 files)" in text
     assert "python3 -m unittest discover -s tests -t ." in text and "changed calc/arith.py" in text
     raw = json.dumps(report_data(project.path / "report.html"))
     assert 'class=\\"add\\"' in raw and 'class=\\"del\\"' in raw  # the diff's lines coloured

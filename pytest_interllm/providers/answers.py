@@ -50,11 +50,13 @@ def _outputs(items: Any, prefix: str, kinds: tuple[str, ...] = ("function_call_o
     ]
 
 
-def read_solution(text: str) -> tuple[list[str], list[str]]:
+def read_solution(text: str) -> tuple[list[str], list[str], list[str]]:
     """A solution file: the hunks of an apply_patch patch (between `*** Begin Patch` and `*** End Patch`, or the
-    whole text without them) and the commands to run after it (lines `$ command` outside the patch)."""
+    whole text without them), the commands to run after it (lines `$ command` outside the patch) and the web
+    searches made before it (lines `? query`)."""
     hunks: list[str] = []
     commands: list[str] = []
+    searches: list[str] = []
     inside = False
     for line in text.splitlines():
         if line.strip() == "*** Begin Patch":
@@ -63,9 +65,11 @@ def read_solution(text: str) -> tuple[list[str], list[str]]:
             inside = False
         elif not inside and line.startswith("$ "):
             commands.append(line[2:].strip())
+        elif not inside and line.startswith("? "):
+            searches.append(line[2:].strip())
         elif inside or (line.startswith("*** ") or hunks):
             hunks.append(line)
-    return hunks, commands
+    return hunks, commands, searches
 
 
 class Script:
@@ -127,7 +131,7 @@ class Script:
         assert scenario.output_path is not None
         plan = WritePlan(path=scenario.output_path)
         plan = fault.shape_plan(plan) if fault is not None else plan
-        hunks, commands = read_solution(solution)
+        hunks, commands, searches = read_solution(solution)
         report = render_document(scenario)
         patch = ["*** Begin Patch"]
         if not plan.broken:
@@ -170,7 +174,8 @@ class Script:
             call = self.function_call(call_id, "exec_command", {"cmd": command})
         if outputs:
             return [call]
-        return [self.message(f"I'll work on '{scenario.title}' in the workspace.", "commentary"), call]
+        looked = [self.web_search(query) for query in searches]  # the hosted tool: the backend searched
+        return [*looked, self.message(f"I'll work on '{scenario.title}' in the workspace.", "commentary"), call]
 
     def _write_call(self, plan: WritePlan, document: str, tools: set[str]) -> dict[str, Any] | None:
         """The tool call that writes the document with whichever tool codex offers."""
@@ -272,6 +277,11 @@ class Script:
             "arguments": json.dumps(args),
             "status": "completed",
         }
+
+    def web_search(self, query: str) -> dict[str, Any]:
+        """A web search the backend made for the model (a hosted tool: codex only reports it)."""
+        action = {"type": "search", "query": query}
+        return {"type": "web_search_call", "id": f"ws_{self.next_id()}", "status": "completed", "action": action}
 
     def message(self, text: str, phase: str | None = None) -> dict[str, Any]:
         """An assistant message; codex tells a preamble (`commentary`) from the answer (`final_answer`)."""
