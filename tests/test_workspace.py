@@ -21,6 +21,7 @@ from tests.test_providers import log_of
 from tests.test_report import report_data, report_texts
 
 ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads(resources.files("pytest_interllm.schema").joinpath("run-record.schema.json").read_text())
 EXAMPLE = "examples/RepoTaskList.md"
 # The run's own artifacts (the plugin's outputs, logs and signing key in HOME, pytest's cache and the captured
 # streams of the child run): everything else of the rootdir must be as it was.
@@ -59,9 +60,8 @@ def test_the_example_repository_is_solved_in_a_workspace_per_scenario(pytester: 
     result.assert_outcomes(passed=3)
     assert tree_hash(project.path) == before  # nothing outside the attempts' workspaces changed
     found = records(result, project)
-    schema = json.loads(resources.files("pytest_interllm.schema").joinpath("run-record.schema.json").read_text())
     for record in found.values():
-        jsonschema.validate(record, schema)
+        jsonschema.validate(record, SCHEMA)
         where = Path(record["workspace"])
         assert where != project.path and not where.is_relative_to(project.path)
         assert not where.exists() and not record["workspace_kept"]  # passed: removed
@@ -197,6 +197,8 @@ def test_each_workspace_fault_is_classified_with_its_rule_on_line_one(pytester: 
         evidence = found[index]["failure"].splitlines()[1:3]  # the failure's text after its headline: once
         assert all(text.count(line.strip()) == 1 for line in evidence if line.strip()), (evidence, text)
         assert found[index]["workspace"] in text and "kept for inspection" in text
+    for record in found.values():
+        jsonschema.validate(record, SCHEMA)
     for index, headline in HEADLINES.items():
         record = found[index]
         assert record["failure_class"] == CLASSES[index], record["failure"]
@@ -236,6 +238,8 @@ def test_a_hanging_check_is_killed_and_a_secret_it_prints_is_masked(
     result = run(pytester, "--interllm", "input/list.md", "--html=report.html", "--self-contained-html")
     result.assert_outcomes(failed=2)
     found = records(result, pytester)
+    for record in found.values():
+        jsonschema.validate(record, SCHEMA)
     assert found[1]["failure_class"] == "check-failed"
     assert (
         found[1]["failure"]
