@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from importlib import resources
@@ -18,7 +19,7 @@ import pytest
 from pytest_interllm import workspace
 from tests.conftest import run, write
 from tests.test_providers import log_of
-from tests.test_report import report_data, report_texts
+from tests.test_report import report_data, report_texts, table_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads(resources.files("pytest_interllm.schema").joinpath("run-record.schema.json").read_text())
@@ -96,10 +97,9 @@ def test_the_example_repository_is_solved_in_a_workspace_per_scenario(pytester: 
     assert "python3 -m unittest discover -s tests -t ." in text and "changed calc/arith.py" in text
     raw = json.dumps(report_data(project.path / "report.html"))
     assert 'class=\\"add\\"' in raw and 'class=\\"del\\"' in raw  # the diff's lines coloured
-    assert (
-        "<details><summary>what the agent did" in json.loads(raw)["tests"][next(iter(texts))][0]["extras"][0]["content"]
-        or True
-    )
+    assert "<details><summary>what the agent did (4 steps)" in raw  # collapsed: the scenario passed
+    durations = [cells[-2] for cells in table_cells(project.path / "report.html").values()]
+    assert len(durations) == 3 and all(re.fullmatch(r"\d+\.\d\ds", d) for d in durations), durations
 
     # In flight and on two workers: the same verdicts and the same diffs.
     again = run(project, "--interllm", EXAMPLE, "--interllm-concurrency", "8", "-n", "2")
