@@ -124,8 +124,9 @@ def _item(item: dict[str, Any], root: Path | None) -> list[dict[str, Any]]:
                 "server": str(item.get("server", "")),
                 "tool": str(item.get("tool", "")),
                 "arguments": _tail(json.dumps(item.get("arguments"), ensure_ascii=False), 400),
-                "ok": not item.get("error"),
+                "ok": not item.get("error") and item.get("status") != "failed",
                 "duration": millis / 1000 if millis is not None else None,
+                "output": _tail(json.dumps(item.get("error") or item.get("result"), ensure_ascii=False), 400),
             }
         ]
     if kind == "webSearch":
@@ -206,6 +207,7 @@ def _event(event: CodexEvent, root: Path | None) -> list[dict[str, Any]]:
         invocation = msg.get("invocation") or {}
         result = msg.get("result")
         ok = isinstance(result, dict) and "Ok" in result and not (result["Ok"] or {}).get("isError")
+        said = (result.get("Err") or result.get("Ok")) if isinstance(result, dict) else result
         steps.append(
             {
                 "kind": "mcp_tool_call",
@@ -214,6 +216,7 @@ def _event(event: CodexEvent, root: Path | None) -> list[dict[str, Any]]:
                 "arguments": _tail(json.dumps(invocation.get("arguments"), ensure_ascii=False), 400),
                 "ok": ok,
                 "duration": _seconds(msg.get("duration")),
+                "output": _tail(said if isinstance(said, str) else json.dumps(said, ensure_ascii=False), 400),
             }
         )
     elif event.type == "web_search_end":

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -358,3 +359,40 @@ def test_a_run_wide_workspace_fault_skips_the_scenarios_without_a_workspace(pyte
     result.stdout.fnmatch_lines(["SKIPPED*the broken-fix fault changes files: it needs the scenario's own*"])
     found = records(result, project)
     assert [s.get("path") for s in found[1]["trajectory"] if s["kind"] == "file_change"] == ["outputs/scenario_001.md"]
+
+
+ECHO_SERVER = """\
+from mcp.server.mcpserver import MCPServer
+
+app = MCPServer("echo")
+
+
+@app.tool()
+def ping(text: str) -> str:
+    return f"pong: {text}"
+
+
+app.run()
+"""
+
+
+@pytest.mark.parametrize("executor", ["codex", "app-server"])
+def test_an_mcp_tool_call_is_a_step_of_the_trajectory(pytester: pytest.Pytester, executor: str) -> None:
+    """codex (with an MCP server in its config) reports the agent's call of one of its tools, refused or not."""
+    project = example(pytester)
+    write(project.path / "echo.py", ECHO_SERVER)
+    home = project.path / "codex-home"
+    command = json.dumps(sys.executable)
+    write(home / "config.toml", f'[mcp_servers.echo]\ncommand = {command}\nargs = ["{project.path / "echo.py"}"]\n')
+    write(project.path / "examples" / "solutions" / "ping.patch", '! echo.ping {"text": "hi"}\n')
+    write(project.path / "examples" / "Ping.md", "1. Ping the echo server\n")
+    write(project.path / "scenarios" / "Ping.yaml", "1:\n  workspace: repo\n  solution: solutions/ping.patch\n")
+    result = run(
+        project, "--interllm", "examples/Ping.md", "--interllm-executor", executor, "--interllm-codex-home", str(home)
+    )
+    result.assert_outcomes(passed=1)
+    [record] = records(result, project).values()
+    [call] = [s for s in record["trajectory"] if s["kind"] == "mcp_tool_call"]
+    assert (call["server"], call["tool"], json.loads(call["arguments"])) == ("echo", "ping", {"text": "hi"})
+    # Under `approval-policy: never` codex refuses a tool call that needs approval: the step says so.
+    assert call["ok"] is False and "approval" in call["output"], call

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_interllm.faults import Fault, WritePlan
@@ -50,13 +51,24 @@ def _outputs(items: Any, prefix: str, kinds: tuple[str, ...] = ("function_call_o
     ]
 
 
-def read_solution(text: str) -> tuple[list[str], list[str], list[str]]:
+@dataclass(frozen=True)
+class Solution:
     """A solution file: the hunks of an apply_patch patch (between `*** Begin Patch` and `*** End Patch`, or the
-    whole text without them), the commands to run after it (lines `$ command` outside the patch) and the web
-    searches made before it (lines `? query`)."""
+    whole text without them), the commands run after it (lines `$ command`), the web searches made before it
+    (lines `? query`) and the MCP tools called before it (lines `! server.tool {json arguments}`)."""
+
+    hunks: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    tools: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+
+
+def read_solution(text: str) -> Solution:
+    """The `Solution` a solution file holds."""
     hunks: list[str] = []
     commands: list[str] = []
     searches: list[str] = []
+    tools: list[tuple[str, str, dict[str, Any]]] = []
     inside = False
     for line in text.splitlines():
         if line.strip() == "*** Begin Patch":
@@ -67,9 +79,13 @@ def read_solution(text: str) -> tuple[list[str], list[str], list[str]]:
             commands.append(line[2:].strip())
         elif not inside and line.startswith("? "):
             searches.append(line[2:].strip())
+        elif not inside and line.startswith("! "):
+            name, _, args = line[2:].strip().partition(" ")
+            server, _, tool = name.partition(".")
+            tools.append((server, tool, json.loads(args or "{}")))
         elif inside or (line.startswith("*** ") or hunks):
             hunks.append(line)
-    return hunks, commands, searches
+    return Solution(tuple(hunks), tuple(commands), tuple(searches), tuple(tools))
 
 
 class Script:
@@ -131,16 +147,19 @@ class Script:
         assert scenario.output_path is not None
         plan = WritePlan(path=scenario.output_path)
         plan = fault.shape_plan(plan) if fault is not None else plan
-        hunks, commands, searches = read_solution(solution)
+        solved = read_solution(solution)
         report = render_document(scenario)
         patch = ["*** Begin Patch"]
         if not plan.broken:
-            patch += hunks
+            patch += solved.hunks
         patch += [f"*** Add File: {plan.path}", *(f"+{line}" for line in report.splitlines())]
         if plan.stray:
             patch += ["*** Add File: STRAY.md", "+A note nobody asked for."]
         patch.append("*** End Patch")
-        steps: list[tuple[str, str]] = [("patch", "\n".join(patch) + "\n")]
+        # The MCP tools first (those codex offers: `mcp__<server>` namespaces), then the patch, then commands.
+        offered = [(server, tool, args) for server, tool, args in solved.tools if f"mcp__{server}" in tools]
+        steps: list[tuple[str, str]] = [("mcp", json.dumps(list(call))) for call in offered]
+        steps.append(("patch", "\n".join(patch) + "\n"))
         if plan.unreported:  # a file changed on disk that no patch reports and no command names
             steps.append(
                 (
@@ -151,17 +170,20 @@ class Script:
             )
         if plan.forbidden:
             steps.append(("exec", "rm -rf build"))
-        steps += [("exec", command) for command in commands]
+        steps += [("exec", command) for command in solved.commands]
         if len(outputs) >= len(steps):
-            first = outputs[0].get("output", "")
+            first = outputs[len(offered)].get("output", "")
             text = first if isinstance(first, str) else json.dumps(first)
             if "Success" in text or re.search(r"exit(?:ed with)? code:? 0\b", text):
                 return [self.message(f"Done: '{scenario.title}'. The report is in {plan.path}.", "final_answer")]
             return [self.message(f"The patch for '{scenario.title}' failed:\n{text[:2000]}", "final_answer")]
         kind, text = steps[len(outputs)]
         call_id = f"{CALL_PREFIX}{self.next_id()}"
-        if kind == "patch" and "apply_patch" in tools:
-            call: dict[str, Any] = {
+        if kind == "mcp":
+            server, tool, args = json.loads(text)
+            call: dict[str, Any] = {**self.function_call(call_id, tool, args), "namespace": f"mcp__{server}"}
+        elif kind == "patch" and "apply_patch" in tools:
+            call = {
                 "type": "custom_tool_call",
                 "id": f"ctc_{call_id}",
                 "call_id": call_id,
@@ -174,7 +196,7 @@ class Script:
             call = self.function_call(call_id, "exec_command", {"cmd": command})
         if outputs:
             return [call]
-        looked = [self.web_search(query) for query in searches]  # the hosted tool: the backend searched
+        looked = [self.web_search(query) for query in solved.searches]  # the hosted tool: the backend searched
         return [*looked, self.message(f"I'll work on '{scenario.title}' in the workspace.", "commentary"), call]
 
     def _write_call(self, plan: WritePlan, document: str, tools: set[str]) -> dict[str, Any] | None:
