@@ -2,7 +2,7 @@
 diff between the copy before and after the attempt (computed here, never taken from the agent), and the scenario's
 `check:` command run in it after the agent stopped.
 
-Workspaces live under the system's temporary directory (`interllm-workspaces-<uid>/`), never in the rootdir: an
+Workspaces live under the system's temporary directory (`pytest-interllm-workspaces-<uid>/`), never in the rootdir: an
 attempt that passed is removed, one that failed is kept for inspection and its path is shown in the report.
 """
 
@@ -50,10 +50,15 @@ def inside_path(relative: str, name: str) -> str:
     return relative if not path.is_absolute() and ".." not in path.parts else f"outputs/{name}"
 
 
-def workspaces_root() -> Path:
-    """Where the run's attempt workspaces go: one directory per user under the system's temporary directory."""
+def _root() -> Path:
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    root = Path(tempfile.gettempdir()) / f"interllm-workspaces-{uid}"
+    return Path(tempfile.gettempdir()) / f"pytest-interllm-workspaces-{uid}"
+
+
+def workspaces_root() -> Path:
+    """Where the run's attempt workspaces go (created on first use): one directory per user under the system's
+    temporary directory."""
+    root = _root()
     root.mkdir(mode=0o700, exist_ok=True)
     return root
 
@@ -73,7 +78,7 @@ def solution_for(cwd: str) -> str | None:
     None when `cwd` is no workspace of ours. Read from beside the workspace, so that the scripted model finds it
     whichever process it runs in (a worker's, or the record proxy's upstream)."""
     path = Path(cwd)
-    if path.parent != workspaces_root():
+    if path.parent != _root():  # never creates the root: every request of every scenario asks
         return None
     try:
         return path.with_name(path.name + SOLUTION).read_text(encoding="utf-8")
@@ -83,7 +88,7 @@ def solution_for(cwd: str) -> str | None:
 
 def remove(path: Path) -> None:
     """Remove a workspace of ours (only ever a directory under `workspaces_root()`) and its solution."""
-    if path.parent == workspaces_root():
+    if path.parent == _root():
         shutil.rmtree(path, ignore_errors=True)
         path.with_name(path.name + SOLUTION).unlink(missing_ok=True)
 
@@ -222,12 +227,15 @@ def run_check(command: str, cwd: Path, timeout: float) -> CheckResult:
     )
     timed_out = False
     try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc.pid)
-        out, _ = proc.communicate()
-    _kill_group(proc.pid)  # what the command left running in the background goes with it
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc.pid)
+            out, _ = proc.communicate()
+    finally:  # also on Ctrl-C: the check runs in a session of its own, which no signal of ours reaches
+        _kill_group(proc.pid)  # what the command left running in the background goes with it
+        proc.wait()
     text = out.decode("utf-8", "replace")
     return CheckResult(
         command=command,

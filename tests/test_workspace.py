@@ -383,7 +383,8 @@ def test_an_mcp_tool_call_is_a_step_of_the_trajectory(pytester: pytest.Pytester,
     write(project.path / "echo.py", ECHO_SERVER)
     home = project.path / "codex-home"
     command = json.dumps(sys.executable)
-    write(home / "config.toml", f'[mcp_servers.echo]\ncommand = {command}\nargs = ["{project.path / "echo.py"}"]\n')
+    server = f'command = {command}\nargs = ["{project.path / "echo.py"}"]\nstartup_timeout_sec = 120\n'
+    write(home / "config.toml", f"[mcp_servers.echo]\n{server}")  # a loaded machine may take a while to start it
     write(project.path / "examples" / "solutions" / "ping.patch", '! echo.ping {"text": "hi"}\n')
     write(project.path / "examples" / "Ping.md", "1. Ping the echo server\n")
     write(project.path / "scenarios" / "Ping.yaml", "1:\n  workspace: repo\n  solution: solutions/ping.patch\n")
