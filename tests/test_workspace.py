@@ -397,3 +397,15 @@ def test_an_mcp_tool_call_is_a_step_of_the_trajectory(pytester: pytest.Pytester,
     assert (call["server"], call["tool"], json.loads(call["arguments"])) == ("echo", "ping", {"text": "hi"})
     # Under `approval-policy: never` codex refuses a tool call that needs approval: the step says so.
     assert call["ok"] is False and "approval" in call["output"], call
+
+
+def test_repeated_attempts_each_get_a_workspace_of_their_own(pytester: pytest.Pytester) -> None:
+    project = example(pytester)
+    result = run(project, "--interllm", EXAMPLE, "-k", "scenario_001", "--interllm-repeat", "3")
+    result.assert_outcomes(passed=1)
+    [record] = records(result, project).values()
+    places = [run["workspace"] for run in record["runs"]]
+    assert len(set(places)) == 3 and not any(Path(p).exists() for p in places)
+    assert [[(d["path"], d["kind"]) for d in run["workspace_diff"]] for run in record["runs"]] == 3 * [
+        [("calc/arith.py", "changed"), ("outputs/scenario_001.md", "added")]
+    ]
