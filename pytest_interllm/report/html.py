@@ -138,7 +138,7 @@ def _trajectory(record: dict[str, Any]) -> str:
         elif kind == "mcp_tool_call":
             what = f"<code>{escape(step['server'])}.{escape(step['tool'])}</code> {escape(step.get('arguments', ''))}"
             result = f'<td class="{"ok" if step.get("ok") else "bad"}">{"ok" if step.get("ok") else "error"}</td>'
-            detail, took = "", _seconds(step.get("duration"))
+            detail, took = escape(str(step.get("output") or "")), _seconds(step.get("duration"))
         else:
             what, result, detail, took = escape(str(step.get("query", ""))), "<td></td>", "", "—"
         name = escape(kind.replace("_", " "))

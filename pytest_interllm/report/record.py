@@ -250,7 +250,10 @@ def _evidence(outcome: ScenarioOutcome, free: bool) -> dict[str, Any]:
         expected_config=dict(outcome.expected_config),
         session_config=dict(outcome.session_config),
         output_text=_clip(outcome.output_text, OUTPUT_LIMIT),
-        trajectory=[dict(step) for step in outcome.trajectory],
+        trajectory=[
+            {**step, "diff": _clip(step["diff"], OUTPUT_LIMIT)} if "diff" in step else dict(step)
+            for step in outcome.trajectory
+        ],
         workspace=outcome.workspace,
         workspace_kept=outcome.workspace_kept,
         workspace_diff=None
