@@ -13,7 +13,7 @@ from pytest_interllm.codex.process import alive
 from pytest_interllm.errors import CLASSES
 from pytest_interllm.faults import EXPECTED_CLASS, FAULT_LIST
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
-from pytest_interllm.run.attempt import transient_wait
+from pytest_interllm.run.evidence import transient_wait
 from pytest_interllm.settings import Settings
 from pytest_interllm.wiring import make_executor
 from tests.conftest import outputs, run, write
