@@ -10,8 +10,8 @@ server through the plugin's own MCP client, with no pytest at all — the limit 
 - `mb_per_inflight_N`: peak RSS of the whole process tree (pytest, codex, the commands codex runs) during
   the in-flight run, divided by N;
 - `speedup_wall_16`: serial wall clock / in-flight wall clock, start-up included.
-What bounds the in-flight phase, measured on both sides: codex's own CPU seconds per turn (from /proc, the
-commands it ran apart), the Python process's CPU per turn, how busy the machine's cores were, the lag of the
+What bounds the in-flight phase, measured on both sides during the phase: codex's own CPU seconds per turn (from
+/proc, the commands it ran apart), the Python process's CPU per turn, how busy the machine's cores were, the lag of the
 event loop (a probe that asks to wake every 50 ms) and what the audit proxy adds to each model request.
 """
 
@@ -96,9 +96,10 @@ def is_codex(pid: int, roles: dict[int, bool]) -> bool:
 
 def sampled_run(root: Path, *args: str) -> dict[str, Any]:
     """`pytest_run`, with the process tree sampled every 50 ms: peak RSS, and CPU seconds of the pytest process,
-    of codex and of the commands codex ran."""
+    of codex and of the commands codex ran during the scenario phase (start-up apart)."""
     peak = 0
     cpu: dict[int, tuple[str, float, float]] = {}  # pid → (role, own CPU, reaped children's CPU), last seen
+    series: list[tuple[float, dict[int, tuple[str, float, float]]]] = []  # (when, `cpu` then) at each sample
     roles: dict[int, bool] = {}
     done = threading.Event()
 
@@ -122,6 +123,7 @@ def sampled_run(root: Path, *args: str) -> dict[str, Any]:
                 for pid in tree:
                     role = "pytest" if pid == top else "codex" if is_codex(pid, roles) else "other"
                     cpu[pid] = (role, procs[pid][2], procs[pid][3])
+                series.append((time.time(), dict(cpu)))
             time.sleep(0.05)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -134,11 +136,17 @@ def sampled_run(root: Path, *args: str) -> dict[str, Any]:
         watcher.join()
     assert result["returncode"] == 0, result["tail"]
     result["peak"] = peak
-    result["cpu_pytest_s"] = sum(own for role, own, _ in cpu.values() if role == "pytest")
-    result["cpu_codex_s"] = sum(own for role, own, _ in cpu.values() if role == "codex")
-    result["cpu_commands_s"] = sum(reaped for role, _, reaped in cpu.values() if role == "codex")
-    result["cpu_all_s"] = sum(own for _, own, _ in cpu.values())
     timing = result["timing"]
+    at_start = next((c for t, c in reversed(series) if t <= timing["first_start"]), {})
+    at_end = next((c for t, c in series if t >= timing["last_end"]), cpu)
+
+    def phase_cpu(role: str, which: int = 1) -> float:
+        return sum(v[which] - at_start.get(pid, (role, 0.0, 0.0))[which] for pid, v in at_end.items() if v[0] == role)
+
+    result["cpu_pytest_s"] = phase_cpu("pytest")
+    result["cpu_codex_s"] = phase_cpu("codex")
+    result["cpu_commands_s"] = phase_cpu("codex", 2)
+    result["cpu_all_s"] = sum(own for _, own, _ in cpu.values())  # the whole run, start-up included
     # the lag while scenarios ran (at start-up the loop waits on the import lock and the GIL, not on the scenarios)
     result["loop_lag_s"] = [
         lag for at, lag in timing.get("loop_lag_s", []) if timing["first_start"] <= at <= timing["last_end"]
@@ -175,7 +183,6 @@ async def bare_calls(root: Path, count: int) -> dict[str, Any]:
     env = {"HOME": str(home), "CODEX_HOME": str(codex_home), "INTERLLM_PROVIDER_KEY": model.token}
     env["PATH"] = os.environ.get("PATH", os.defpath)
     server = CodexServer(locate(None).path, env, root, root / "bare-stderr.log")
-    cpu_start = time.process_time()
     await server.start()
     lags: list[tuple[float, float]] = []
     probe = asyncio.create_task(lag_probe(lags))
@@ -200,17 +207,20 @@ async def bare_calls(root: Path, count: int) -> dict[str, Any]:
         model.close_call(key)
 
     try:
-        start, busy_start = time.monotonic(), machine_cpu()
-        await asyncio.gather(*(one(n) for n in range(1, count + 1)))
-        phase = time.monotonic() - start
-        machine_busy = busy(busy_start, machine_cpu())
         procs = processes()
         codex = [pid for pid in descendants(procs, os.getpid()) if is_codex(pid, {})]
+        codex_start = [sum(procs[pid][i] for pid in codex) for i in (2, 3)]
+        start, busy_start, cpu_start = time.monotonic(), machine_cpu(), time.process_time()
+        await asyncio.gather(*(one(n) for n in range(1, count + 1)))
+        phase = time.monotonic() - start
+        cpu_script = time.process_time() - cpu_start
+        machine_busy = busy(busy_start, machine_cpu())
+        procs = processes()
         return {
             "phase": phase,
-            "cpu_script_s": time.process_time() - cpu_start,
-            "cpu_codex_s": sum(procs[pid][2] for pid in codex),
-            "cpu_commands_s": sum(procs[pid][3] for pid in codex),
+            "cpu_script_s": cpu_script,
+            "cpu_codex_s": sum(procs[pid][2] for pid in codex if pid in procs) - codex_start[0],
+            "cpu_commands_s": sum(procs[pid][3] for pid in codex if pid in procs) - codex_start[1],
             "loop_lag_s": [lag for _, lag in lags],
             "machine_busy": machine_busy,
         }
