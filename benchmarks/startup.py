@@ -29,9 +29,10 @@ EXAMPLE = HERE.parent / "input" / "DataTransferScenarioList.md"
 
 
 def records(root: Path) -> list[dict[str, Any]]:
-    """The JSONL run log's records of the last run (the log directory is removed after)."""
+    """The JSONL run log's scenario records of the last run (not its summary record; the log directory is removed
+    after)."""
     [log] = sorted((root / "logs").glob("run-*.jsonl"))[-1:]
-    found = [json.loads(line) for line in log.read_text().splitlines()]
+    found = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("record", "scenario") == "scenario"]
     shutil.rmtree(root / "logs")
     return found
 
@@ -40,7 +41,7 @@ def launch_and_exit(root: Path, *args: str) -> tuple[float, float]:
     """Seconds from pytest's launch to the first model request, and from the last scenario's end to the exit."""
     run = pytest_run(root, "--interllm", "input/list.md", *args)
     assert run["returncode"] == 0, run["tail"]
-    first = min(r["requests"][0]["time"] for r in records(root))
+    first = min(r["requests"][0]["time"] for r in records(root) if r["requests"])
     return first - run["launched"], run["ended"] - run["timing"]["last_end"]
 
 
