@@ -54,7 +54,8 @@ def main() -> int:
     columns = ("interllm_cold_s", "interllm_s", "parametrize_s", "ratio_cold", "ratio", "warm_us_per_item")
     print(f"{'scenarios':>9} " + " ".join(f"{c:>26}" for c in columns))
     for row in rows.values():
-        print(f"{row['scenarios']:>9} " + " ".join(f"{text(row[c], '.2f'):>26}" for c in columns))
+        cells = (text(row[c], ".0f" if c.endswith("per_item") else ".2f") for c in columns)
+        print(f"{row['scenarios']:>9} " + " ".join(f"{cell:>26}" for cell in cells))
     print(f"{SIZES['10k']} skipped scenarios with the HTML report: {report['wall']:.1f} s, report {html_mb:.1f} MB")
     ratio, cold = rows["10k"]["ratio"], rows["10k"]["ratio_cold"]
     write_result(

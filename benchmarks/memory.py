@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -107,11 +108,11 @@ def main() -> int:
     runs = [one_run(root) for _ in range(rounds())]
     shutil.rmtree(root, ignore_errors=True)
     controller = spread([r["controller"] for r in runs], 1)
-    workers = spread([w for r in runs for w in r["workers"]], 1)
-    codex = spread([c for r in runs for c in r["codex"]], 1)
+    workers = spread([statistics.mean(r["workers"]) for r in runs], 1)  # per round, the mean of its processes
+    codex = spread([statistics.mean(r["codex"]) for r in runs], 1)
     tools = spread([max(r["tools"], default=0.0) for r in runs], 1)
     per = spread([(sum(r["workers"]) + sum(r["codex"])) / WORKERS for r in runs], 1)
-    print(f"{'process':10} {'count':>5} {'peak RSS MB each: median [min–max] (samples)':>50}")
+    print(f"{'process':10} {'count':>5} {'peak RSS MB each: median [min–max] (rounds)':>50}")
     print(f"{'controller':10} {1:>5} {text(controller, '.0f'):>50}")
     print(f"{'workers':10} {len(runs[0]['workers']):>5} {text(workers, '.0f'):>50}")
     print(f"{'codex':10} {len(runs[0]['codex']):>5} {text(codex, '.0f'):>50}")
