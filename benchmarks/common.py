@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from figures import smoke
+from figures import scale, smoke
 
 HERE = Path(__file__).resolve().parent
 # a smoke run (fewer rounds or scenarios) keeps its results apart from the real run's
@@ -121,17 +121,18 @@ def scenario_list(count: int, title: str = "Copy partner bucket {n} to the archi
 
 
 def write_result(name: str, data: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     data = {"machine": machine(), "smoke": smoke(), **data}
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 def update_summary(**figures: Any) -> None:
     """Merge headline figures into `results/summary.json`."""
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "summary.json"
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(figures)
     current["machine"] = machine()
     current["smoke"] = smoke()
+    current["scale"] = scale()
     path.write_text(json.dumps(current, indent=2) + "\n")

@@ -36,14 +36,19 @@ def rounds() -> int:
     return int(os.environ.get("BENCH_ROUNDS", MIN_ROUNDS))
 
 
+def scale() -> float:
+    """BENCH_SCALE: the fraction of each benchmark's scenario counts a smoke run uses (1: all of them)."""
+    return float(os.environ.get("BENCH_SCALE", "1"))
+
+
 def scaled(count: int) -> int:
-    """A scenario count times BENCH_SCALE (a smoke run uses a fraction), at least 1."""
-    return max(1, round(count * float(os.environ.get("BENCH_SCALE", "1"))))
+    """A scenario count times BENCH_SCALE, at least 1."""
+    return max(1, round(count * scale()))
 
 
 def smoke() -> bool:
     """Whether this is a smoke run (fewer rounds or scenarios than the real benchmark)."""
-    return rounds() < MIN_ROUNDS or float(os.environ.get("BENCH_SCALE", "1")) != 1
+    return rounds() < MIN_ROUNDS or scale() != 1
 
 
 def spread(values: Sequence[float], digits: int = 3) -> dict[str, Any]:

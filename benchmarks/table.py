@@ -45,7 +45,9 @@ def table(summary: Mapping[str, Any]) -> str:
     """The markdown table, with the machine and the rounds named above it."""
     fmt_of = {"mb_": ".1f"}
     lines = []
-    run = "a smoke run (fewer rounds or scenarios than `make bench`)" if summary.get("smoke") else "`make bench`"
+    run = "`make bench`"
+    if summary.get("smoke"):
+        run = f"a SMOKE run (fewer rounds, scenario counts × {summary.get('scale', 1)}; not `make bench`)"
     lines.append(f"From {run} on {summary.get('machine', 'an unnamed machine')}; median [min–max] over the rounds.")
     lines.append("")
     lines.append("| benchmark | figure | median [min–max] (rounds) | target |")

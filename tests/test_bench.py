@@ -129,6 +129,7 @@ def test_summary_keeps_median_min_max_and_rounds(
     assert summary["teardown_s"] == {"median": 0.41, "min": 0.38, "max": 0.5, "rounds": 5}
     assert summary["machine"] == common.machine()
     assert summary["smoke"] is False
+    assert summary["scale"] == 1.0
 
 
 def test_the_readme_table_comes_from_the_summary(bench: dict[str, ModuleType]) -> None:
@@ -146,4 +147,4 @@ def test_the_readme_table_comes_from_the_summary(bench: dict[str, ModuleType]) -
     assert "| **0.860 [0.800–0.950] (5 rounds)** | ≥ 0.9 ✘ |" in out
     assert "| **24.9 [24.0–30.0] (5 rounds)** | ≤ 25 ✔ |" in out
     assert "collect" not in out  # a figure the run did not measure has no row
-    assert "a smoke run" in table.table({**summary, "smoke": True})
+    assert "a SMOKE run (fewer rounds, scenario counts × 0.25" in table.table({**summary, "smoke": True, "scale": 0.25})
