@@ -84,14 +84,17 @@ def descendants(procs: dict[int, tuple[int, int, float, float]], root_pid: int) 
     return tree
 
 
-def is_codex(pid: int, roles: dict[int, bool]) -> bool:
-    if pid not in roles:
+def is_codex(pid: int, known: set[int]) -> bool:
+    """Whether `pid` is a codex server; only a yes is remembered (between fork and exec, a child still shows its
+    parent's command line)."""
+    if pid not in known:
         try:
             cmd = (Path("/proc") / str(pid) / "cmdline").read_bytes()
         except OSError:
             return False
-        roles[pid] = b"codex" in cmd.split(b"\0", 1)[0] and b"mcp-server" in cmd
-    return roles[pid]
+        if b"codex" in cmd.split(b"\0", 1)[0] and b"mcp-server" in cmd:
+            known.add(pid)
+    return pid in known
 
 
 def sampled_run(root: Path, *args: str) -> dict[str, Any]:
@@ -100,7 +103,7 @@ def sampled_run(root: Path, *args: str) -> dict[str, Any]:
     peak = 0
     cpu: dict[int, tuple[str, float, float]] = {}  # pid → (role, own CPU, reaped children's CPU), last seen
     series: list[tuple[float, dict[int, tuple[str, float, float]]]] = []  # (when, `cpu` then) at each sample
-    roles: dict[int, bool] = {}
+    known: set[int] = set()
     done = threading.Event()
 
     def sample() -> None:
@@ -121,7 +124,7 @@ def sampled_run(root: Path, *args: str) -> dict[str, Any]:
                 tree = descendants(procs, top) & procs.keys()
                 peak = max(peak, sum(procs[pid][1] for pid in tree))
                 for pid in tree:
-                    role = "pytest" if pid == top else "codex" if is_codex(pid, roles) else "other"
+                    role = "pytest" if pid == top else "codex" if is_codex(pid, known) else "other"
                     cpu[pid] = (role, procs[pid][2], procs[pid][3])
                 series.append((time.time(), dict(cpu)))
             time.sleep(0.05)
@@ -208,7 +211,7 @@ async def bare_calls(root: Path, count: int) -> dict[str, Any]:
 
     try:
         procs = processes()
-        codex = [pid for pid in descendants(procs, os.getpid()) if is_codex(pid, {})]
+        codex = [pid for pid in descendants(procs, os.getpid()) if is_codex(pid, set())]
         codex_start = [sum(procs[pid][i] for pid in codex) for i in (2, 3)]
         start, busy_start, cpu_start = time.monotonic(), machine_cpu(), time.process_time()
         await asyncio.gather(*(one(n) for n in range(1, count + 1)))
@@ -250,9 +253,13 @@ def main() -> int:
     for n in range(rounds()):
         runs.setdefault("serial_16", []).append(sampled_run(roots[16], "--interllm", "input/list.md"))
         for name, count in SIZES.items():
-            ours = sampled_run(roots[name], "--interllm", "input/list.md", "--interllm-concurrency", str(count))
-            runs.setdefault(f"inflight_{name}", []).append(ours)
-            runs.setdefault(f"bare_{name}", []).append(asyncio.run(bare_calls(bare_root, count)))
+            # which side goes first alternates, so a drift in the machine's load hits both alike
+            for side in ("inflight", "bare") if n % 2 == 0 else ("bare", "inflight"):
+                if side == "bare":
+                    runs.setdefault(f"bare_{name}", []).append(asyncio.run(bare_calls(bare_root, count)))
+                else:
+                    args = ("--interllm", "input/list.md", "--interllm-concurrency", str(count))
+                    runs.setdefault(f"inflight_{name}", []).append(sampled_run(roots[name], *args))
         if n == 0:
             xdist = sampled_run(roots[16], "--interllm", "input/list.md", "-n", "4")
     phase = {key: [r["phase"] for r in rs] for key, rs in runs.items()}

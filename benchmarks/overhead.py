@@ -82,11 +82,14 @@ def main() -> int:
     shutil.copy(TEMPLATE, root / "input" / "prompt_template.txt")
     plugin_times: list[float] = []
     base_times: list[float] = []
-    for _ in range(rounds()):
-        base_times.append(asyncio.run(baseline(root)))
+    for n in range(rounds()):
+        if n % 2 == 0:  # which side goes first alternates, so a drift in the machine's load hits both alike
+            base_times.append(asyncio.run(baseline(root)))
         run = pytest_run(root, "--interllm", "input/list.md", "--interllm-log-dir", "logs")
         assert run["returncode"] == 0, run["tail"]
         plugin_times.append(run["phase"])
+        if n % 2 == 1:
+            base_times.append(asyncio.run(baseline(root)))
     n = len(parse_scenarios(EXAMPLE).scenarios)
     ratio = spread(per_round(plugin_times, base_times))
     print(f"{'round':>5} {'baseline s':>11} {'pytest-interllm s':>18} {'ratio':>6}")
