@@ -245,6 +245,18 @@ def lag(values: list[float]) -> dict[str, float | None]:
     }
 
 
+def floors_of(b: dict[str, Any], count: int, cores: int) -> dict[str, float]:
+    """The least phase each resource allows, in seconds (medians): the model's latency (requests in a row), codex's
+    CPU and its commands' spread over the cores, and the plugin's Python process on one core (the GIL)."""
+    return {
+        "model latency": round(b["requests_per_scenario"]["median"] * LATENCY, 2),
+        "codex CPU": round(
+            (b["codex_cpu_per_turn_s"]["median"] + b["commands_cpu_per_turn_s"]["median"]) * count / cores, 2
+        ),
+        "pytest-interllm's Python process": round(b["pytest_cpu_per_turn_s"]["median"] * count, 2),
+    }
+
+
 def main() -> int:
     roots = {name: project(scenario_list(count)) for name, count in SIZES.items()}
     bare_root = Path(tempfile.mkdtemp(prefix="interllm-bare-")).resolve()
@@ -276,6 +288,7 @@ def main() -> int:
         figures[f"inflight_vs_bare_{name}"] = spread(per_round(phase[f"bare_{name}"], phase[f"inflight_{name}"]))
         figures[f"mb_per_inflight_{name}"] = spread([r["peak"] / count / 1e6 for r in ours], 1)
         bounds[str(name)] = {
+            "name": name,
             "scenarios": count,
             "codex_cpu_per_turn_s": spread([r["cpu_codex_s"] / count for r in ours]),
             "bare_codex_cpu_per_turn_s": spread([r["cpu_codex_s"] / count for r in bare]),
@@ -294,6 +307,8 @@ def main() -> int:
                 [r["request_extra_s"] for r in ours if r["request_extra_s"] is not None] or [0.0]
             ),
         }
+        bounds[str(name)]["floors_s"] = floors = floors_of(bounds[str(name)], count, cores)
+        bounds[str(name)]["bound"] = max(floors, key=floors.__getitem__)
     print(f"{'run':34} {'phase s':>30} {'wall s':>30} {'peak tree MB':>30}")
     for key, rs in runs.items():
         walls = text(spread([r["wall"] for r in rs]), ".2f") if "wall" in rs[0] else "-"
@@ -314,6 +329,11 @@ def main() -> int:
             f"{b['bare_loop_lag']['max_ms']} ms; "
             f"{text(b['requests_per_scenario'], '.2f')} requests per scenario, proxy adds "
             f"{text(b['proxy_extra_per_request_s'])} s to each"
+        )
+        ours_phase, bare_phase = (statistics.median(phase[f"{k}_{b['name']}"]) for k in ("inflight", "bare"))
+        print(
+            f"      least phase each allows: {', '.join(f'{k} {v:.2f} s' for k, v in b['floors_s'].items())}; "
+            f"measured {ours_phase:.2f} s (bare {bare_phase:.2f} s): bound by {b['bound']}"
         )
     write_result(
         "concurrency",
