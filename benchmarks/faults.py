@@ -28,7 +28,7 @@ from typing import Any
 from common import RESULTS
 
 from pytest_interllm.codex.process import alive
-from pytest_interllm.faults import EXPECTED_CLASS
+from pytest_interllm.faults import EXPECTED_CLASS, REGISTRY
 
 HERE = Path(__file__).resolve().parent
 DEADLINE = 600.0
@@ -136,7 +136,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode; with N > 1, serial and in flight")
     args = parser.parse_args()
-    faults = list(EXPECTED_CLASS)
+    # The faults that change files need a workspace of their own: tests/test_workspace.py classifies them.
+    faults = [fault for fault in EXPECTED_CLASS if not REGISTRY[fault].needs_workspace]
     if args.repeat > 1:
         return stability(faults, args.repeat)
     with tempfile.TemporaryDirectory(prefix="interllm-faults-") as tmp:

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_interllm import faults
 from pytest_interllm.cost import FREE_REPLAYED, FREE_SCRIPTED, Budget, Prices
 from pytest_interllm.errors import ScenarioFailure
-from pytest_interllm.expectations import Expectations, load_expectations
+from pytest_interllm.expectations import DEFAULT_CHECK_TIMEOUT, Expectations, load_expectations
 from pytest_interllm.faults import not_for_executor, unavailable
 from pytest_interllm.inputs import ListInputs, expectations_path
 from pytest_interllm.list_cache import list_cache_dir
@@ -21,6 +22,7 @@ from pytest_interllm.redact import Redactor
 from pytest_interllm.run import Grader, InFlight, Request, Verdict, run_item
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, ScenarioList, parse_scenarios
 from pytest_interllm.settings import Settings
+from pytest_interllm.workspace import Spec, inside_path
 
 if TYPE_CHECKING:  # the executors pull in mcp and the SDKs: imported when the first scenario runs
     from pytest_interllm.compat import TerminalRepr
@@ -113,10 +115,14 @@ class InterllmFile(pytest.File):
         if scenario.section:
             item.extra_keyword_matches.add(scenario.section)
         self._claim_output(settings, item, expect, inputs)
+        self._check_workspace(settings, item, expect, inputs)
         absent = not_for_executor(expect.fault, settings.executor) if expect.fault else None
         if absent is not None:
             raise self.CollectError(f"{expect.source or inputs.expectations}:{expect.line_of('fault')}: {absent}")
         refused = unavailable(expect.fault, settings.provider, settings.executor) if expect.fault else None
+        run_fault = faults.get(settings.fault) if settings.fault and not expect.fault else None
+        if refused is None and run_fault is not None and item.workspace is None:
+            refused = run_fault.without_workspace()  # --interllm-fault: acted out only where there is a workspace
         if expect.skip or refused:
             item.add_marker(pytest.mark.skip(reason=expect.skip or f"{refused}; skipped"))
         if expect.xfail:
@@ -130,6 +136,47 @@ class InterllmFile(pytest.File):
                     f"registered: add it to `markers` in your pytest configuration ({exc})"
                 ) from None
         return item
+
+    def _check_workspace(
+        self, settings: Settings, item: ScenarioItem, expect: Expectations, inputs: ListInputs
+    ) -> None:
+        """`workspace:` must name a directory beside the list (not the rootdir); `changes:`, `check:`, `solution:` and
+        the faults that change files need one."""
+        source = expect.source or inputs.expectations
+        if expect.workspace is None:
+            needs = [key for key in ("changes", "check", "solution") if getattr(expect, key) is not None]
+            fault = faults.get(expect.fault) if expect.fault else None
+            why = fault.without_workspace() if fault is not None else None
+            if needs or why:
+                key = needs[0] if needs else "fault"
+                why = why or f"{key!r} needs the scenario's own workspace"
+                raise self.CollectError(
+                    f"{source}:{expect.line_of(key)}: {why}: add `workspace: <fixture dir>` (relative to the list's "
+                    "directory)"
+                )
+            return
+        fixture = (self.path.parent / expect.workspace).resolve()
+        problem = None
+        if not fixture.is_dir():
+            problem = f"workspace {expect.workspace!r} is not a directory ({fixture})"
+        elif fixture == settings.rootdir or settings.rootdir.is_relative_to(fixture):
+            problem = f"workspace {expect.workspace!r} holds the rootdir: give it a fixture directory of its own"
+        if problem is not None:
+            raise self.CollectError(f"{source}:{expect.line_of('workspace')}: {problem}")
+        solution = ""
+        if expect.solution is not None:
+            try:
+                solution = (self.path.parent / expect.solution).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise self.CollectError(
+                    f"{source}:{expect.line_of('solution')}: cannot read solution {expect.solution!r}: {exc}"
+                ) from None
+        item.workspace = Spec(
+            fixture=fixture,
+            check=expect.check,
+            check_timeout=expect.check_timeout or DEFAULT_CHECK_TIMEOUT,
+            solution=solution,
+        )
 
     def _claim_output(self, settings: Settings, item: ScenarioItem, expect: Expectations, inputs: ListInputs) -> None:
         """The item's output path must be one the plugin may write, and no other scenario's of the run."""
@@ -172,6 +219,7 @@ class ScenarioItem(pytest.Item):
         self.timeout = timeout
         self.problem = problem
         self.in_matrix = in_matrix
+        self.workspace: Spec | None = None  # `workspace:` set: each attempt runs in a fresh copy of the fixture
 
     @property
     def label(self) -> str:
@@ -189,6 +237,11 @@ class ScenarioItem(pytest.Item):
         # never overwrites scenario_001 of another.
         return settings.output_path(self.label, self.path.stem if len(settings.lists) > 1 else None)
 
+    def output_path(self, settings: Settings) -> str:
+        """The output path the prompt names: relative to the rootdir, or to the attempt's workspace."""
+        shown = settings.relative(self.output_file)
+        return inside_path(shown, self.output_file.name) if self.workspace is not None else shown
+
     def settings_for_run(self) -> tuple[str, float]:
         """Model and timeout after the `interllm` marker (set by hand or by a conftest) is applied."""
         marker = self.get_closest_marker("interllm")
@@ -205,7 +258,7 @@ class ScenarioItem(pytest.Item):
             title=self.scenario.title,
             body=self.scenario.body,
             section=self.scenario.section,
-            output_path=settings.relative(self.output_file),
+            output_path=self.output_path(settings),
             model=model,
         )
 
@@ -241,6 +294,7 @@ class ScenarioItem(pytest.Item):
             label=f"{self.path.stem}/{self.label}",
             expectations=self.expectations,
             fault=self.expectations.fault or settings.fault,
+            workspace=self.workspace,
         )
         min_pass = self.expectations.min_pass or settings.min_pass
         try:

@@ -97,7 +97,7 @@ class Controller:
             self.runlog = RunLog(
                 s.log_dir,
                 self.run.redactor,
-                terminal.info(self.run),
+                terminal.info(self.run, self.models),
                 notes + terminal.cleanup_lines(self.run, self.cleanup),
             )
 
@@ -254,5 +254,5 @@ class Controller:
             with path.open("a", encoding="utf-8") as fh:
                 extra = [baseline_markdown(changes, self.baseline_name(), self.settings.alpha)] if changes else []
                 extra += [gate.markdown(self.judgement)] if self.judgement is not None else []
-                text = summary_markdown(self.records, terminal.info(self.run), self.run.prices.free, extra)
+                text = summary_markdown(self.records, terminal.info(self.run, self.models), self.run.prices.free, extra)
                 fh.write(self.run.redactor.text(text))

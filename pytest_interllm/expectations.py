@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,9 +14,36 @@ from pytest_interllm import faults
 from pytest_interllm.bounds import COUNT, SECONDS, SHARE, TIMES, Number
 from pytest_interllm.scenarios import Scenario, ScenarioFormatError, normalize_text, yaml_error_line, yaml_key_lines
 
-_NOT_KEYS = ("line", "source", "key_lines")  # fields of Expectations that are no YAML key
+_NOT_KEYS = ("line", "source", "key_lines", "rubric_with")  # fields of Expectations that are no YAML key
 # The number keys and their kinds: a fault limited to 0 (or fewer) requests would never fire.
-NUMBERS: dict[str, Number] = {"timeout": SECONDS, "min_pass": SHARE, "min_words": TIMES, "fault_requests": COUNT}
+NUMBERS: dict[str, Number] = {
+    "timeout": SECONDS,
+    "min_pass": SHARE,
+    "min_words": TIMES,
+    "fault_requests": COUNT,
+    "check_timeout": SECONDS,
+}
+DEFAULT_CHECK_TIMEOUT = 60.0
+# Never changed by an attempt, whatever `changes.never` adds: the repository's own metadata.
+ALWAYS_NEVER = (".git/**",)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """`changes:` — globs (relative to the workspace) of the files an attempt may, must and must never change."""
+
+    only: tuple[str, ...] | None = None
+    must: tuple[str, ...] = ()
+    never: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Commands:
+    """`commands:` — regexes the agent's commands must (not) match, and how many it may run."""
+
+    must_run: tuple[str, ...] = ()
+    never_run: tuple[str, ...] = ()
+    max: int | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +62,13 @@ class Expectations:
     fault_requests: int | None = None
     min_pass: float | None = None
     rubric: tuple[str, ...] = ()
+    rubric_with: str | None = None  # `rubric: {criteria: [...], with: diff}`: the grader also sees the workspace diff
+    workspace: str | None = None  # a fixture directory (relative to the list's directory) copied per attempt
+    changes: Changes | None = None
+    commands: Commands | None = None
+    check: str | None = None
+    check_timeout: float | None = None
+    solution: str | None = None  # what the scripted model applies (apply_patch format, relative to the list's dir)
     line: int = 0
     source: Path | None = None
     key_lines: dict[str, int] = field(default_factory=dict, compare=False)  # where each key was set
@@ -64,6 +99,65 @@ def _str_list(path: Path, line: int, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _mapping(path: Path, line: int, key: str, value: Any, known: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ScenarioFormatError(path, line, f"{key!r} must be a mapping with {', '.join(known)}, got {value!r}")
+    unknown = [k for k in value if k not in known]
+    if unknown:
+        raise ScenarioFormatError(path, line, f"unknown key {unknown[0]!r} in {key!r} (known: {', '.join(known)})")
+    return value
+
+
+def _regexes(path: Path, line: int, key: str, value: Any) -> tuple[str, ...]:
+    found = _str_list(path, line, key, value)
+    for pattern in found:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ScenarioFormatError(path, line, f"{key!r}: {pattern!r} is not a regular expression ({exc})") from None
+    return found
+
+
+def _changes(path: Path, line: int, value: Any, base: Changes | None) -> Changes:
+    """`changes:`; each rule it leaves out keeps the value `defaults:` gave it."""
+    data = _mapping(path, line, "changes", value, ("only", "must", "never"))
+    given: dict[str, Any] = {k: _str_list(path, line, f"changes.{k}", v or []) for k, v in data.items()}
+    return replace(base or Changes(), **given)
+
+
+def _commands(path: Path, line: int, value: Any, base: Commands | None) -> Commands:
+    """`commands:`; each rule it leaves out keeps the value `defaults:` gave it."""
+    data = _mapping(path, line, "commands", value, ("must_run", "never_run", "max"))
+    given: dict[str, Any] = {}
+    for key, item in data.items():
+        if key == "max":
+            problem = COUNT.check(item)
+            if problem is not None:
+                raise ScenarioFormatError(path, line, f"'commands.max' {problem}, got {item!r}")
+            given[key] = item
+        else:
+            given[key] = _regexes(path, line, f"commands.{key}", item or [])
+    return replace(base or Commands(), **given)
+
+
+def _rubric(path: Path, line: int, value: Any) -> tuple[tuple[str, ...], str | None]:
+    """`rubric: [criteria]`, or `rubric: {criteria: [...], with: diff}`."""
+    if not isinstance(value, Mapping):
+        return _str_list(path, line, "rubric", value), None
+    data = _mapping(path, line, "rubric", value, ("criteria", "with"))
+    given = data.get("with")
+    if given not in (None, "diff"):
+        raise ScenarioFormatError(path, line, f"'rubric.with' must be 'diff', got {given!r}")
+    return _str_list(path, line, "rubric.criteria", data.get("criteria") or []), given
+
+
+def _relative_path(path: Path, line: int, key: str, value: Any) -> str:
+    _check(path, line, key, value, str, "a path relative to the scenario list's directory")
+    if Path(value).is_absolute() or ".." in Path(value).parts:
+        raise ScenarioFormatError(path, line, f"{key!r} must stay inside the list's directory, got {value!r}")
+    return str(value)
+
+
 def _build(path: Path, line: int, data: Any, base: Expectations, key_lines: Mapping[Any, int]) -> Expectations:
     """Expectations of one scenario (or the defaults) at `line`; an error names the line of the key at fault."""
     if data is None:
@@ -91,8 +185,19 @@ def _build(path: Path, line: int, data: Any, base: Expectations, key_lines: Mapp
             if Path(value).is_absolute() or ".." in Path(value).parts:
                 raise ScenarioFormatError(path, at, f"'output_file' must stay inside the rootdir, got {value!r}")
             values[key] = value
-        elif key in ("must_contain", "markers", "rubric"):
+        elif key in ("must_contain", "markers"):
             values[key] = _str_list(path, at, key, value)
+        elif key == "rubric":
+            values["rubric"], values["rubric_with"] = _rubric(path, at, value)
+        elif key in ("workspace", "solution"):
+            values[key] = _relative_path(path, at, key, value)
+        elif key == "changes":
+            values[key] = _changes(path, at, value, base.changes)
+        elif key == "commands":
+            values[key] = _commands(path, at, value, base.commands)
+        elif key == "check":
+            _check(path, at, key, value, str, "a shell command")
+            values[key] = value
         elif key in ("skip", "xfail"):
             values[key] = _reason(value, key)
         else:

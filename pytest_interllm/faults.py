@@ -79,6 +79,11 @@ class WritePlan:
     workdir: str | None = None
     reply_instead: bool = False
     delegate: bool = False
+    # In a scenario's workspace (`workspace:`): what the agent does besides applying its patch.
+    stray: bool = False  # the patch also adds a file outside `outputs/`
+    forbidden: bool = False  # it also runs `rm -rf build`
+    unreported: bool = False  # it also changes a file through the shell, a command that never names the file
+    broken: bool = False  # it leaves the scenario's solution out: the code stays broken, the check fails
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,13 @@ class Fault:
     stream_failure: str | None = None  # a `response.failed` code (or `incomplete:<reason>`) inside a 200 stream
     slow: float = 0.0  # seconds between the events of every streamed answer
     stops_run: bool = False  # every later scenario would meet it too: the run stops, the rest are skipped
+    needs_workspace: bool = False  # acted out in a scenario's own workspace only (`workspace:` in its YAML)
+
+    def without_workspace(self) -> str | None:
+        """Why this fault cannot be injected into a scenario without `workspace:`, or None when it can."""
+        if self.needs_workspace:
+            return f"the {self.name} fault changes files: it needs the scenario's own `workspace:`"
+        return None
 
     def shape_call(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The codex call's arguments (model, sandbox, approval-policy, ...) as this fault makes them."""
@@ -282,6 +294,35 @@ FAULT_LIST = (
         None,
         "every answer streams its deltas over about a second (the scenario passes: codex gets each event as it comes)",
         slow=0.04,
+    ),
+    Fault(
+        "stray-edit",
+        "changes-failed",
+        "in its workspace the agent also adds `STRAY.md` at the top, outside `outputs/` (fails a `changes.only` rule)",
+        plan=lambda p: replace(p, stray=True),
+        needs_workspace=True,
+    ),
+    Fault(
+        "forbidden-command",
+        "commands-failed",
+        "the agent also runs `rm -rf build` in its workspace (fails a `commands.never_run` rule)",
+        plan=lambda p: replace(p, forbidden=True),
+        needs_workspace=True,
+    ),
+    Fault(
+        "unreported-change",
+        "changes-failed",
+        "the agent also appends a line to a file of its workspace with a shell command that never names the file: "
+        "the file changed on disk, the agent reported no change to it",
+        plan=lambda p: replace(p, unreported=True),
+        needs_workspace=True,
+    ),
+    Fault(
+        "broken-fix",
+        "check-failed",
+        "the agent writes its report but leaves the scenario's fix out: the `check:` command fails",
+        plan=lambda p: replace(p, broken=True),
+        needs_workspace=True,
     ),
 )
 REGISTRY: dict[str, Fault] = {fault.name: fault for fault in FAULT_LIST}

@@ -41,7 +41,11 @@ class HtmlHooks:
         changes = c.comparison()
         extra = baseline_html(changes, c.baseline_name(), c.settings.alpha) if changes is not None else ""
         extra += gate.html(c.judgement) if c.judgement is not None else ""
-        prefix.append(render_summary(terminal.info(c.run), summary_counts(c.records), c.records, extra))
+        prefix.append(render_summary(terminal.info(c.run, c.models), summary_counts(c.records), c.records, extra))
+
+    def pytest_html_duration_format(self, duration: float) -> str:
+        """The results table's durations as the extras write them (`1.23s`), not pytest-html's `00:00:01`."""
+        return f"{duration:.2f}s"
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
         cells.insert(2, '<th class="sortable" data-column-type="interllmIndex">Scenario</th>')

@@ -3,8 +3,10 @@ fail) and the records it is made of: audited provider requests, codex events, to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +135,13 @@ class ScenarioOutcome:
     # The agents executor's orchestrator: the model it must run, and what it was (name, model, instructions).
     expected_orchestrator_model: str | None = None
     orchestrator: dict[str, Any] = field(default_factory=dict)
+    # What the agent did (trajectory.py), and with `workspace:` where it did it: the attempt's own copy of the
+    # fixture (kept when the attempt failed), the diff of that copy before and after, and the `check:` command.
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+    workspace: str | None = None
+    workspace_kept: bool = False
+    workspace_diff: list[dict[str, Any]] | None = None
+    check: dict[str, Any] | None = None
 
     @property
     def every_request(self) -> list[AuditRecord]:
@@ -148,6 +157,16 @@ def command_text(command: Any) -> str:
             return parts[2]
         return " ".join(parts)
     return str(command)
+
+
+def command_line(command: Any) -> str:
+    """A readable command line: `/bin/bash -lc "SCRIPT"` shows SCRIPT (app-server gives one string, quoted)."""
+    text = " ".join(command) if isinstance(command, list) else str(command or "")
+    with contextlib.suppress(ValueError):
+        parts = shlex.split(text)
+        if len(parts) == 3 and parts[1] in ("-lc", "-c"):
+            return parts[2]
+    return text
 
 
 # codex's words for a command's exit code; in code mode a JSON result's `"exit_code": N` (escaped inside JSON text)

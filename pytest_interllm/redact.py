@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|AUTH|CREDENTIAL", re.IGNORECASE)
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|AUTH|CREDENTIAL", re.IGNORECASE)
 # Key-shaped strings, each with a lowercase word it cannot match without (a quick test before the pattern runs).
 _PATTERNS = (
     ("sk-", re.compile(r"\bsk-[A-Za-z0-9_\-]{12,}")),
@@ -114,7 +114,7 @@ class Redactor:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> Redactor:
         env = os.environ if environ is None else environ
-        return cls([v for k, v in env.items() if _SECRET_NAME.search(k)] + list(extra))
+        return cls([v for k, v in env.items() if SECRET_NAME.search(k)] + list(extra))
 
     def add(self, values: Iterable[str], shown: Mapping[str, str] | None = None) -> None:
         """Mask these values too (the tokens of a login file, read at start); write each key of `shown` as its

@@ -121,8 +121,9 @@ def stopped(run: Run) -> str | None:
     return halted.removesuffix(": scenario not started") if halted else None
 
 
-def info(run: Run) -> dict[str, str]:
-    """What the run was: shown in the log header, the HTML summary and the markdown summary."""
+def info(run: Run, models: dict[str, str] | None = None) -> dict[str, str]:
+    """What the run was: shown in the log header, the HTML summary and the markdown summary. `models`: the models the
+    run's items expect (a list's front matter may name its own), as the header shows them."""
     s = run.settings
     halted = stopped(run)
     return ({"stopped": halted} if halted else {}) | {
@@ -132,7 +133,7 @@ def info(run: Run) -> dict[str, str]:
         "spend": run.prices.free or f"estimated from {run.prices.source}",
         "executor": s.executor,
         "codex": run.codex.version if run.codex else "unknown",
-        "expected model": s.model,
+        "expected model": ", ".join(models or (s.model,)),
         "sandbox": s.sandbox,
         "lists": ", ".join(s.relative(p) for p in s.lists),
     }

@@ -138,7 +138,8 @@ class Worker:
                 ("interllm_agent_replied", outcome.agent_replied),
                 ("interllm_codex_pid", outcome.codex_pid or 0),
             ]
-            report.sections.append(("interllm final_output", redactor.text(outcome.final_output or "(empty)")))
+            if not report.failed:  # a failure's own text ends with it already: shown once
+                report.sections.append(("interllm final_output", redactor.text(outcome.final_output or "(empty)")))
         # On the item too: JUnit XML writes properties from the teardown report, which copies them.
         item.user_properties.extend(props)
         report.user_properties.extend(props)

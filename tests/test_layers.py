@@ -22,6 +22,8 @@ DATA = {
     "pytest_interllm.stats",
     "pytest_interllm.endpoint",
     "pytest_interllm.codex.config",
+    "pytest_interllm.trajectory",
+    "pytest_interllm.workspace",
 }
 ABOVE_DATA = (
     "pytest_interllm.run",

@@ -77,3 +77,17 @@ def test_the_example_list_keeps_the_field_report_model() -> None:
 
     example = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
     assert example.read_text(encoding="utf-8").startswith("---\nmodel: gpt-5-codex\n")
+
+
+def test_the_summaries_and_the_log_name_the_model_the_lists_front_matter_expects(project: pytest.Pytester) -> None:
+    """The user's codex config says gpt-5-codex (tests/conftest.py) and the list's front matter gpt-5.2: the items
+    expect gpt-5.2, and so do the header, the text log, the markdown summary and the HTML report's summary."""
+    write(project.path / "input" / "list.md", "---\nmodel: gpt-5.2\n---\n- Copy the orders table\n")
+    result = run(project, "--interllm", "input/list.md", "--interllm-summary", "s.md", "--html", "r.html")
+    result.assert_outcomes(passed=1)
+    [record] = jsonl(project)
+    assert record["expected_model"] == record["session_model"] == "gpt-5.2"
+    [log] = (project.path / "logs").glob("run-*.log")
+    assert "  expected model: gpt-5.2\n" in log.read_text()
+    assert "**expected model** gpt-5.2 " in (project.path / "s.md").read_text()
+    assert "<th>expected model</th><td>gpt-5.2</td>" in (project.path / "r.html").read_text()

@@ -76,6 +76,8 @@ TESTED = {
     "acme-orchestrator-run",
     "interllm-agents-fixture",
     "interllm-codex-fixture",
+    "workspace-run",
+    "workspace-yaml",
 }
 
 
@@ -211,6 +213,15 @@ def test_expectations(repo_project: pytest.Pytester) -> None:
     result = run(repo_project, "--interllm", LIST, "-k", "scenario_001 or scenario_016", "-rs")
     result.assert_outcomes(passed=1, skipped=1, deselected=15)
     result.stdout.fnmatch_lines(["*SKIPPED*partner SFTP is down*"])
+
+
+def test_workspace(repo_project: pytest.Pytester) -> None:
+    """The repository example passes as the README runs it, and its YAML is the shipped one's."""
+    assert examples()["workspace-yaml"] in (REPO / "scenarios" / "RepoTaskList.yaml").read_text(encoding="utf-8")
+    [line] = commands(examples()["workspace-run"])
+    result = run(repo_project, *pytest_args(line))
+    result.assert_outcomes(passed=3)
+    assert (repo_project.path / "reports" / "repo.html").is_file()
 
 
 def test_api_key(

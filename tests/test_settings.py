@@ -173,6 +173,20 @@ def test_invalid_env_value_names_the_variable(project: pytest.Pytester, monkeypa
         (["--interllm-max-concurrency", "0"], "--interllm-max-concurrency: '0' must be greater than 0"),
         (["--interllm-retries", "-1"], "--interllm-retries: '-1' must be at least 0"),
         (["--interllm-provider-retries", "nan"], "--interllm-provider-retries: 'nan' is not a whole number"),
+        # The gate's numbers and choices (issue 25)
+        (["--interllm-alpha", "0.7"], "--interllm-alpha: '0.7' must be at most 0.5 (the usual is 0.05)"),
+        (["--interllm-alpha", "0"], "--interllm-alpha: '0' must be greater than 0"),
+        (["--interllm-fail-under", "1.5"], "--interllm-fail-under: '1.5' must be at most 1"),
+        (["--interllm-fail-under", "most"], "--interllm-fail-under: 'most' is not a pass rate between 0 and 1"),
+        (["--interllm-gate", "median"], "--interllm-gate: unknown value 'median' (choose from point, lower-bound)"),
+        (["--interllm-fail-on", "fixed"], "--interllm-fail-on: unknown value 'fixed' (choose from regressed)"),
+        (["--interllm-fail-on", "regressed"], "--interllm-fail-on: regressed needs a baseline to compare with*"),
+        (["--interllm-retry-infra", "-1"], "--interllm-retry-infra: '-1' must be at least 0"),
+        (["--interllm-alpha", "nan"], "--interllm-alpha: 'nan' must be a finite number"),
+        (["--interllm-fail-under", "inf"], "--interllm-fail-under: 'inf' must be a finite number"),
+        (["--interllm-fail-under", "nan"], "--interllm-fail-under: 'nan' must be a finite number"),
+        (["--interllm-fail-under", "-0.1"], "--interllm-fail-under: '-0.1' must be at least 0"),
+        (["--interllm-retry-infra", "inf"], "--interllm-retry-infra: 'inf' is not a whole number"),
     ],
 )
 def test_numbers_out_of_bounds_are_usage_errors(project: pytest.Pytester, args: list[str], message: str) -> None:

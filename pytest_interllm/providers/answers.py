@@ -7,14 +7,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_interllm.faults import Fault, WritePlan
 from pytest_interllm.providers.audit import user_texts
 from pytest_interllm.providers.document import ScenarioRequest, read_scenario, render_document, write_command
 from pytest_interllm.rubric import read_request, scripted_verdicts
+from pytest_interllm.workspace import solution_for
 
 CALL_PREFIX = "interllm_write_"
+_CWD = re.compile(r"<cwd>([^<]+)</cwd>")  # codex's environment context
+PATCH_EOF = "INTERLLM_PATCH"
 ORCHESTRATOR_PREFIX = "interllm_codex_"
 AGENT_PREFIX = "interllm_agent_"
 AGENT_TOOLS = "multi_agent_v1"  # codex's namespace of sub-agent tools (spawn_agent, wait_agent, ...)
@@ -47,6 +51,43 @@ def _outputs(items: Any, prefix: str, kinds: tuple[str, ...] = ("function_call_o
     ]
 
 
+@dataclass(frozen=True)
+class Solution:
+    """A solution file: the hunks of an apply_patch patch (between `*** Begin Patch` and `*** End Patch`, or the
+    whole text without them), the commands run after it (lines `$ command`), the web searches made before it
+    (lines `? query`) and the MCP tools called before it (lines `! server.tool {json arguments}`)."""
+
+    hunks: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    tools: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+
+
+def read_solution(text: str) -> Solution:
+    """The `Solution` a solution file holds."""
+    hunks: list[str] = []
+    commands: list[str] = []
+    searches: list[str] = []
+    tools: list[tuple[str, str, dict[str, Any]]] = []
+    inside = False
+    for line in text.splitlines():
+        if line.strip() == "*** Begin Patch":
+            inside = True
+        elif line.strip() == "*** End Patch":
+            inside = False
+        elif not inside and line.startswith("$ "):
+            commands.append(line[2:].strip())
+        elif not inside and line.startswith("? "):
+            searches.append(line[2:].strip())
+        elif not inside and line.startswith("! "):
+            name, _, args = line[2:].strip().partition(" ")
+            server, _, tool = name.partition(".")
+            tools.append((server, tool, json.loads(args or "{}")))
+        elif inside or (line.startswith("*** ") or hunks):
+            hunks.append(line)
+    return Solution(tuple(hunks), tuple(commands), tuple(searches), tuple(tools))
+
+
 class Script:
     """The scripted model's answers; `next_id` numbers its items (shared by every scenario of the server)."""
 
@@ -54,7 +95,8 @@ class Script:
         self.next_id = next_id
 
     def answer(self, body: dict[str, Any], fault: Fault | None = None) -> list[dict[str, Any]]:
-        """The output items for one request."""
+        """The output items for one request; in a scenario's own workspace (codex's cwd), the patch and commands
+        that solve it there."""
         graded = read_request(body)
         if graded is not None:  # a grader's request: judged by phrase matching, not by a model
             return [self.message(json.dumps({"criteria": scripted_verdicts(*graded)}))]
@@ -63,7 +105,12 @@ class Script:
         if "codex" in tools and "exec_command" not in tools:
             return self._orchestrate(body, items, fault)
         outputs = _outputs(items, CALL_PREFIX, ("function_call_output", "custom_tool_call_output"))
-        scenario = read_scenario("\n".join(user_texts(items)))
+        texts = user_texts(items)
+        scenario = read_scenario("\n".join(texts))
+        cwd = next((found.group(1) for t in texts for found in [_CWD.search(t)] if found), None)
+        solution = solution_for(cwd) if cwd else None
+        if solution is not None and scenario.output_path is not None:
+            return self._in_workspace(scenario, solution, fault, tools, outputs)
         if outputs:
             return [self.message(self._final_text(scenario, outputs[-1]), "final_answer")]
         if scenario.output_path is None:
@@ -86,6 +133,71 @@ class Script:
                 self.message(f"No file tool was offered; here is the document instead:\n\n{document}", "final_answer")
             ]
         )
+
+    def _in_workspace(
+        self,
+        scenario: ScenarioRequest,
+        solution: str,
+        fault: Fault | None,
+        tools: set[str],
+        outputs: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """A scenario in its own workspace, one step per request: the patch (its solution and the report file) with
+        codex's patch tool, then the solution's commands, then the final message."""
+        assert scenario.output_path is not None
+        plan = WritePlan(path=scenario.output_path)
+        plan = fault.shape_plan(plan) if fault is not None else plan
+        solved = read_solution(solution)
+        report = render_document(scenario)
+        patch = ["*** Begin Patch"]
+        if not plan.broken:
+            patch += solved.hunks
+        patch += [f"*** Add File: {plan.path}", *(f"+{line}" for line in report.splitlines())]
+        if plan.stray:
+            patch += ["*** Add File: STRAY.md", "+A note nobody asked for."]
+        patch.append("*** End Patch")
+        # The MCP tools first (those codex offers: `mcp__<server>` namespaces), then the patch, then commands.
+        offered = [(server, tool, args) for server, tool, args in solved.tools if f"mcp__{server}" in tools]
+        steps: list[tuple[str, str]] = [("mcp", json.dumps(list(call))) for call in offered]
+        steps.append(("patch", "\n".join(patch) + "\n"))
+        if plan.unreported:  # a file changed on disk that no patch reports and no command names
+            steps.append(
+                (
+                    "exec",
+                    "find . -path ./.git -prune -o -path ./outputs -prune -o -type f -print | sort | head -n 1 "
+                    "| while read -r f; do printf '\\n' >> \"$f\"; done",
+                )
+            )
+        if plan.forbidden:
+            steps.append(("exec", "rm -rf build"))
+        steps += [("exec", command) for command in solved.commands]
+        if len(outputs) >= len(steps):
+            first = outputs[len(offered)].get("output", "")
+            text = first if isinstance(first, str) else json.dumps(first)
+            if "Success" in text or re.search(r"exit(?:ed with)? code:? 0\b", text):
+                return [self.message(f"Done: '{scenario.title}'. The report is in {plan.path}.", "final_answer")]
+            return [self.message(f"The patch for '{scenario.title}' failed:\n{text[:2000]}", "final_answer")]
+        kind, text = steps[len(outputs)]
+        call_id = f"{CALL_PREFIX}{self.next_id()}"
+        if kind == "mcp":
+            server, tool, args = json.loads(text)
+            call: dict[str, Any] = {**self.function_call(call_id, tool, args), "namespace": f"mcp__{server}"}
+        elif kind == "patch" and "apply_patch" in tools:
+            call = {
+                "type": "custom_tool_call",
+                "id": f"ctc_{call_id}",
+                "call_id": call_id,
+                "name": "apply_patch",
+                "input": text,
+                "status": "completed",
+            }
+        else:
+            command = f"apply_patch <<'{PATCH_EOF}'\n{text}{PATCH_EOF}\n" if kind == "patch" else text
+            call = self.function_call(call_id, "exec_command", {"cmd": command})
+        if outputs:
+            return [call]
+        looked = [self.web_search(query) for query in solved.searches]  # the hosted tool: the backend searched
+        return [*looked, self.message(f"I'll work on '{scenario.title}' in the workspace.", "commentary"), call]
 
     def _write_call(self, plan: WritePlan, document: str, tools: set[str]) -> dict[str, Any] | None:
         """The tool call that writes the document with whichever tool codex offers."""
@@ -187,6 +299,11 @@ class Script:
             "arguments": json.dumps(args),
             "status": "completed",
         }
+
+    def web_search(self, query: str) -> dict[str, Any]:
+        """A web search the backend made for the model (a hosted tool: codex only reports it)."""
+        action = {"type": "search", "query": query}
+        return {"type": "web_search_call", "id": f"ws_{self.next_id()}", "status": "completed", "action": action}
 
     def message(self, text: str, phase: str | None = None) -> dict[str, Any]:
         """An assistant message; codex tells a preamble (`commentary`) from the answer (`final_answer`)."""

@@ -22,7 +22,10 @@ STYLE = (
     ".interllm summary{cursor:pointer;font-weight:600}.interllm pre{white-space:pre-wrap;background:#f6f8fa;"
     "padding:6px;max-height:420px;overflow:auto;margin:4px 0}.interllm table{border-collapse:collapse}"
     ".interllm td,.interllm th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}"
-    ".interllm .bad{color:#b00020;font-weight:600}.interllm .ok{color:#1b5e20}</style>"
+    ".interllm .bad{color:#b00020;font-weight:600}.interllm .ok{color:#1b5e20}"
+    ".interllm .diff .add{color:#1b5e20;background:#e6ffec}.interllm .diff .del{color:#b00020;background:#ffebe9}"
+    ".interllm .diff .hunk{color:#0550ae}.interllm .diff .head{color:#57606a;font-weight:600}"
+    ".interllm .diff span{display:block}</style>"
 )
 
 
@@ -63,7 +66,7 @@ def _timeline(record: dict[str, Any]) -> str:
     for call in record["tool_calls"]:
         first = call["command"].splitlines()[0] if call["command"] else ""
         klass = "ok" if call["exit_code"] == 0 else "bad"
-        took = f"{call['duration']:.3f}s" if call["duration"] is not None else "—"
+        took = _seconds(call["duration"])
         rows.append(
             f"<tr><td>tool call</td><td><code>{escape(first[:200])}</code></td>"
             f'<td class="{klass}">exit {escape(str(call["exit_code"]))}</td><td>{took}</td>'
@@ -77,7 +80,7 @@ def _timeline(record: dict[str, Any]) -> str:
             f"<td>POST {escape(req['path'])} model={escape(repr(req['model']))}"
             f"{' sandbox=' + escape(str(req['sandbox_mode'])) if req.get('sandbox_mode') else ''}"
             f"{' (replayed from the cassette)' if req.get('replayed') else ''}"
-            f'</td><td class="{klass}">HTTP {req["status"]}</td><td>{req["latency"]:.3f}s</td>'
+            f'</td><td class="{klass}">HTTP {req["status"]}</td><td>{_seconds(req["latency"])}</td>'
             f"<td>{req['input_tokens']} in / {req['output_tokens']} out</td></tr>"
         )
     events = ", ".join(f"{_clock(e['time'])} {e['type']}" for e in record["events"])
@@ -85,6 +88,93 @@ def _timeline(record: dict[str, Any]) -> str:
         f"<table><tr><th>step</th><th>what</th><th>result</th><th>time</th><th>detail</th></tr>{''.join(rows)}</table>"
     )
     return table + f"<p>codex events: {escape(events) or '—'}</p>"
+
+
+def _seconds(value: float | None) -> str:
+    """Every duration of the report in one format."""
+    return f"{value:.2f}s" if value is not None else "—"
+
+
+def _diff(text: str) -> str:
+    """A unified diff, its lines coloured by what they are (no script, no network)."""
+    lines = []
+    for line in text.splitlines():
+        klass = (
+            "head"
+            if line.startswith(("+++", "---"))
+            else "add"
+            if line.startswith("+")
+            else "del"
+            if line.startswith("-")
+            else "hunk"
+            if line.startswith("@@")
+            else ""
+        )
+        lines.append(
+            f'<span class="{klass}">{escape(line) or " "}</span>' if klass else f"<span>{escape(line) or ' '}</span>"
+        )
+    return f'<pre class="diff">{"".join(lines)}</pre>'
+
+
+def _trajectory(record: dict[str, Any]) -> str:
+    """What the agent did, one row per step: commands, file changes, MCP tool calls, web searches."""
+    rows = []
+    for n, step in enumerate(record.get("trajectory") or [], 1):
+        kind = step["kind"]
+        if kind == "command":
+            code = step.get("exit_code")
+            result = f'<td class="{"ok" if code == 0 else "bad"}">exit {escape(str(code))}</td>'
+            what = f"<code>{escape(str(step['command']).splitlines()[0][:200] if step['command'] else '')}</code>"
+            detail = escape(str(step.get("output") or "")[-400:]) + (
+                f" (in {escape(step['cwd'])})" if step.get("cwd") not in (None, "", ".") else ""
+            )
+            took = _seconds(step.get("duration"))
+        elif kind == "file_change":
+            moved = f" → {step['move_path']}" if step.get("move_path") else ""
+            what = f"{escape(step['change'])} <code>{escape(step['path'] + moved)}</code>"
+            applied = step.get("ok", True)
+            result = f'<td class="{"ok" if applied else "bad"}">{"applied" if applied else "failed"}</td>'
+            detail, took = "", "—"
+        elif kind == "mcp_tool_call":
+            what = f"<code>{escape(step['server'])}.{escape(step['tool'])}</code> {escape(step.get('arguments', ''))}"
+            result = f'<td class="{"ok" if step.get("ok") else "bad"}">{"ok" if step.get("ok") else "error"}</td>'
+            detail, took = escape(str(step.get("output") or "")), _seconds(step.get("duration"))
+        else:
+            what, result, detail, took = escape(str(step.get("query", ""))), "<td></td>", "", "—"
+        name = escape(kind.replace("_", " "))
+        rows.append(f"<tr><td>{n}</td><td>{name}</td><td>{what}</td>{result}<td>{took}</td><td>{detail}</td></tr>")
+    if not rows:
+        return "<p>codex reported no command, file change, tool call or web search.</p>"
+    return (
+        "<table><tr><th>#</th><th>step</th><th>what</th><th>result</th><th>time</th><th>detail</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _workspace(record: dict[str, Any]) -> str:
+    """The workspace diff (ours) and the check's result."""
+    diff = record.get("workspace_diff") or []
+    parts = []
+    where = record.get("workspace")
+    if where:
+        kept = "kept for inspection" if record.get("workspace_kept") else "removed (the attempt passed)"
+        parts.append(f"<p>workspace <code>{escape(where)}</code>: {kept}</p>")
+    check = record.get("check")
+    if check is not None:
+        ok = check["exit_code"] == 0 and not check["timed_out"]
+        state = "timed out (killed)" if check["timed_out"] else f"exit {check['exit_code']}"
+        parts.append(
+            f'<p>check <code>{escape(check["command"])}</code>: <span class="{"ok" if ok else "bad"}">{escape(state)}'
+            f"</span> in {_seconds(check['duration'])}</p>"
+        )
+        parts.append(_section("check output", _pre(check["output"] or "(no output)"), open_=not ok))
+    if not diff:
+        parts.append("<p>no file changed in the workspace.</p>")
+    for change in diff:
+        title = f"{change['kind']} {change['path']}" + (" (binary)" if change.get("binary") else "")
+        parts.append(f"<p><b>{escape(title)}</b></p>" + (_diff(change["diff"]) if change["diff"] else ""))
+    return "".join(parts)
 
 
 def _spans(record: dict[str, Any]) -> str:
@@ -124,11 +214,10 @@ def render(record: dict[str, Any]) -> str:
     if record["section"]:
         head += f" — {record['section']}"
     parts.append(f"<p><b>{escape(head)}</b></p>")
-    if record["failure"]:
+    if record["failure"]:  # its headline; the whole failure is pytest-html's log below, once
         parts.append(f'<p class="bad">{escape(record["failure"].splitlines()[0])}</p>')
-        parts.append(_section("failure details", _pre(record["failure"]), open_=True))
     facts = (
-        f"duration {record['duration']:.2f}s · tokens {record['tokens_in']} in / {record['tokens_out']} out"
+        f"duration {_seconds(record['duration'])} · tokens {record['tokens_in']} in / {record['tokens_out']} out"
         + (" · no spend" if record["cost_usd"] is None else f" · estimated cost ${record['cost_usd']:.4f}")
         + f" · attempts {record['attempts']} · provider retries {record['provider_retries']}"
         + (f" · fault {record['fault']}" if record["fault"] else "")
@@ -136,7 +225,9 @@ def render(record: dict[str, Any]) -> str:
     parts.append(f"<p>{escape(facts)}</p>")
     repeat = record.get("repeat")
     if repeat:
-        parts.append(f"<p><b>{escape(result_text(record))}</b> · {escape(pass_rates(record))}</p>")
+        parts.append(
+            f"<p><b{_mark(record)}>{escape(result_text(record, icons=False))}</b> · {escape(pass_rates(record))}</p>"
+        )
         runs = "".join(
             f'<tr><td>{run["attempt"]}</td><td class="{"ok" if run["result"] == "passed" else "bad"}">'
             f"{escape(run['result'])}</td><td>{escape(run.get('failure') or '')}{_apart(run)}</td>"
@@ -148,6 +239,12 @@ def render(record: dict[str, Any]) -> str:
     parts.append(_section("final_output", _pre(record["final_output"] or "(empty)"), open_=True))
     parts.append(_section("prompt", _pre(record["prompt"])))
     parts.append(_section("models and configuration: asked vs actual", _models(record), open_=bool(record["failure"])))
+    steps = record.get("trajectory") or []
+    failed = bool(record["failure"])
+    parts.append(_section(f"what the agent did ({len(steps)} steps)", _trajectory(record), open_=failed))
+    if record.get("workspace_diff") is not None:
+        files = len(record["workspace_diff"])
+        parts.append(_section(f"workspace diff ({files} files)", _workspace(record), open_=failed))
     parts.append(_section("timeline: tool calls, requests, events", _timeline(record)))
     if "spans" in record:
         parts.append(_section(f"Agents SDK spans ({len(record['spans'])})", _spans(record)))
@@ -173,6 +270,12 @@ def render(record: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _mark(record: dict[str, Any] | None) -> str:
+    """A result's colour in a table cell (CSS, not an emoji: a headless browser may lack the font)."""
+    result = record["result"] if record is not None else None
+    return ' class="ok"' if result == "passed" else ' class="bad"' if result == "failed" else ""
+
+
 def summary(
     info: dict[str, str], counts: dict[str, int], records: list[dict[str, Any]] | None = None, extra: str = ""
 ) -> str:
@@ -188,7 +291,9 @@ def summary(
         head = "".join(f"<th>{escape(m)}</th>" for m in models)
         rows = "".join(
             f"<tr><td>{escape(index)}</td><td>{escape(title)}</td>"
-            + "".join(f"<td>{escape(matrix_cell(by_model.get(m)))}</td>" for m in models)
+            + "".join(
+                f"<td{_mark(by_model.get(m))}>{escape(matrix_cell(by_model.get(m), icons=False))}</td>" for m in models
+            )
             + "</tr>"
             for index, title, by_model in matrix(records)
         )

@@ -95,6 +95,11 @@ def build(
         "runs": [],
         "rubric": [],
         "grader": None,
+        "trajectory": [],
+        "workspace": None,
+        "workspace_kept": False,
+        "workspace_diff": None,
+        "check": None,
         "started_at": None,
         "ended_at": None,
     }
@@ -170,6 +175,11 @@ RUN_KEYS = (
     "duration",
     "cost_usd",
     "thread_id",
+    "trajectory",
+    "workspace",
+    "workspace_kept",
+    "workspace_diff",
+    "check",
 )
 
 
@@ -240,6 +250,16 @@ def _evidence(outcome: ScenarioOutcome, free: bool) -> dict[str, Any]:
         expected_config=dict(outcome.expected_config),
         session_config=dict(outcome.session_config),
         output_text=_clip(outcome.output_text, OUTPUT_LIMIT),
+        trajectory=[
+            {**step, "diff": _clip(step["diff"], OUTPUT_LIMIT)} if "diff" in step else dict(step)
+            for step in outcome.trajectory
+        ],
+        workspace=outcome.workspace,
+        workspace_kept=outcome.workspace_kept,
+        workspace_diff=None
+        if outcome.workspace_diff is None
+        else [{**d, "diff": _clip(d["diff"], OUTPUT_LIMIT)} for d in outcome.workspace_diff],
+        check=dict(outcome.check) if outcome.check is not None else None,
     )
 
 

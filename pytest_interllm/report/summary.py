@@ -38,9 +38,10 @@ def spend(records: list[dict[str, Any]], free: str | None = None, extra: float =
 ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "xfailed": "⚠️", "xpassed": "⚠️"}
 
 
-def result_text(record: dict[str, Any]) -> str:
-    """`✅ passed`, or with repeats `❌ failed 2/3 — no-output-file ×1` (the agent's attempts; the others apart)."""
-    text = f"{ICON.get(record['result'], '')} {record['result']}"
+def result_text(record: dict[str, Any], icons: bool = True) -> str:
+    """`✅ passed`, or with repeats `❌ failed 2/3 — no-output-file ×1` (the agent's attempts; the others apart);
+    without `icons` (the HTML report: a headless browser may lack the emoji font) `passed`, `failed 2/3 …`."""
+    text = f"{ICON.get(record['result'], '')} {record['result']}" if icons else str(record["result"])
     repeat = record.get("repeat")
     if repeat:
         counted = tally(record)
@@ -91,7 +92,7 @@ def matrix(records: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, dict
     return list(rows.values())
 
 
-def matrix_cell(record: dict[str, Any] | None) -> str:
+def matrix_cell(record: dict[str, Any] | None, icons: bool = True) -> str:
     """One scenario on one model: result (with repeats, the 95% interval of its pass rate), tokens, cost, duration."""
     if record is None:
         return "—"
@@ -99,7 +100,9 @@ def matrix_cell(record: dict[str, Any] | None) -> str:
     counted = tally(record)
     low, high = counted.interval
     ci = f" · 95% CI {low * 100:.0f}–{high:.0%}" if record.get("repeat") and counted.measured else ""
-    return f"{result_text(record)}{ci} · {tokens} tok · {dollars(record['cost_usd'])} · {record['duration']:.1f}s"
+    return (
+        f"{result_text(record, icons)}{ci} · {tokens} tok · {dollars(record['cost_usd'])} · {record['duration']:.1f}s"
+    )
 
 
 def model_totals(records: list[dict[str, Any]], model: str) -> str:

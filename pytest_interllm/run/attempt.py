@@ -13,12 +13,13 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from pytest_interllm import faults
+from pytest_interllm import faults, trajectory, workspace
 from pytest_interllm.checks import check_outcome
 from pytest_interllm.codex.config import KEY_ENV, codex_call, config_toml
 from pytest_interllm.codex.locate import CodexBinary
@@ -32,6 +33,7 @@ from pytest_interllm.runtime import LoopRunner
 from pytest_interllm.settings import Settings
 from pytest_interllm.transports.base import CodexProcess, Transport, TransportContext, TurnRequest
 from pytest_interllm.workdirs import Workdir
+from pytest_interllm.workspace import Spec
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -256,8 +258,10 @@ class Executor:
         fault: str | None = None,
         fault_requests: int | None = None,
         label: str = "scenario",
+        workspace: Spec | None = None,
     ) -> ScenarioOutcome:
-        """Send `prompt` through codex; `model=None` leaves the model to codex's own configuration.
+        """Send `prompt` through codex; `model=None` leaves the model to codex's own configuration. With a
+        `workspace`, each attempt runs in a fresh copy of its fixture (see `workspace.py`).
 
         Transient provider errors (HTTP 429/5xx, a stalled stream) are retried with backoff, at most
         `settings.provider_retries` times; the outcome counts the retries and keeps the earlier errors.
@@ -265,7 +269,9 @@ class Executor:
         retries: list[str] = []
         reruns: list[str] = []
         while True:
-            outcome = self._attempt(prompt, output_file, model, expected_model, timeout, fault, fault_requests, label)
+            outcome = self._attempt(
+                prompt, output_file, model, expected_model, timeout, fault, fault_requests, label, workspace
+            )
             if outcome.crashed and outcome.stderr_shared and not outcome.crash_caused and not reruns:
                 # A shared codex died under several scenarios: not known to be this one's doing. Judged on its own
                 # run on a fresh server instead (once: a scenario that crashes codex again is codex-crashed).
@@ -293,16 +299,22 @@ class Executor:
         fault: str | None,
         fault_requests: int | None,
         label: str,
+        spec: Spec | None = None,
     ) -> ScenarioOutcome:
         # The output path is cleared first: an earlier output of the plugin removed, a user's file moved aside.
         target, moved = self.outputs.prepare(output_file)
         limit = timeout or self.settings.timeout
         expected = expected_model or model or self.settings.model
+        s = self.settings
+        # With `workspace:`, a fresh copy of the fixture is codex's cwd and sandbox root, and the output file is
+        # written inside it (copied to the output dir afterwards).
+        root = workspace.create(spec.fixture, label, spec.solution) if spec is not None else s.rootdir
+        before = workspace.snapshot(root) if spec is not None else {}
+        written = root / workspace.inside_path(s.relative(target), target.name) if spec is not None else target
         server, crash = self._acquire()
         call = self.endpoint.open(label, fault, fault_requests, on_crash=crash)
         injected = faults.get(fault)
-        s = self.settings
-        arguments = codex_call(prompt, model, call.url, str(s.rootdir), s.sandbox)
+        arguments = codex_call(prompt, model, call.url, str(root), s.sandbox)
         if injected is not None and injected.by_call:  # a caller that gets its own call wrong
             arguments = injected.shape_call(arguments)
             if injected.config_model is not None:  # codex's own config default fills what the call left out
@@ -314,8 +326,9 @@ class Executor:
             arguments={k: v for k, v in arguments.items() if k not in ("prompt", "config")},
             fault=fault,
             codex_pid=server.pid if server is not None else None,
-            expected_config=self.expected_config(),
+            expected_config={**self.expected_config(), "cwd": str(root)},
             output_notes=[moved] if moved else [],
+            workspace=str(root) if spec is not None else None,
         )
         request = TurnRequest(prompt, arguments, limit, call.url, label, injected, expected)
         stderr_seen = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
@@ -338,10 +351,31 @@ class Executor:
         self.transport.attribute(outcome, call.requests())
         if outcome.session_config:
             outcome.session_config_source = self.transport.config_source
+        if spec is not None:
+            self._in_workspace(outcome, spec, root, before, written, target)
         self._read_back(outcome, stderr_seen, target)
+        outcome.trajectory = trajectory.build(outcome.events, root, outcome.tool_calls)
         # A timed-out turn may still run in codex: no later scenario gets this process.
         self._release(server, retire=self.transport.retire_after(outcome))
         return outcome
+
+    @staticmethod
+    def _in_workspace(
+        outcome: ScenarioOutcome,
+        spec: Spec,
+        root: Path,
+        before: dict[str, workspace.Entry],
+        written: Path,
+        target: Path,
+    ) -> None:
+        """What an attempt left in its workspace: the diff (ours, not the agent's word), the check's result, and the
+        output file copied to the run's output dir."""
+        outcome.workspace_diff = workspace.diff(before, workspace.snapshot(root))
+        if spec.check:
+            outcome.check = workspace.run_check(spec.check, root, spec.check_timeout).record()
+        if written.is_file() and not written.is_symlink():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(written, target)
 
     def _read_back(self, outcome: ScenarioOutcome, stderr_seen: int, target: Path) -> None:
         """What every transport's attempt leaves: the provider's models, tokens from the audited requests when codex

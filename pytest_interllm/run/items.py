@@ -23,6 +23,8 @@ from pytest_interllm.expectations import Expectations
 from pytest_interllm.grader import USER_AGENT, grade
 from pytest_interllm.outcome import ScenarioOutcome
 from pytest_interllm.stats import wilson
+from pytest_interllm.workspace import Spec
+from pytest_interllm.workspace import remove as remove_workspace
 
 
 @dataclass
@@ -165,6 +167,7 @@ class Request:
     label: str
     expectations: Expectations
     fault: str | None
+    workspace: Spec | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class AttemptRunner(Protocol):
         fault: str | None = None,
         fault_requests: int | None = None,
         label: str = "scenario",
+        workspace: Spec | None = None,
     ) -> ScenarioOutcome: ...
 
     def check(self, outcome: ScenarioOutcome, expectations: Expectations | None = None) -> None: ...
@@ -206,6 +210,17 @@ def _check(executor: AttemptRunner, outcome: ScenarioOutcome, expectations: Expe
     return None
 
 
+def _graded(expectations: Expectations, outcome: ScenarioOutcome) -> str:
+    """What the grader judges: the output file, and with `rubric: {with: diff}` the workspace diff after it."""
+    if expectations.rubric_with != "diff" or outcome.workspace_diff is None:
+        return outcome.output_text
+    changes = "".join(
+        d["diff"] or f"{d['kind']} {d['path']}" + (" (binary)\n" if d.get("binary") else "\n")
+        for d in outcome.workspace_diff
+    )
+    return f"{outcome.output_text}\n\n## The agent's changes to its workspace (unified diff)\n\n{changes or '(none)'}"
+
+
 def _grade(executor: AttemptRunner, request: Request, outcome: ScenarioOutcome, label: str, grader: Grader) -> None:
     """Grade the output file against the rubric through the scenario's own provider (its cassette, its audit)."""
     call = executor.endpoint.open(label, fresh=False)
@@ -215,7 +230,7 @@ def _grade(executor: AttemptRunner, request: Request, outcome: ScenarioOutcome, 
             executor.endpoint.token,
             grader.model or request.model,
             list(request.expectations.rubric),
-            outcome.output_text,
+            _graded(request.expectations, outcome),
             grader.votes,
             request.timeout,
             grader.kind,
@@ -226,6 +241,17 @@ def _grade(executor: AttemptRunner, request: Request, outcome: ScenarioOutcome, 
     outcome.grader_error = rubric.error
     outcome.rubric = [c.record() for c in rubric.criteria]
     outcome.grader_requests = [r for r in call.requests() if r.user_agent.startswith(USER_AGENT)]
+
+
+def _settle_workspace(outcome: ScenarioOutcome, failure: ScenarioFailure | None) -> None:
+    """An attempt's workspace is kept for inspection when it failed, removed when it passed."""
+    if outcome.workspace is None:
+        return
+    outcome.workspace_kept = failure is not None
+    if failure is None:
+        remove_workspace(Path(outcome.workspace))
+    else:
+        failure.evidence.append(f"workspace kept for inspection: {outcome.workspace}")
 
 
 def run_item(
@@ -260,6 +286,7 @@ def run_item(
                 fault=request.fault,
                 fault_requests=request.expectations.fault_requests,
                 label=label,
+                workspace=request.workspace,
             )
             outcome.attempts = run
             outcome.earlier_failures = earlier
@@ -268,6 +295,7 @@ def run_item(
                 # Judged only once the deterministic checks hold: a grader call spent on a missing file is waste.
                 _grade(executor, request, outcome, label, grader)
                 failure = _check(executor, outcome, request.expectations)
+            _settle_workspace(outcome, failure)
             outcome.cost_usd = prices.of_requests(outcome.every_request)
             budget.add(outcome.cost_usd)
             if failure is not None and failure.stops_run:

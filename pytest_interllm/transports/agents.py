@@ -139,8 +139,9 @@ class AgentsTransport(Transport):
         set_trace_processors(processors)
         return None
 
-    def codex_server(self, codex_home: Path, limit: float) -> Any:
-        """The codex MCP server an orchestrator gets: our codex, an isolated CODEX_HOME, cwd = the rootdir."""
+    def codex_server(self, codex_home: Path, limit: float, cwd: str | None = None) -> Any:
+        """The codex MCP server an orchestrator gets: our codex, an isolated CODEX_HOME, cwd = the rootdir (or the
+        attempt's workspace)."""
         from agents.mcp import MCPServerStdio
 
         return MCPServerStdio(
@@ -149,7 +150,7 @@ class AgentsTransport(Transport):
                 "command": self.context.codex_path,
                 "args": ["mcp-server"],
                 "env": {**self.context.env(codex_home), TAG_ENV: uuid.uuid4().hex},
-                "cwd": str(self.context.cwd),
+                "cwd": cwd or str(self.context.cwd),
             },
             client_session_timeout_seconds=limit,
             cache_tools_list=True,
@@ -162,10 +163,10 @@ class AgentsTransport(Transport):
         else:
             self._given[label] = (agent, codex)
 
-    def _instructions(self, model: str) -> str:
+    def _instructions(self, model: str, cwd: str) -> str:
         text = resources.files("pytest_interllm.templates").joinpath("orchestrator.txt").read_text("utf-8")
         template = PromptTemplate.parse(text, "<packaged orchestrator.txt>", ("model", "cwd", "sandbox"))
-        return template.render(model=model, cwd=self.context.cwd, sandbox=self.context.sandbox)
+        return template.render(model=model, cwd=cwd, sandbox=self.context.sandbox)
 
     def _codex_home(self, request: TurnRequest, given: Any) -> tuple[Path, bool]:
         """This turn's CODEX_HOME (with the config.toml naming its provider URL), and whether it was made for it."""
@@ -195,11 +196,12 @@ class AgentsTransport(Transport):
         turn = _Turn(home, owned, CallResult(), trace_id=f"trace_{uuid.uuid4().hex}")
         turn.info["trace_id"] = turn.trace_id
         self._turns[id(outcome)] = turn
-        codex = given[1] if given is not None else self.codex_server(home, limit)
+        cwd = str(request.arguments.get("cwd") or self.context.cwd)  # the rootdir, or the attempt's workspace
+        codex = given[1] if given is not None else self.codex_server(home, limit, cwd)
         client = AsyncOpenAI(base_url=request.url, api_key=self._token(codex), max_retries=0)  # the scenario's
         info, result = turn.info, turn.result
         run = OrchestratorRun(
-            lambda: self._agent(given, codex, model, orchestrator_model, client, info),
+            lambda: self._agent(given, codex, model, orchestrator_model, client, info, cwd),
             lambda agent: self._run_agent(agent, client, request.prompt, limit, start + limit, result, info),
             str(codex.params.env.get(TAG_ENV, "")),
         )
@@ -256,7 +258,14 @@ class AgentsTransport(Transport):
         return False  # no shared codex process
 
     def _agent(
-        self, given: Any, codex: Any, model: str, orchestrator_model: str, client: Any, info: dict[str, Any]
+        self,
+        given: Any,
+        codex: Any,
+        model: str,
+        orchestrator_model: str,
+        client: Any,
+        info: dict[str, Any],
+        cwd: str,
     ) -> Any:
         """The orchestrator of one scenario: a hand-written test's, the user's factory's, or the plugin's own."""
         from agents import Agent, OpenAIResponsesModel
@@ -268,7 +277,7 @@ class AgentsTransport(Transport):
         else:
             agent = Agent(
                 name="interllm-orchestrator",
-                instructions=self._instructions(model),
+                instructions=self._instructions(model, cwd),
                 model=OpenAIResponsesModel(orchestrator_model, client),
                 mcp_servers=[codex],
             )

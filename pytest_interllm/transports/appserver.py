@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 import time
 from typing import Any
 
 from pytest_interllm.codex.sdk import CALL_TIMEOUT, AppServer, payload
-from pytest_interllm.outcome import CodexEvent, ScenarioOutcome, ToolCall
+from pytest_interllm.outcome import CodexEvent, ScenarioOutcome, ToolCall, command_line
 from pytest_interllm.transports.base import CodexProcess, Transport, TurnRequest
 
 SANDBOXES = {"readOnly": "read-only", "workspaceWrite": "workspace-write", "dangerFullAccess": "danger-full-access"}
@@ -147,7 +146,7 @@ class AppServerTransport(Transport):
             out.tool_calls.append(
                 ToolCall(
                     call_id=str(item.get("id", "")),
-                    command=_command(item.get("command")),
+                    command=command_line(item.get("command")),
                     exit_code=item.get("exitCode") if isinstance(item.get("exitCode"), int) else None,
                     duration=duration / 1000 if isinstance(duration, int | float) else None,
                     output=str(item.get("aggregatedOutput") or ""),
@@ -172,13 +171,3 @@ class AppServerTransport(Transport):
                 out.is_error = True
                 message = str((turn.get("error") or {}).get("message") or "")
                 out.final_output = message or out.final_output
-
-
-def _command(command: Any) -> str:
-    """A readable command line: `/bin/bash -lc "SCRIPT"` shows SCRIPT (app-server gives one string, quoted)."""
-    text = " ".join(command) if isinstance(command, list) else str(command or "")
-    with contextlib.suppress(ValueError):
-        parts = shlex.split(text)
-        if len(parts) == 3 and parts[1] in ("-lc", "-c"):
-            return parts[2]
-    return text

@@ -1,0 +1,6 @@
+"""Text helpers."""
+
+
+def shout(text):
+    """The text in capitals, with an exclamation mark."""
+    return text.upper() + "!"
