@@ -148,3 +148,22 @@ def test_the_readme_table_comes_from_the_summary(bench: dict[str, ModuleType]) -
     assert "| **24.9 [24.0–30.0] (5 rounds)** | ≤ 25 ✔ |" in out
     assert "collect" not in out  # a figure the run did not measure has no row
     assert "a SMOKE run (fewer rounds, scenario counts × 0.25" in table.table({**summary, "smoke": True, "scale": 0.25})
+
+
+def test_every_target_has_a_row_in_the_readme_table(bench: dict[str, ModuleType]) -> None:
+    figures, table = bench["figures"], bench["table"]
+    assert figures.TARGETS == {
+        "overhead_ratio": ("<=", 1.05),
+        "parallel_efficiency_n4": (">=", 0.90),
+        "collect_ratio_10k": ("<=", 1.5),
+        "collect_ratio_10k_cold": ("<=", 1.5),
+        "inflight_vs_bare_16": (">=", 0.95),
+        "mb_per_inflight_16": ("<=", 50),
+        "speedup_wall_16": (">=", 6),
+        "inflight_vs_bare_64": (">=", 0.90),
+        "mb_per_inflight_64": ("<=", 25),
+        "startup_first_request_s": ("<=", 1.0),
+        "teardown_s": ("<=", 0.5),
+        "make_run_overhead_s": ("<=", 2.0),
+    }
+    assert set(figures.TARGETS) <= {key for _, key, _ in table.ROWS}
