@@ -12,7 +12,8 @@ server through the plugin's own MCP client, with no pytest at all — the limit 
 - `speedup_wall_16`: serial wall clock / in-flight wall clock, start-up included.
 What bounds the in-flight phase, measured on both sides during the phase: codex's own CPU seconds per turn (from
 /proc, the commands it ran apart), the Python process's CPU per turn, how busy the machine's cores were, the lag of the
-event loop (a probe that asks to wake every 50 ms) and what the audit proxy adds to each model request.
+event loop (a probe that asks to wake every 50 ms) and what the model's server adds to each request beyond its latency
+(offline, codex talks to the scripted model in the pytest process itself: no audit proxy is in the path).
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ def main() -> int:
             "loop_lag": lag([x for r in ours for x in r["loop_lag_s"]]),
             "bare_loop_lag": lag([x for r in bare for x in r["loop_lag_s"]]),
             "requests_per_scenario": spread([r["requests"] / count for r in ours], 2),
-            "proxy_extra_per_request_s": spread(
+            "model_server_extra_per_request_s": spread(
                 [r["request_extra_s"] for r in ours if r["request_extra_s"] is not None] or [0.0]
             ),
         }
@@ -327,8 +328,8 @@ def main() -> int:
             f"loop lag median/p95/max {b['loop_lag']['median_ms']}/{b['loop_lag']['p95_ms']}/{b['loop_lag']['max_ms']} "
             f"ms vs bare {b['bare_loop_lag']['median_ms']}/{b['bare_loop_lag']['p95_ms']}/"
             f"{b['bare_loop_lag']['max_ms']} ms; "
-            f"{text(b['requests_per_scenario'], '.2f')} requests per scenario, proxy adds "
-            f"{text(b['proxy_extra_per_request_s'])} s to each"
+            f"{text(b['requests_per_scenario'], '.2f')} requests per scenario, the model's server adds "
+            f"{text(b['model_server_extra_per_request_s'])} s to each beyond the latency (no proxy offline)"
         )
         ours_phase, bare_phase = (statistics.median(phase[f"{k}_{b['name']}"]) for k in ("inflight", "bare"))
         print(
