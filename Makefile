@@ -41,5 +41,7 @@ lint: setup
 clean:
 	rm -rf $(VENV) .venv-newest .venv-lowest reports logs .pytest_cache .mypy_cache .ruff_cache
 
+# Every figure is the median [min–max] of 5 rounds (benchmarks/figures.py); `make bench BENCH_ROUNDS=2 BENCH_SCALE=0.25`
+# is a quick smoke run (fewer rounds and scenarios; results in benchmarks/results/smoke/, never the README's).
 bench: setup
 	cd benchmarks && ../$(BIN)/python run_all.py

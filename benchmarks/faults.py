@@ -25,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from common import RESULTS
+
 from pytest_interllm.codex.process import alive
 from pytest_interllm.faults import EXPECTED_CLASS, REGISTRY
 
@@ -93,6 +95,11 @@ def one_run(root: Path, extra: list[str]) -> tuple[list[dict[str, Any]], int, li
                 *extra,
             ],
             cwd=root,
+            # this checkout's package first, as in the other benchmarks (a worktree beside an editable install)
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, (str(HERE.parent), os.environ.get("PYTHONPATH")))),
+            },
             capture_output=True,
             text=True,
             timeout=DEADLINE,
@@ -153,8 +160,8 @@ def main() -> int:
         "wall_seconds": round(wall, 2),
         "scenarios": len(rows),
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "faults.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "faults.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")
     print(
         f"faults: {injected} injected, {correct} classified correctly, {hangs} hangs, {len(orphans)} orphans, "
         f"{lost} lost final_output"
@@ -207,8 +214,8 @@ def stability(faults: list[str], repeat: int) -> int:
         "lost_final_output": lost,
         "median_wall_seconds": {m: round(statistics.median(w), 2) for m, w in walls.items()},
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "faults-stability.json").write_text(
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "faults-stability.json").write_text(
         json.dumps({"summary": summary, "changed": changed}, indent=2) + "\n"
     )
     print(

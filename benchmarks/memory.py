@@ -1,20 +1,24 @@
 """Memory: peak RSS of the controller, each xdist worker and each codex server during a `-n 4` run.
 
 The process tree of one pytest run (16 scenarios, 0.5 s model latency so that 4 run at once) is sampled
-every 50 ms from /proc. Figure: MB per concurrent scenario = (peak of workers + codex servers) / 4.
+every 50 ms from /proc, BENCH_ROUNDS rounds (5). Figure: MB per concurrent scenario = (peak of workers + codex
+servers) / 4, median [min–max] over the rounds.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from common import project, scenario_list, update_summary, write_result
+from common import project, pythonpath, scenario_list, update_summary, write_result
+from figures import rounds, scaled, spread, text
 
 WORKERS = 4
 
@@ -59,11 +63,11 @@ def tree(root_pid: int) -> dict[int, tuple[str, float]]:
     }
 
 
-def main() -> int:
-    root = project(scenario_list(16))
+def one_run(root: Path) -> dict[str, Any]:
+    """One `-n 4` run: peak RSS MB of the controller, each worker, each codex server and the commands codex ran."""
     env = {
         **os.environ,
-        "PYTHONPATH": str(root),
+        "PYTHONPATH": pythonpath(root),
         "BENCH_TIMING": str(root / "timing.json"),
         "INTERLLM_SCRIPTED_LATENCY": "0.5",
     }
@@ -91,31 +95,37 @@ def main() -> int:
     done.set()
     sampler.join()
     assert proc.returncode == 0, out[-2000:]
-    controller = peaks.get(proc.pid, ("python", 0.0))[1]
-    workers = sorted(rss for pid, (role, rss) in peaks.items() if role == "python" and pid != proc.pid)
-    tools = [rss for role, rss in peaks.values() if role == "tool"]
-    codex = sorted(rss for pid, (role, rss) in peaks.items() if role == "codex")
-    print(f"{'process':10} {'count':>5} {'peak RSS MB each':>30}")
-    print(f"{'controller':10} {1:>5} {controller:>30.1f}")
-    print(f"{'workers':10} {len(workers):>5} {', '.join(f'{w:.0f}' for w in workers):>30}")
-    print(f"{'codex':10} {len(codex):>5} {', '.join(f'{c:.0f}' for c in codex):>30}")
-    print(
-        f"{'tools':10} {len(tools):>5} {'max ' + format(max(tools, default=0), '.0f'):>30}"
-        "  (commands codex ran; short-lived)"
-    )
-    per = (sum(workers) + sum(codex)) / WORKERS
+    return {
+        "controller": peaks.get(proc.pid, ("python", 0.0))[1],
+        "workers": sorted(rss for pid, (role, rss) in peaks.items() if role == "python" and pid != proc.pid),
+        "tools": [rss for role, rss in peaks.values() if role == "tool"],
+        "codex": sorted(rss for role, rss in peaks.values() if role == "codex"),
+    }
+
+
+def main() -> int:
+    root = project(scenario_list(scaled(16)))
+    runs = [one_run(root) for _ in range(rounds())]
+    shutil.rmtree(root, ignore_errors=True)
+    controller = spread([r["controller"] for r in runs], 1)
+    workers = spread([statistics.mean(r["workers"]) for r in runs], 1)  # per round, the mean of its processes
+    codex = spread([statistics.mean(r["codex"]) for r in runs], 1)
+    tools = spread([max(r["tools"], default=0.0) for r in runs], 1)
+    per = spread([(sum(r["workers"]) + sum(r["codex"])) / WORKERS for r in runs], 1)
+    print(f"{'process':10} {'count':>5} {'peak RSS MB each: median [min–max] (rounds)':>50}")
+    print(f"{'controller':10} {1:>5} {text(controller, '.0f'):>50}")
+    print(f"{'workers':10} {len(runs[0]['workers']):>5} {text(workers, '.0f'):>50}")
+    print(f"{'codex':10} {len(runs[0]['codex']):>5} {text(codex, '.0f'):>50}")
+    print(f"{'tools':10} {'':>5} {text(tools, '.0f'):>50}  (the largest command codex ran in a round; short-lived)")
     write_result(
         "memory",
-        {
-            "controller_mb": round(controller, 1),
-            "workers_mb": [round(w, 1) for w in workers],
-            "codex_mb": [round(c, 1) for c in codex],
-            "mb_per_scenario": round(per, 1),
-        },
+        {"controller_mb": controller, "worker_mb": workers, "codex_mb": codex, "mb_per_scenario": per, "rounds": runs},
     )
-    update_summary(mb_per_scenario=round(per, 1))
-    shutil.rmtree(root, ignore_errors=True)
-    print(f"MB per concurrent scenario: {per:.1f} (worker + its codex server; controller {controller:.0f} MB once)")
+    update_summary(mb_per_scenario=per)
+    print(
+        f"MB per concurrent scenario: {text(per, '.1f')} (worker + its codex server; controller "
+        f"{controller['median']:.0f} MB once)"
+    )
     return 0
 
 

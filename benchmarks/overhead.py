@@ -1,7 +1,8 @@
 """Overhead of pytest-interllm over a bare script making the same codex MCP calls to the same scripted model.
 
-Both sides run the 17 example scenarios offline, alternately, three rounds; each side is timed from its
-first scenario to its last (start-up excluded: see startup.py). Figure: overhead ratio = plugin / baseline.
+Both sides run the 17 example scenarios offline, alternately, BENCH_ROUNDS rounds (5); each side is timed from its
+first scenario to its last (start-up excluded: see startup.py). Figure: overhead ratio = plugin / baseline of the
+same round, median [min–max] over the rounds.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import HERE, median, project, pytest_run, update_summary, write_result
+from common import HERE, project, pytest_run, update_summary, write_result
+from figures import per_round, rounds, spread, text
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -25,7 +27,6 @@ from pytest_interllm.scenarios import parse_scenarios
 
 EXAMPLE = HERE.parent / "input" / "DataTransferScenarioList.md"
 TEMPLATE = HERE.parent / "input" / "prompt_template.txt"
-ROUNDS = 3
 
 
 async def baseline(root: Path) -> float:
@@ -81,27 +82,30 @@ def main() -> int:
     shutil.copy(TEMPLATE, root / "input" / "prompt_template.txt")
     plugin_times: list[float] = []
     base_times: list[float] = []
-    for _ in range(ROUNDS):
-        base_times.append(asyncio.run(baseline(root)))
+    for n in range(rounds()):
+        if n % 2 == 0:  # which side goes first alternates, so a drift in the machine's load hits both alike
+            base_times.append(asyncio.run(baseline(root)))
         run = pytest_run(root, "--interllm", "input/list.md", "--interllm-log-dir", "logs")
         assert run["returncode"] == 0, run["tail"]
         plugin_times.append(run["phase"])
-    n = 17
-    ratio = median(plugin_times) / median(base_times)
+        if n % 2 == 1:
+            base_times.append(asyncio.run(baseline(root)))
+    n = len(parse_scenarios(EXAMPLE).scenarios)
+    ratio = spread(per_round(plugin_times, base_times))
     print(f"{'round':>5} {'baseline s':>11} {'pytest-interllm s':>18} {'ratio':>6}")
     for i, (b, p) in enumerate(zip(base_times, plugin_times, strict=True), 1):
         print(f"{i:>5} {b:>11.3f} {p:>18.3f} {p / b:>6.3f}")
     print(
-        f"per scenario: baseline {median(base_times) / n * 1000:.1f} ms, pytest-interllm "
-        f"{median(plugin_times) / n * 1000:.1f} ms"
+        f"per scenario: baseline {text(spread([b / n * 1000 for b in base_times], 1), '.1f')} ms, pytest-interllm "
+        f"{text(spread([p / n * 1000 for p in plugin_times], 1), '.1f')} ms"
     )
     write_result(
         "overhead",
-        {"baseline_s": base_times, "plugin_s": plugin_times, "scenarios": n, "overhead_ratio": round(ratio, 3)},
+        {"baseline_s": base_times, "plugin_s": plugin_times, "scenarios": n, "overhead_ratio": ratio},
     )
-    update_summary(overhead_ratio=round(ratio, 3))
+    update_summary(overhead_ratio=ratio)
     shutil.rmtree(root, ignore_errors=True)
-    print(f"overhead ratio: {ratio:.3f} (target <= 1.05)")
+    print(f"overhead ratio: {text(ratio)} (target <= 1.05)")
     return 0
 
 
