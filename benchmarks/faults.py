@@ -92,6 +92,10 @@ def one_run(root: Path, extra: list[str]) -> tuple[list[dict[str, Any]], int, li
                 "1",
                 "--interllm-log-dir",
                 "none",
+                # The field report's model, as the tests' user has it: on the catalog's default model codex refuses
+                # the `subagent-model` fault's spawn_agent, and that scenario passes.
+                "--interllm-model",
+                "gpt-5-codex",
                 *extra,
             ],
             cwd=root,
