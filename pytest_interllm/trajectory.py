@@ -183,12 +183,19 @@ def build(
     paths relative to the workspace `root` when inside it."""
     timed: list[tuple[float, list[dict[str, Any]]]] = []
     seen: set[str] = set()
+    sent_back = {call.call_id: call.output for call in calls or [] if call.output.strip()}
     for event in events:
         found = _event(event, root)
         if found:
             timed.append((event.time, found))
             item = event.msg.get("item")
-            seen.add(str(event.msg.get("call_id") or (item.get("id") if isinstance(item, dict) else "") or ""))
+            call_id = str(event.msg.get("call_id") or (item.get("id") if isinstance(item, dict) else "") or "")
+            seen.add(call_id)
+            for step in found:
+                # codex may end a short command before its output is drained (seen under load: an empty
+                # aggregated_output); the output the model was sent back for that call is then the evidence
+                if step["kind"] == "command" and not step["output"].strip() and call_id in sent_back:
+                    step["output"] = _tail(sent_back[call_id])
     for call in calls or []:
         if call.call_id not in seen:
             timed.append((call.started, _from_call(call, root)))

@@ -301,6 +301,24 @@ def test_the_diff_names_added_changed_deleted_and_binary_files(tmp_path: Path) -
     assert workspace.matches("docs/x.md", ("calc/*",)) is None
 
 
+def test_a_command_codex_reported_without_output_shows_what_the_model_was_sent() -> None:
+    """Under load codex may end a short command before draining its output: the step then keeps the output the
+    model was sent back for that call (from the provider's request log), and codex's own output when it has one."""
+    from pytest_interllm import trajectory
+    from pytest_interllm.outcome import CodexEvent, ToolCall
+
+    def end(call_id: str, output: str) -> CodexEvent:
+        msg = {"call_id": call_id, "command": ["bash", "-lc", "make"], "exit_code": 0, "aggregated_output": output}
+        return CodexEvent(time=1.0, type="exec_command_end", msg=msg)
+
+    sent = [
+        ToolCall("c1", "make", 0, 0.1, "Exit code: 0\nOutput:\nRan 3 tests\n", 1.0),
+        ToolCall("c2", "make", 0, 0.1, "x", 1.0),
+    ]
+    steps = trajectory.build([end("c1", ""), end("c2", "codex saw this")], None, sent)
+    assert [s["output"] for s in steps] == ["Exit code: 0\nOutput:\nRan 3 tests\n", "codex saw this"]
+
+
 GRADED = """\
 defaults:
   workspace: repo

@@ -156,10 +156,10 @@ class Script:
         if plan.stray:
             patch += ["*** Add File: STRAY.md", "+A note nobody asked for."]
         patch.append("*** End Patch")
-        # The MCP tools first (those codex offers: `mcp__<server>` namespaces), then the patch, then commands.
-        offered = [(server, tool, args) for server, tool, args in solved.tools if f"mcp__{server}" in tools]
-        steps: list[tuple[str, str]] = [("mcp", json.dumps(list(call))) for call in offered]
-        steps.append(("patch", "\n".join(patch) + "\n"))
+        # The patch, then the commands, then the MCP tools codex offers (`mcp__<server>` namespaces): last, because
+        # codex starts its MCP servers while the turn begins and may leave a tool out of its first requests; a tool
+        # offered late then shifts no step before it.
+        steps: list[tuple[str, str]] = [("patch", "\n".join(patch) + "\n")]
         if plan.unreported:  # a file changed on disk that no patch reports and no command names
             steps.append(
                 (
@@ -171,8 +171,13 @@ class Script:
         if plan.forbidden:
             steps.append(("exec", "rm -rf build"))
         steps += [("exec", command) for command in solved.commands]
+        steps += [
+            ("mcp", json.dumps([server, tool, args]))
+            for server, tool, args in solved.tools
+            if f"mcp__{server}" in tools
+        ]
         if len(outputs) >= len(steps):
-            first = outputs[len(offered)].get("output", "")
+            first = outputs[0].get("output", "")
             text = first if isinstance(first, str) else json.dumps(first)
             if "Success" in text or re.search(r"exit(?:ed with)? code:? 0\b", text):
                 return [self.message(f"Done: '{scenario.title}'. The report is in {plan.path}.", "final_answer")]
