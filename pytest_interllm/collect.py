@@ -39,6 +39,7 @@ IN_FLIGHT_KEY = pytest.StashKey[InFlight]()  # with --interllm-concurrency > 1
 REFUSED_KEY = pytest.StashKey[str]()  # why the budget refused an item: its skip is reported at the item's line
 PROTECTED_KEY = pytest.StashKey[dict[Path, str]]()  # files no output may replace
 OUTPUTS_KEY = pytest.StashKey[dict[Path, str]]()  # each output path of the run → the item that writes it
+RESOLVED_KEY = pytest.StashKey[dict[Path, Path]]()  # an output directory → where it resolved at collection
 PARSED_KEY = pytest.StashKey[dict[Path, ScenarioList]]()  # lists the session start parsed, not parsed again
 
 
@@ -51,6 +52,8 @@ def _protected(config: pytest.Config, settings: Settings) -> dict[Path, str]:
 
 class InterllmFile(pytest.File):
     """A markdown scenario list."""
+
+    _shown: str | None = None  # the list as the run names it (relative to the rootdir)
 
     def collect(self) -> Iterator[pytest.Item]:
         settings = self.config.stash[SETTINGS_KEY]
@@ -180,19 +183,27 @@ class InterllmFile(pytest.File):
 
     def _claim_output(self, settings: Settings, item: ScenarioItem, expect: Expectations, inputs: ListInputs) -> None:
         """The item's output path must be one the plugin may write, and no other scenario's of the run."""
-        where = (
-            f"{expect.source or inputs.expectations}:{expect.line_of('output_file')}: " if expect.output_file else ""
-        )
+
+        def where() -> str:
+            return (
+                f"{expect.source or inputs.expectations}:{expect.line_of('output_file')}: "
+                if expect.output_file
+                else ""
+            )
+
         try:
-            target = output_target(settings, _protected(self.config, settings), item.output_file)
+            resolved = self.config.stash.setdefault(RESOLVED_KEY, {})
+            target = output_target(settings, _protected(self.config, settings), item.output_file, resolved)
         except OutputPathError as exc:
-            raise self.CollectError(f"{where or f'{self.path}:{item.scenario.line}: '}{item.name}: {exc}") from None
-        claimed = self.config.stash.setdefault(OUTPUTS_KEY, {})
-        other = claimed.setdefault(target, f"{settings.relative(self.path)}::{item.name}")
-        if other != f"{settings.relative(self.path)}::{item.name}":
+            raise self.CollectError(f"{where() or f'{self.path}:{item.scenario.line}: '}{item.name}: {exc}") from None
+        if self._shown is None:
+            self._shown = settings.relative(self.path)
+        mine = f"{self._shown}::{item.name}"
+        other = self.config.stash.setdefault(OUTPUTS_KEY, {}).setdefault(target, mine)
+        if other != mine:
             raise self.CollectError(
-                f"{where}{settings.relative(self.path)}::{item.name} and {other} would both write "
-                f"{settings.relative(target)}: give each scenario its own output_file"
+                f"{where()}{mine} and {other} would both write {settings.relative(target)}: give each scenario its "
+                "own output_file"
             )
 
 

@@ -48,7 +48,9 @@ class OutputPathError(Exception):
 
 
 def _inside(path: Path, *roots: Path) -> bool:
-    return any(path == root or path.is_relative_to(root) for root in roots)
+    """Whether `path` is one of `roots` or below one (by parts: `is_relative_to` raises inside, which is slow)."""
+    parts = path.parts
+    return any(parts[: len(root.parts)] == root.parts for root in roots)
 
 
 def protected_files(settings: Settings) -> dict[Path, str]:
@@ -284,29 +286,39 @@ class Manifest:
         return self._append(self._name(path), digest)
 
 
-def output_target(settings: Settings, protected: Mapping[Path, str], output_file: Path | str) -> Path:
+def output_target(
+    settings: Settings,
+    protected: Mapping[Path, str],
+    output_file: Path | str,
+    resolved: dict[Path, Path] | None = None,
+) -> Path:
     """Where an output file really goes (its directory resolved through symlinks), or `OutputPathError` when the
-    plugin must not write there: outside the rootdir and the output dir, an input of the run, its bookkeeping."""
+    plugin must not write there: outside the rootdir and the output dir, an input of the run, its bookkeeping.
+    `resolved` (directory → where it resolves) spares collection resolving one directory once per scenario."""
     s = settings
     given = Path(output_file)
     path = given if given.is_absolute() else s.rootdir / given
     if path.name in ("", ".", ".."):
         raise OutputPathError(f"output file {str(output_file)!r} is not a file name")
-    real = path.parent.resolve() / path.name
-    shown = s.relative(path)
+    parent = resolved.get(path.parent) if resolved is not None else None
+    if parent is None:
+        parent = path.parent.resolve()
+        if resolved is not None:
+            resolved[path.parent] = parent
+    real = parent / path.name
     if not _inside(real, s.rootdir, s.output_dir):
         raise OutputPathError(
-            f"output file {shown} resolves to {real}, outside the rootdir {s.rootdir} and the output dir "
+            f"output file {s.relative(path)} resolves to {real}, outside the rootdir {s.rootdir} and the output dir "
             f"{s.relative(s.output_dir)}/ (through a symlinked directory?): the plugin writes only inside them"
         )
     if _inside(real, s.output_dir / KEPT) or real == s.output_dir / MANIFEST:
-        raise OutputPathError(f"output file {shown} is the plugin's own bookkeeping ({KEPT}/ or {MANIFEST})")
-    if _inside(real, s.rootdir) and ".git" in real.relative_to(s.rootdir).parts:
-        raise OutputPathError(f"output file {shown} is inside .git/")
+        raise OutputPathError(f"output file {s.relative(path)} is the plugin's own bookkeeping ({KEPT}/ or {MANIFEST})")
+    if _inside(real, s.rootdir) and ".git" in real.parts[len(s.rootdir.parts) :]:
+        raise OutputPathError(f"output file {s.relative(path)} is inside .git/")
     if real in protected:  # a link standing there is moved aside before an attempt, never written through
         raise OutputPathError(
-            f"output file {shown} would overwrite {protected[real]} ({s.relative(real)}): an input of the run is "
-            "never an output"
+            f"output file {s.relative(path)} would overwrite {protected[real]} ({s.relative(real)}): an input of the "
+            "run is never an output"
         )
     return real
 

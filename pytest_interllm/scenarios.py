@@ -27,7 +27,7 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from pytest_interllm import list_cache
+from pytest_interllm import list_cache, plain_lists
 from pytest_interllm.bounds import SECONDS
 from pytest_interllm.redact import MASK, Redactor
 
@@ -274,12 +274,19 @@ def _parse_text(path: Path, text: str, redactor: Redactor | None = None) -> Scen
     md = MarkdownIt("commonmark")
     md.disable("inline")  # see `_Inline`
     env: dict[str, Any] = {}
-    tokens = md.parse(rest, env)
+    plain = plain_lists.outline(rest) if redactor is None else None
+    tokens = md.parse(rest, env) if plain is None else []
     inline = _Inline(md, env)
     lines = rest.splitlines(keepends=True)
     section = ""
     raw: list[tuple[int, str, str, str, str]] = []  # line, title, title masked, body, section
     problems: list[ScenarioFormatError] = []
+    for kind, start, end, content in plain or ():  # a plain list: its outline, read without markdown-it
+        if kind == "heading":
+            section = inline.text(content)
+        else:
+            title = inline.first_line(content)
+            raw.append((start + 1 + offset, title, title, _body(lines, start, end), section))
     for pos, token in enumerate(tokens):
         if token.type == "heading_open" and token.level == 0:
             section = inline.text(tokens[pos + 1].content)

@@ -279,3 +279,62 @@ def test_crlf_and_bom_templates_and_expectations_read_the_same(tmp_path: Path) -
     assert rendered["windows"] == rendered["unix"] and "\r" not in rendered["windows"]
     assert not rendered["windows"].startswith("\ufeff")
     assert loaded["windows"] == loaded["unix"] == [(3, (), 0), (3, ("Kafka",), 3)]
+
+
+# Lines a list may hold, plain and tricky: random lists of them are read both ways below.
+PLAIN = [
+    "- Copy bucket 1 to the archive", "1. First scenario", "2. Second scenario", "1) Paren item", "* Star item",
+    "+ Plus item", "- [ ] Box with *emphasis*", "- `code` in the title", "  - verify the count", "   - three spaces",
+    "# Heading", "", "   ", "Plain paragraph", "  indented text", "- hard break  ", "10. Tenth", "  [x] done",
+    "### Section three", "- x &amp; y", "  * star nested", "+ [x] Done item", "  1. ordered nested", "  more text",
+    "`code` paragraph", "- title with *open emphasis", "  continued*", "- [link](https://example.com) title",
+]  # fmt: skip
+TRICKY = [
+    "    - four spaces", "  ---", "  ===", "---", "===", "## Closed heading ##", "#NoSpace", "    code block",
+    "> quoted", "  > quoted in item", "```", "  ```", "~~~", "<div>", "- <b>x</b> html", "[ref]: /url",
+    "- [link][ref]", "- backslash\\", "-", "- ", "1.", "- - -", "*emph* paragraph", "\ttab", "- 10. nested ordered",
+    "          deep", "  - - - - x", "- ＃ full-width", "\u00a0nbsp line", "-     five spaces", "***", "  ```python",
+    "  - - - - - - - - - - - x", "  >>>>>>>>>>>>>>>>>>>>>> x", "  1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. x",
+]  # fmt: skip
+
+
+def test_a_plain_list_reads_the_same_without_markdown_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The line reader (plain_lists) gives what markdown-it gives on every list it accepts, and accepts the shapes
+    lists usually have (the examples, the benchmark's list); the rest goes to markdown-it."""
+    import random
+
+    from pytest_interllm import plain_lists, scenarios
+
+    def read(text: str) -> object:
+        try:
+            parsed = scenarios._parse_text(Path("l.md"), text)
+            return parsed.scenarios, [str(problem) for problem in parsed.problems]
+        except ScenarioFormatError as exc:
+            return str(exc)
+
+    def both(text: str) -> tuple[object, object]:
+        fast = read(text)
+        with monkeypatch.context() as patch:
+            patch.setattr(plain_lists, "outline", lambda _text: None)
+            return fast, read(text)
+
+    root = Path(__file__).resolve().parent.parent
+    shipped = [p.read_text() for p in sorted([*root.glob("examples/*.md"), *root.glob("input/*.md")])]
+    benchmark = "".join(f"- Copy partner bucket {n} to the archive\n  - verify the object count\n" for n in range(50))
+    # markdown-it skips the rest of a list nested past its maxNesting; a type change after a paragraph line
+    deep = [f"- a\n  {opener * 11}x\n- b\n" for opener in ("- ", "1. ", ">")] + ["- a\n2. b\n", "1. a\n- b\n"]
+    deep.append("- a\n" + "".join(f"{'  ' * depth}- x\n" for depth in range(1, 12)) + "- b\n")
+    for text in [*shipped, benchmark, MIXED.split("---\n", 2)[2], *deep]:
+        fast, slow = both(text)
+        assert fast == slow
+    usual = [scenarios._split_front_matter(Path("l.md"), scenarios.normalize_text(t))[1] for t in [*shipped, benchmark]]
+    assert all(plain_lists.outline(t) is not None for t in usual), "the usual shapes are read"
+    rng = random.Random(20261203)
+    taken = 0
+    for _ in range(3000):
+        lines = (rng.choice(PLAIN if rng.random() < 0.9 else TRICKY) for _ in range(rng.randint(1, 14)))
+        text = "\n".join(lines) + rng.choice(["", "\n"])
+        taken += plain_lists.outline(text) is not None
+        fast, slow = both(text)
+        assert fast == slow, text
+    assert taken > 200, taken  # the line reader took a good share of the random lists
