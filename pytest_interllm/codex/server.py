@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from pytest_interllm.codex import process
+from pytest_interllm.codex import process, stdio
 from pytest_interllm.codex.events import CallResult, event_from_params
 from pytest_interllm.outcome import CodexEvent
 
@@ -43,7 +43,6 @@ class CodexServer:
     async def start(self, timeout: float = 30.0) -> None:
         """Spawn codex and complete the MCP handshake."""
         self._stderr = self.stderr_path.open("a", encoding="utf-8")
-        before = process.children()
         self._task = asyncio.create_task(self._serve())
         ready = asyncio.create_task(self._ready.wait())
         done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -55,11 +54,15 @@ class CodexServer:
                 )
             await self.stop()
             raise CodexServerError(f"codex mcp-server did not answer the MCP handshake within {timeout:.0f}s")
-        started = sorted(process.children() - before)
-        self.pid = started[0] if len(started) == 1 else None
 
     async def _serve(self) -> None:
+        assert self._stderr is not None
+        # codex first: it starts on another core while mcp is imported below (codex/stdio.py)
+        server = await stdio.spawn(self.command, ["mcp-server"], self.env, self.cwd, self._stderr)
+        self.pid = server.pid
         from mcp.client.extension import NotificationBinding
+        from mcp.client.session import ClientSession
+        from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
         from pydantic import BaseModel, ConfigDict
 
         class CodexEventParams(BaseModel):
@@ -67,13 +70,7 @@ class CodexServer:
 
             model_config = ConfigDict(extra="allow")
 
-        from mcp.client.session import ClientSession
-        from mcp.client.stdio import StdioServerParameters, stdio_client
-        from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-
-        params = StdioServerParameters(command=self.command, args=["mcp-server"], env=self.env, cwd=self.cwd)
-        assert self._stderr is not None
-        async with stdio_client(params, errlog=self._stderr) as (read, write):
+        async with stdio.streams(server) as (read, write):
             binding = NotificationBinding(method="codex/event", params_type=CodexEventParams, handler=self._on_event)
             # Our own dispatcher, so that each call can be sent under an id of ours (mcp's public per-call
             # `request_id`): codex tags the events of concurrent calls with it.
