@@ -4,9 +4,12 @@ Run: `.venv/bin/python benchmarks/faults.py` (or `make bench`). Prints one table
 `faults: N injected, N classified correctly, 0 hangs, 0 orphans, 0 lost final_output`, and writes
 `benchmarks/results/faults.json`.
 
-`--repeat 20` runs the list 20 times serially and 20 times with 4 scenarios in flight, alternating, and counts
-the scenarios whose class ever changed between runs or differed from what their fault calls for (target 0);
-results in `benchmarks/results/faults-stability.json`.
+A fault that stops the run (`usage-limit`, `token-expiring`) runs in a list of its own, with one clean scenario
+after it that must be skipped.
+
+`--repeat 20` runs the list (the faults that do not stop the run) 20 times serially and 20 times with 4
+scenarios in flight, alternating, and counts the scenarios whose class ever changed between runs or differed from
+what their fault calls for (target 0); results in `benchmarks/results/faults-stability.json`.
 """
 
 from __future__ import annotations
@@ -47,12 +50,12 @@ def codex_pids(cwd: Path) -> set[int]:
     return found
 
 
-def project(root: Path, faults: list[str]) -> None:
-    """The fault list: one scenario per fault, then four clean ones."""
+def project(root: Path, faults: list[str], clean: int = 4) -> None:
+    """The fault list: one scenario per fault, then `clean` clean ones."""
     (root / "pytest.ini").write_text("[pytest]\n")
     (root / "input").mkdir()
     titles = [f"Fault {name}: move the nightly export" for name in faults] + [
-        f"Clean run {n}: copy the partner files" for n in range(1, 5)
+        f"Clean run {n}: copy the partner files" for n in range(1, clean + 1)
     ]
     (root / "input" / "faults.md").write_text("".join(f"- {t}\n  - verify the checksums\n" for t in titles))
     (root / "scenarios").mkdir()
@@ -123,7 +126,7 @@ def one_run(root: Path, extra: list[str]) -> tuple[list[dict[str, Any]], int, li
     for case in cases:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         fault = props.get("interllm_fault") or ""
-        got = props.get("interllm_failure_class") or "passed"
+        got = "skipped" if case.find("skipped") is not None else props.get("interllm_failure_class") or "passed"
         want = EXPECTED_CLASS.get(fault, "passed")
         took = float(case.get("time", "0"))
         hangs += took > SCENARIO_TIMEOUT * 3 + 60
@@ -142,12 +145,24 @@ def main() -> int:
     args = parser.parse_args()
     # The faults that change files need a workspace of their own: tests/test_workspace.py classifies them.
     faults = [fault for fault in EXPECTED_CLASS if not REGISTRY[fault].needs_workspace]
+    # A fault that stops the run (a plan's usage limit, an expired login) skips every scenario after it: each runs
+    # in a list of its own, its one clean scenario after it must be skipped.
+    stoppers = [fault for fault in faults if REGISTRY[fault].stops_run]
+    faults = [fault for fault in faults if fault not in stoppers]
     if args.repeat > 1:
         return stability(faults, args.repeat)
-    with tempfile.TemporaryDirectory(prefix="interllm-faults-") as tmp:
-        root = Path(tmp).resolve()
-        project(root, faults)
-        rows, hangs, orphans, lost, wall = one_run(root, [])
+    rows, hangs, orphans, lost, wall = [], 0, [], 0, 0.0
+    for listed, clean in [(faults, 4), *(([fault], 1) for fault in stoppers)]:
+        with tempfile.TemporaryDirectory(prefix="interllm-faults-") as tmp:
+            root = Path(tmp).resolve()
+            project(root, listed, clean)
+            found, h, o, lost_now, took = one_run(root, [])
+        if listed is not faults:
+            for row in found:
+                if row["fault"] == "-":  # the clean scenario after a fault that stopped the run
+                    row.update(expected="skipped", ok=row["got"] == "skipped")
+        rows, hangs, orphans, lost, wall = rows + found, hangs + h, orphans + o, lost + lost_now, wall + took
+    faults += stoppers
     injected = sum(1 for r in rows if r["fault"] != "-")
     correct = sum(1 for r in rows if r["fault"] != "-" and r["ok"])
     clean_ok = all(r["ok"] for r in rows if r["fault"] == "-")
@@ -171,6 +186,8 @@ def main() -> int:
         f"{lost} lost final_output"
     )
     ok = injected == len(faults) == correct and not hangs and not orphans and not lost and clean_ok
+    if not ok:
+        print(f"expected {len(faults)} faults injected and classified: {', '.join(faults)}")
     return 0 if ok else 1
 
 
