@@ -167,3 +167,14 @@ def test_every_target_has_a_row_in_the_readme_table(bench: dict[str, ModuleType]
         "make_run_overhead_s": ("<=", 2.0),
     }
     assert set(figures.TARGETS) <= {key for _, key, _ in table.ROWS}
+
+
+def test_the_readme_table_is_the_committed_run(bench: dict[str, ModuleType]) -> None:
+    """The README's Performance table is table.py's output for the committed benchmarks/results/summary.json, a
+    real run (not a smoke run), and the README names each target that run missed."""
+    summary = json.loads((BENCH / "results" / "summary.json").read_text(encoding="utf-8"))
+    readme = (BENCH.parent / "README.md").read_text(encoding="utf-8")
+    assert bench["table"].table(summary) in readme
+    assert not summary["smoke"]
+    for key in bench["figures"].check(summary)[1]:
+        assert f"missed `{key}`" in readme
