@@ -50,6 +50,14 @@ def codex_pids(cwd: Path) -> set[int]:
     return found
 
 
+def plan(faults: list[str]) -> list[tuple[list[str], int]]:
+    """The runs (faults listed, clean scenarios after them) the fault matrix takes: a fault that stops the run (a
+    plan's usage limit, an expired login) skips every scenario after it, so each runs in a list of its own with one
+    clean scenario after it, which must be skipped; the others run in one list with four clean scenarios."""
+    stoppers = [fault for fault in faults if REGISTRY[fault].stops_run]
+    return [([fault for fault in faults if fault not in stoppers], 4), *(([fault], 1) for fault in stoppers)]
+
+
 def project(root: Path, faults: list[str], clean: int = 4) -> None:
     """The fault list: one scenario per fault, then `clean` clean ones."""
     (root / "pytest.ini").write_text("[pytest]\n")
@@ -119,9 +127,16 @@ def one_run(root: Path, extra: list[str]) -> tuple[list[dict[str, Any]], int, li
     stop.set()
     watcher.join()
     orphans = sorted(pid for pid in seen if alive(pid))
-    rows = []
-    lost = 0
-    tree = ET.parse(root / "junit.xml") if (root / "junit.xml").exists() else None
+    rows, lost, slow = read_junit(root / "junit.xml")
+    return rows, hangs + slow, orphans, lost, wall
+
+
+def read_junit(path: Path) -> tuple[list[dict[str, Any]], int, int]:
+    """One row per scenario of a run's JUnit file (fault, expected, got — `skipped` for a skipped one —, ok,
+    seconds), the scenarios whose final output was lost, and those that took too long (hangs)."""
+    rows: list[dict[str, Any]] = []
+    lost = hangs = 0
+    tree = ET.parse(path) if path.exists() else None
     cases = tree.getroot().iter("testcase") if tree is not None else []
     for case in cases:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
@@ -136,7 +151,7 @@ def one_run(root: Path, extra: list[str]) -> tuple[list[dict[str, Any]], int, li
         rows.append(
             {"scenario": name, "fault": fault or "-", "expected": want, "got": got, "ok": got == want, "seconds": took}
         )
-    return rows, hangs, orphans, lost, wall
+    return rows, lost, hangs
 
 
 def main() -> int:
@@ -145,24 +160,19 @@ def main() -> int:
     args = parser.parse_args()
     # The faults that change files need a workspace of their own: tests/test_workspace.py classifies them.
     faults = [fault for fault in EXPECTED_CLASS if not REGISTRY[fault].needs_workspace]
-    # A fault that stops the run (a plan's usage limit, an expired login) skips every scenario after it: each runs
-    # in a list of its own, its one clean scenario after it must be skipped.
-    stoppers = [fault for fault in faults if REGISTRY[fault].stops_run]
-    faults = [fault for fault in faults if fault not in stoppers]
     if args.repeat > 1:
-        return stability(faults, args.repeat)
+        return stability(plan(faults)[0][0], args.repeat)
     rows, hangs, orphans, lost, wall = [], 0, [], 0, 0.0
-    for listed, clean in [(faults, 4), *(([fault], 1) for fault in stoppers)]:
+    for listed, clean in plan(faults):
         with tempfile.TemporaryDirectory(prefix="interllm-faults-") as tmp:
             root = Path(tmp).resolve()
             project(root, listed, clean)
             found, h, o, lost_now, took = one_run(root, [])
-        if listed is not faults:
+        if clean == 1:
             for row in found:
                 if row["fault"] == "-":  # the clean scenario after a fault that stopped the run
                     row.update(expected="skipped", ok=row["got"] == "skipped")
         rows, hangs, orphans, lost, wall = rows + found, hangs + h, orphans + o, lost + lost_now, wall + took
-    faults += stoppers
     injected = sum(1 for r in rows if r["fault"] != "-")
     correct = sum(1 for r in rows if r["fault"] != "-" and r["ok"])
     clean_ok = all(r["ok"] for r in rows if r["fault"] == "-")

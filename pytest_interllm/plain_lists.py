@@ -17,7 +17,9 @@ _ITEM = re.compile(r"([-*+]|\d{1,9}([.)]))( +)(.*)$")
 _HEADING = re.compile(r"(#{1,6})(?: +(.*))?$")
 _ORDERED_START = re.compile(r"\d{1,9}[.)](?: |$)")
 _NESTED_BULLET = re.compile(r"[-*+] +\S")
-_MARKUP = re.compile(r"[\\`*_\[\]!<&]")
+# Characters that can open an inline rule of CommonMark in markdown-it (escape, code, emphasis, link, image,
+# autolink/HTML, entity). Text without any of them parses to itself (scenarios.py reads titles by it too).
+MARKUP = re.compile(r"[\\`*_\[\]!<&]")
 _BULLET_START = re.compile(r"[-*+](?: |$)")
 _RULE_CHARS = frozenset("-=*_ ")  # a line of only these may underline a heading or be a thematic break
 _UNSURE = ("\t", "\x00", "]:", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
@@ -44,60 +46,50 @@ def outline(text: str) -> list[Entry] | None:
         return None
     lines = text.split("\n")
     found: list[Entry] = []
-    state = "start"  # start (nothing open), item (an item open), para (a top-level paragraph open)
-    indent, kind, start, blank = 0, "", 0, False
+    item_at: tuple[int, str] | None = None  # the open item: its first line and its title's text
+    paragraph = False  # a top-level paragraph is open
+    indent, kind, blank = 0, "", False
     single = -1  # an item whose title has markup: its paragraph must be one line (this is that line's index)
-
-    def close(end: int) -> None:
-        if state == "item":
-            found.append(("item", start, end, found_title))
-
-    found_title = ""
     for i, line in enumerate(lines):
         if not line.strip(" "):
-            blank = True
-            if state == "para":
-                state = "start"
+            blank, paragraph = True, False
             continue
-        if single == i - 1 and not blank:  # the line after a title with markup, inside the item
-            spaces = len(line) - len(line.lstrip(" "))
-            if spaces and not (spaces >= indent and spaces - indent < 4 and _NESTED_BULLET.match(line[spaces:])):
-                return None
         spaces = len(line) - len(line.lstrip(" "))
         if spaces:
-            if state != "item" or spaces < indent or spaces > _DEEPEST:
-                return None
             rest = line[spaces:]
+            if item_at is None or spaces < indent or spaces > _DEEPEST:
+                return None
             if set(rest) <= _RULE_CHARS or rest.startswith(">") or _OPENERS.match(rest):
                 return None
+            if single == i - 1 and not (spaces - indent < 4 and _NESTED_BULLET.match(rest)):
+                return None  # the title's paragraph may go on: markdown-it reads its markup over the lines
             blank = False
             continue
-        heading = _HEADING.match(line)
-        item = _ITEM.match(line)
+        heading, item = _HEADING.match(line), _ITEM.match(line)
+        content = ""
         if heading:
             content = (heading.group(2) or "").strip()
             if content.endswith("#"):
                 return None
-            close(i)
-            found.append(("heading", i, i + 1, content))
-            state = "start"
         elif item:
-            marker = item.group(2) or item.group(1)
-            content = item.group(4)
-            if state == "para" or (state == "item" and not blank and marker != kind):
+            marker, content = item.group(2) or item.group(1), item.group(4)
+            if paragraph or (item_at is not None and not blank and marker != kind):
                 return None
-            if len(item.group(3)) > 4 or not _paragraph_line(content) or set(content) <= _RULE_CHARS:
+            if len(item.group(3)) > 4 or not _paragraph_line(content):
                 return None
-            close(i)
-            state, kind, start = "item", marker, i
+        elif (item_at is not None and not blank) or not _paragraph_line(line):
+            return None  # a lazy continuation line, or something other than a paragraph
+        if item_at is not None:
+            found.append(("item", item_at[0], i, item_at[1]))
+        item_at, paragraph, blank = None, False, False
+        if heading:
+            found.append(("heading", i, i + 1, content))
+        elif item:
+            item_at, kind = (i, content), marker
             indent = len(item.group(1)) + len(item.group(3))
-            found_title = content
-            single = i if _MARKUP.search(content) else -1
+            single = i if MARKUP.search(content) else -1
         else:
-            if (state == "item" and not blank) or not _paragraph_line(line):
-                return None
-            close(i)
-            state = "para"
-        blank = False
-    close(len(lines))
+            paragraph = True
+    if item_at is not None:
+        found.append(("item", item_at[0], len(lines), item_at[1]))
     return found

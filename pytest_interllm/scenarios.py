@@ -1,9 +1,10 @@
 """Markdown scenario lists → `Scenario` records (markdown-it-py; the token `map` gives source lines).
 
-Block structure comes from markdown-it's block parser. Inline markup is parsed only where a title or a
-heading has any (`_MARKUP`); a plain line is its own text. A parsed list is kept in pytest's cache
-(`.pytest_cache/d/interllm-lists/`) keyed by the file's bytes, so an unchanged list is parsed once, not
-once per run and per xdist worker; a list that holds a secret is never kept there.
+Block structure comes from markdown-it's block parser, or for a plain list from plain_lists.py's line reader.
+Inline markup is parsed only where a title or a heading has any (`_MARKUP`); a plain line is its own text. A
+parsed list is kept in pytest's cache (`.pytest_cache/d/interllm-lists/`) keyed by the file's bytes, so an
+unchanged list is parsed once, not once per run and per xdist worker; a list that holds a secret is never kept
+there.
 
 A title or heading that quotes a secret stays as written (the agent's prompt is the same whatever the
 environment, so cassettes replay anywhere), but the item is named from the title with the secret masked, and
@@ -36,9 +37,7 @@ _FRONT_MATTER_TEXT = {"model": "a model name", "template": "a path"}  # keys who
 _CHECKBOX = re.compile(r"^\[[ xX]\]\s+")
 _MARKER = re.compile(r"^(\s*)(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)")
 MAX_SLUG = 40
-# Characters that can open an inline rule of CommonMark in markdown-it (escape, code, emphasis, link, image,
-# autolink/HTML, entity). Text without any of them parses to itself.
-_MARKUP = re.compile(r"[\\`*_\[\]!<&]")
+_MARKUP = plain_lists.MARKUP  # characters that can open an inline rule; text without them parses to itself
 # Inline tokens whose content is title text (`text_special`: escapes and entities, which the skipped
 # `text_join` core rule would have merged into `text`).
 _TEXT = frozenset({"text", "text_special", "code_inline"})

@@ -85,14 +85,18 @@ async def stop(server: Process) -> None:
     with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
         if server.stdin is not None:
             await server.stdin.aclose()
-    with anyio.move_on_after(_GRACE):
-        while server.returncode is None:  # not wait(): a child holding the pipes would make it hang
-            await anyio.sleep(0.01)
-    if server.returncode is None:
+    if not await _exited(server):
         processes.kill(server.pid)
-        with anyio.move_on_after(_GRACE):
-            while server.returncode is None:
-                await anyio.sleep(0.01)
+        await _exited(server)
     with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
         if server.stdout is not None:
             await server.stdout.aclose()
+
+
+async def _exited(server: Process) -> bool:
+    """Whether the server exits within `_GRACE` seconds (by its return code, not `wait()`: a child holding its pipes
+    would make that hang)."""
+    with anyio.move_on_after(_GRACE):
+        while server.returncode is None:
+            await anyio.sleep(0.01)
+    return server.returncode is not None
