@@ -178,3 +178,37 @@ def test_the_readme_table_is_the_committed_run(bench: dict[str, ModuleType]) -> 
     assert not summary["smoke"]
     for key in bench["figures"].check(summary)[1]:
         assert f"missed `{key}`" in readme
+
+
+def test_the_fault_matrix_runs_each_fault_that_stops_the_run_alone_and_counts_a_skip_as_one(
+    bench: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    """faults.py: `usage-limit` and `token-expiring` stop the run, so each runs in a list of its own whose clean
+    scenario must be skipped; a skipped scenario in the JUnit file is `skipped`, never `passed`."""
+    faults = importlib.import_module("faults")
+    try:
+        runs = faults.plan(["http-401", "usage-limit", "stall", "token-expiring"])
+        assert runs == [(["http-401", "stall"], 4), (["usage-limit"], 1), (["token-expiring"], 1)]
+        junit = tmp_path / "junit.xml"
+        junit.write_text(
+            '<testsuites><testsuite><testcase name="s1" time="0.1"><properties>'
+            '<property name="interllm_fault" value="usage-limit"/>'
+            '<property name="interllm_failure_class" value="usage-limit"/></properties></testcase>'
+            '<testcase name="s2" time="0"><skipped message="the run stopped"/></testcase></testsuite></testsuites>'
+        )
+        rows, lost, hangs = faults.read_junit(junit)
+        assert [(r["fault"], r["got"], r["ok"]) for r in rows] == [
+            ("usage-limit", "usage-limit", True),
+            ("-", "skipped", False),
+        ]
+        assert (lost, hangs) == (0, 0)
+    finally:
+        sys.modules.pop("faults", None)
+
+
+def test_the_overhead_ratio_takes_nine_rounds(bench: dict[str, ModuleType]) -> None:
+    overhead = importlib.import_module("overhead")
+    try:
+        assert overhead.ROUNDS == 9
+    finally:
+        sys.modules.pop("overhead", None)

@@ -438,3 +438,32 @@ def test_a_hostile_project_keeps_every_users_byte_in_parallel_and_in_flight(
     for path in (project.path / ".env", project.path / "README.md", outside / "important.txt"):
         assert path.read_text() == user[path]  # not outputs: never moved
     assert sorted(kept_files(project.path).values()) == [f"USER {n}\n" for n in range(1, 9)]
+
+
+def test_collection_resolves_an_output_directory_once_and_still_refuses_a_link_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """output_target with collection's `resolved` map: one resolve per directory, not per scenario; a directory
+    that is a link out of the rootdir is still refused for every file in it."""
+    from pytest_interllm.outputs import OutputPathError, output_target
+
+    root = tmp_path / "project"
+    (root / "outputs").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "out-link").symlink_to(tmp_path / "elsewhere")
+    settings = Settings(
+        rootdir=root, lists=(), model="m", model_explicit=False, provider="offline", executor="codex", timeout=1.0,
+        timeout_explicit=False, max_scenarios=None, codex=None, codex_home=None, sandbox="workspace-write",
+        template=None, output_dir=root / "outputs",
+    )  # fmt: skip
+    calls: list[Path] = []
+    real_resolve = Path.resolve
+    monkeypatch.setattr(Path, "resolve", lambda self, strict=False: calls.append(self) or real_resolve(self, strict))
+    resolved: dict[Path, Path] = {}
+    found = [output_target(settings, {}, f"outputs/scenario_{n:03d}.md", resolved) for n in range(1, 51)]
+    assert found[0] == root / "outputs" / "scenario_001.md" and len(set(found)) == 50
+    assert calls == [root / "outputs"]
+    for n in (1, 2):
+        with pytest.raises(OutputPathError, match="outside the rootdir"):
+            output_target(settings, {}, f"out-link/scenario_{n:03d}.md", resolved)
+    assert calls == [root / "outputs", root / "out-link"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 
 from pytest_interllm.codex import process
@@ -26,3 +27,42 @@ def test_kill_takes_the_whole_tree_with_it() -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+SPAWN_ORDER = """
+import asyncio, os, sys, tempfile
+from pathlib import Path
+from pytest_interllm.codex import process, stdio
+from pytest_interllm.codex.locate import locate
+from pytest_interllm.codex.server import CodexServer
+
+seen = {}
+spawn = stdio.spawn
+
+async def recorded(*args, **kwargs):
+    seen["mcp imported at spawn"] = any(name == "mcp" or name.startswith("mcp.") for name in sys.modules)
+    return await spawn(*args, **kwargs)
+
+stdio.spawn = recorded
+home = Path(tempfile.mkdtemp())
+env = {"HOME": str(home), "CODEX_HOME": str(home), "PATH": os.environ["PATH"]}
+server = CodexServer(str(locate(None).path), env, home, home / "stderr.txt")
+
+async def main():
+    await server.start()
+    seen["alive"] = server.alive and process.alive(server.pid)
+    pid = server.pid
+    await server.stop()
+    seen["gone"] = not process.alive(pid)
+
+asyncio.run(main())
+print(seen, "mcp" in sys.modules, server.server_info.get("name"))
+"""
+
+
+def test_codex_is_spawned_before_mcp_is_imported_and_stopped_with_the_session() -> None:
+    """codex/stdio.py: the server starts on another core while mcp is imported; its pid is the one spawned, and
+    closing the session ends it."""
+    out = subprocess.run([sys.executable, "-c", SPAWN_ORDER], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() and "{'mcp imported at spawn': False, 'alive': True, 'gone': True} True" in out.stdout
+    assert "codex" in out.stdout.split()[-1], out.stdout
