@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from pytest_interllm.codex import process
 
@@ -66,3 +67,23 @@ def test_codex_is_spawned_before_mcp_is_imported_and_stopped_with_the_session() 
     out = subprocess.run([sys.executable, "-c", SPAWN_ORDER], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() and "{'mcp imported at spawn': False, 'alive': True, 'gone': True} True" in out.stdout
     assert "codex" in out.stdout.split()[-1], out.stdout
+
+
+def test_kill_catches_what_is_started_while_it_kills(tmp_path: Path) -> None:
+    """A parent that starts a writer every few milliseconds (codex starting commands while the run stops): once
+    `kill` returns, every process of the tree is gone and no file appears afterwards."""
+    script = 'while :; do sh -c \'sleep 0.3; : > "$0/$$"\' "$1" & sleep 0.005; done'
+    parent = subprocess.Popen(["bash", "-c", script, "parent", str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 10
+        while len(list(tmp_path.iterdir())) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(tmp_path.iterdir()), "the writers never wrote"
+        process.kill(parent.pid)
+        written = sorted(p.name for p in tmp_path.iterdir())
+        time.sleep(0.6)  # twice as long as a writer waits before it writes
+        assert sorted(p.name for p in tmp_path.iterdir()) == written
+        assert parent.poll() is not None or not process.alive(parent.pid)
+    finally:
+        parent.kill()
+        parent.wait()

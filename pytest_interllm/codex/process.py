@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -53,13 +56,71 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def kill(pid: int) -> None:
-    """SIGKILL the process and what it started (codex's sandbox helpers and the commands they run, which
-    would otherwise outlive it), ignoring what is already gone."""
-    below = descendants(pid)  # read before the kill: once it is gone, its children belong to init
-    for target in (pid, *below):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(target, signal.SIGKILL)
+def _state(pid: int) -> str:
+    """The state letter of each thread of `pid` joined ('' when it is gone)."""
+    states = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return ""
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        states.append(stat[stat.rfind(")") + 2 : stat.rfind(")") + 3])
+    return "".join(states)
+
+
+def _stopped(pid: int) -> bool:
+    return set(_state(pid)) <= {"T", "t", "Z", "X"}
+
+
+def _until(done: Callable[[], bool], limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def freeze(pid: int) -> list[int]:
+    """SIGSTOP `pid` and everything below it, top down, each seen stopped before its children are read: a stopped
+    process cannot start another, so nothing it is starting right now escapes. The frozen processes, `pid` first."""
+    frozen: list[int] = []
+    todo = [pid]
+    while todo:
+        target = todo.pop(0)
+        if target in frozen:
+            continue
+        _signal(target, signal.SIGSTOP)
+        # Every thread stopped (T), or gone (Z, X, ''): a fork in progress has finished and its child is listed.
+        _until(functools.partial(_stopped, target), 0.5)
+        frozen.append(target)
+        todo.extend(sorted(children(target) - set(frozen)))
+    return frozen
+
+
+def kill(pid: int, *, below_only: bool = False, limit: float = 2.0) -> None:
+    """SIGKILL the process and what it started (codex's sandbox helpers and the commands they run, which would
+    otherwise outlive it), and wait until they are gone: once this returns, none of them writes another byte.
+    The tree is frozen first, so a command codex starts at this very moment is caught too. `below_only` kills
+    only what `pid` started and lets `pid` go on."""
+    frozen = freeze(pid)
+    doomed = frozen[1:] if below_only else frozen
+    for target in doomed:
+        _signal(target, signal.SIGKILL)
+    for target in doomed:
+        _signal(target, signal.SIGCONT)  # a stopped process dies of SIGKILL anyway; this only makes it prompt
+    if below_only:
+        _signal(pid, signal.SIGCONT)
+    _until(lambda: not any(alive(target) for target in doomed), limit)
 
 
 def with_env(entry: str) -> set[int]:

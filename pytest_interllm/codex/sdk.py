@@ -126,6 +126,8 @@ class AppServer:
             self.drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.drainer
+        if self._pid is not None and process.alive(self._pid):  # a command still running would be orphaned by its exit
+            process.kill(self._pid, below_only=True)
         popen = _private(self.codex, "_client._sync._proc")
         fail_all = _private(self.codex, "_client._sync._router.fail_all")
         for _ in range(2):

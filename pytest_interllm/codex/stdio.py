@@ -81,7 +81,10 @@ async def streams(server: Process) -> AsyncIterator[tuple[Any, Any]]:
 
 
 async def stop(server: Process) -> None:
-    """Close the server's stdin, give it `_GRACE` seconds to exit, then kill it and what it started."""
+    """Kill what the server started (a command still running would be orphaned by its exit), close its stdin, give
+    it `_GRACE` seconds to exit, then kill it."""
+    if server.returncode is None:
+        processes.kill(server.pid, below_only=True)
     with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
         if server.stdin is not None:
             await server.stdin.aclose()
