@@ -19,6 +19,7 @@ from starlette.routing import Route
 from pytest_interllm.codex.install import CACHE_ENV, cache_root
 from pytest_interllm.providers.scripted import CallContext, ScriptedModel
 from pytest_interllm.runtime import LoopRunner
+from tests import warm
 
 THREE = """\
 # Replication
@@ -94,9 +95,10 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """pytest in a child process (codex is a real child process of it), with a generous timeout."""
-    return pytester.runpytest_subprocess(*args, timeout=300)
+def run(pytester: pytest.Pytester, *args: str, fresh: bool = False) -> pytest.RunResult:
+    """pytest in a child process (codex is a real child process of it), with a generous timeout: forked from a warm
+    process that has the heavy libraries imported (tests/warm.py), or a fresh interpreter with `fresh=True`."""
+    return warm.runpytest(pytester, *args, timeout=300, fresh=fresh)
 
 
 def log_lines(pytester: pytest.Pytester, logs: str = "logs") -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ def strict(project: pytest.Pytester) -> pytest.Pytester:
 
 def test_record_and_replay_leave_nothing_open(strict: pytest.Pytester) -> None:
     for provider in ("record", "replay"):
-        result = run(strict, "--interllm", "input/list.md", "--interllm-provider", provider, *STRICT)
+        result = run(strict, "--interllm", "input/list.md", "--interllm-provider", provider, *STRICT, fresh=True)
         result.assert_outcomes(passed=3)
         assert result.ret == pytest.ExitCode.OK, provider
         assert "ResourceWarning" not in result.stdout.str() + result.stderr.str()
@@ -37,7 +37,7 @@ def test_a_real_run_with_a_login_leaves_nothing_open(
     tokens = chatgpt_login(strict.path / ".codex" / "auth.json")
     server = upstream((tokens["access_token"],), account_id=tokens["account_id"])
     args = ("--interllm-provider", "openai", "--interllm-base-url", f"http://127.0.0.1:{server.port}")
-    result = run(strict, "--interllm", "input/list.md", *args, "--interllm-executor", executor, *STRICT)
+    result = run(strict, "--interllm", "input/list.md", *args, "--interllm-executor", executor, *STRICT, fresh=True)
     result.assert_outcomes(passed=3)
     assert result.ret == pytest.ExitCode.OK
     assert "ResourceWarning" not in result.stdout.str() + result.stderr.str()
