@@ -69,6 +69,10 @@ for ep in entry_points(group="pytest11"):
     if top is not None:
         top.__doc__ = (top.__doc__ or "") + "\n\nPYTEST_DONT_REWRITE (imported early by tests/warm.py)"
 base = sys.path[1:]
+# What is imported stays untouched by each child's collector: no child copies the warm heap page by page.
+import gc
+gc.collect()
+gc.freeze()
 os.write(1, b"ready\n")
 
 def line():
