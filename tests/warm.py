@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 FRESH_ENV = "INTERLLM_TEST_FRESH"
+FRESH = os.environ.get(FRESH_ENV) == "1"  # read once: the suite's fixtures clear INTERLLM_* variables per test
 
 # Libraries the plugin loads on a run's way to its first scenario, heaviest first; none of them is a pytest plugin.
 WARM = (
@@ -174,8 +175,8 @@ def _warm() -> _Server:
     return _server
 
 
-def _needs_fresh(env: dict[str, str]) -> bool:
-    if os.environ.get(FRESH_ENV) == "1" or any(k.startswith(("COVERAGE_PROCESS", "COV_CORE")) for k in env):
+def needs_fresh(env: dict[str, str]) -> bool:
+    if FRESH or any(k.startswith(("COVERAGE_PROCESS", "COV_CORE")) for k in env):
         return True  # coverage measures a child from its interpreter's start
     started = os.environ  # what the warm process started with (but PYTHONPATH, taken per run)
     return any(
@@ -191,7 +192,7 @@ def runpytest(pytester: pytest.Pytester, *args: str, timeout: float = 300, fresh
     and working directory, same result."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
-    if fresh or _needs_fresh(env):
+    if fresh or needs_fresh(env):
         return pytester.runpytest_subprocess(*args, timeout=timeout)
     basetemp = tempfile.mkdtemp(prefix="runpytest-", dir=pytester.path)  # as runpytest_subprocess gives it one
     argv: list[str] = [f"--basetemp={basetemp}", *map(str, args)]
