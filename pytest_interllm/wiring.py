@@ -37,10 +37,12 @@ if TYPE_CHECKING:  # the executors and providers pull in uvicorn, starlette and 
 def make_executor(settings: Settings, codex: CodexBinary, label: str, proxy: ProxyClient | None = None) -> Executor:
     """The configured executor on a new event loop, with its provider endpoint: the run's proxy if there is one,
     else the worker's own scripted model. A transport's heavy SDK is imported only when it is chosen."""
-    from pytest_interllm import executors
-    from pytest_interllm.providers.endpoints import endpoint_for
-    from pytest_interllm.run.attempt import Executor
-    from pytest_interllm.runtime import LoopRunner
+    from pytest_interllm.runtime import LoopRunner, collector_paused
+
+    with collector_paused():
+        from pytest_interllm import executors
+        from pytest_interllm.providers.endpoints import endpoint_for
+        from pytest_interllm.run.attempt import Executor
 
     runner = LoopRunner()
     endpoint = endpoint_for(runner, proxy)

@@ -45,6 +45,12 @@ async def recorded(*args, **kwargs):
     return await spawn(*args, **kwargs)
 
 stdio.spawn = recorded
+
+import gc
+def audit(event, args):
+    if event == "import" and args[0] == "mcp.client.session":
+        seen.setdefault("collector on during mcp's import", gc.isenabled())
+sys.addaudithook(audit)
 home = Path(tempfile.mkdtemp())
 env = {"HOME": str(home), "CODEX_HOME": str(home), "PATH": os.environ["PATH"]}
 server = CodexServer(str(locate(None).path), env, home, home / "stderr.txt")
@@ -55,6 +61,7 @@ async def main():
     pid = server.pid
     await server.stop()
     seen["gone"] = not process.alive(pid)
+    seen["collector on after"] = gc.isenabled()
 
 asyncio.run(main())
 print(seen, "mcp" in sys.modules, server.server_info.get("name"))
@@ -62,10 +69,14 @@ print(seen, "mcp" in sys.modules, server.server_info.get("name"))
 
 
 def test_codex_is_spawned_before_mcp_is_imported_and_stopped_with_the_session() -> None:
-    """codex/stdio.py: the server starts on another core while mcp is imported; its pid is the one spawned, and
-    closing the session ends it."""
+    """codex/stdio.py: the server starts on another core while mcp is imported (the cyclic collector paused for the
+    import, and on again after); its pid is the one spawned, and closing the session ends it."""
     out = subprocess.run([sys.executable, "-c", SPAWN_ORDER], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.split() and "{'mcp imported at spawn': False, 'alive': True, 'gone': True} True" in out.stdout
+    expected = (
+        "{'mcp imported at spawn': False, \"collector on during mcp's import\": False, 'alive': True, 'gone': True, "
+        "'collector on after': True} True"
+    )
+    assert out.stdout.split() and expected in out.stdout, out.stdout
     assert "codex" in out.stdout.split()[-1], out.stdout
 
 
@@ -87,3 +98,21 @@ def test_kill_catches_what_is_started_while_it_kills(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_the_collector_is_paused_for_an_import_and_left_as_found() -> None:
+    import gc
+
+    from pytest_interllm.runtime import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # the user's own choice
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

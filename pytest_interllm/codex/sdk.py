@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_interllm.codex import process
+from pytest_interllm.runtime import collector_paused
 
 CALL_TIMEOUT = 60.0  # any single SDK request; a dead app-server must never hang a scenario
 # The private paths used here, from an `AsyncCodex`: what each is for.
@@ -59,7 +60,8 @@ class AppServer:
     """One `codex app-server` process through the SDK's `AsyncCodex`."""
 
     def __init__(self, codex_bin: str, env: dict[str, str], cwd: Path, stderr_path: Path) -> None:
-        from openai_codex import AsyncCodex, CodexConfig
+        with collector_paused():
+            from openai_codex import AsyncCodex, CodexConfig
 
         # CodexConfig.env is merged into os.environ (secrets included): launch through `env -i` instead, and
         # let a shell append stderr to our file (the SDK keeps only an in-memory tail). `exec` keeps the pid.

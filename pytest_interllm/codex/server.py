@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from pytest_interllm.codex import process, stdio
 from pytest_interllm.codex.events import CallResult, event_from_params
 from pytest_interllm.outcome import CodexEvent
+from pytest_interllm.runtime import collector_paused
 
 _FINAL_EVENTS = frozenset({"task_complete", "turn_aborted", "error", "stream_error"})
 
@@ -60,10 +61,11 @@ class CodexServer:
         # codex first: it starts on another core while mcp is imported below (codex/stdio.py)
         server = await stdio.spawn(self.command, ["mcp-server"], self.env, self.cwd, self._stderr)
         self.pid = server.pid
-        from mcp.client.extension import NotificationBinding
-        from mcp.client.session import ClientSession
-        from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-        from pydantic import BaseModel, ConfigDict
+        with collector_paused():
+            from mcp.client.extension import NotificationBinding
+            from mcp.client.session import ClientSession
+            from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+            from pydantic import BaseModel, ConfigDict
 
         class CodexEventParams(BaseModel):
             """Params of a `codex/event` notification; codex adds fields freely, so all are kept."""

@@ -30,6 +30,7 @@ from pytest_interllm.codex.config import config_toml
 from pytest_interllm.codex.events import CallResult
 from pytest_interllm.outcome import AuditRecord, ScenarioOutcome
 from pytest_interllm.prompt import PromptTemplate
+from pytest_interllm.runtime import collector_paused
 from pytest_interllm.transports.agents_evidence import SpanCapture, output_text, rollout_events, run_item_record
 from pytest_interllm.transports.base import CodexProcess, Transport, TransportContext, TurnRequest
 from pytest_interllm.transports.mcp import fill_from_call
@@ -128,7 +129,8 @@ class AgentsTransport(Transport):
 
     def spawn(self) -> None:
         """No long-lived codex: the SDK owns one `MCPServerStdio` per turn. Tracing is set up once, here."""
-        from agents import set_trace_processors, set_tracing_disabled
+        with collector_paused():
+            from agents import set_trace_processors, set_tracing_disabled
 
         set_tracing_disabled(False)
         processors: list[Any] = [self.capture]  # replaces the uploading processor: nothing leaves the machine
