@@ -21,6 +21,7 @@ import atexit
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -199,7 +200,7 @@ def runpytest(pytester: pytest.Pytester, *args: str, timeout: float = 300, fresh
     for plugin in pytester.plugins:
         argv = ["-p", str(plugin), *argv]
     out, err = pytester.path / "stdout", pytester.path / "stderr"
-    request = pytester.path / ".warm-run.json"
+    request = Path(basetemp) / "warm-run.json"  # beside the run's temp files, not among the project's own
     request.write_text(
         json.dumps(
             {
@@ -217,10 +218,13 @@ def runpytest(pytester: pytest.Pytester, *args: str, timeout: float = 300, fresh
     server = _warm()
     start = time.monotonic()
     server.send(request)
-    pid = int(server.read(30) or 0)
+    started = server.read(30)
+    if not started:
+        raise RuntimeError("the warm process for child pytest runs did not start the run")
+    pid = int(started)
     code = server.read(timeout)
     if code is None:
-        os.kill(pid, 9)
+        os.kill(pid, signal.SIGKILL)
         server.read(30)
         raise pytester.TimeoutExpired(f"{timeout} second timeout expired running: pytest {' '.join(argv)}")
     request.unlink()

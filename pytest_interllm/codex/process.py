@@ -56,6 +56,9 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+_GONE_WITHIN = 2.0  # seconds a SIGKILLed process may take to be gone (a write in progress ends first)
+
+
 def _state(pid: int) -> str:
     """The state letter of each thread of `pid` joined ('' when it is gone)."""
     states = []
@@ -107,7 +110,7 @@ def freeze(pid: int) -> list[int]:
     return frozen
 
 
-def kill(pid: int, *, below_only: bool = False, limit: float = 2.0) -> None:
+def kill(pid: int, *, below_only: bool = False) -> None:
     """SIGKILL the process and what it started (codex's sandbox helpers and the commands they run, which would
     otherwise outlive it), and wait until they are gone: once this returns, none of them writes another byte.
     The tree is frozen first, so a command codex starts at this very moment is caught too. `below_only` kills
@@ -120,7 +123,7 @@ def kill(pid: int, *, below_only: bool = False, limit: float = 2.0) -> None:
         _signal(target, signal.SIGCONT)  # a stopped process dies of SIGKILL anyway; this only makes it prompt
     if below_only:
         _signal(pid, signal.SIGCONT)
-    _until(lambda: not any(alive(target) for target in doomed), limit)
+    _until(lambda: not any(alive(target) for target in doomed), _GONE_WITHIN)
 
 
 def with_env(entry: str) -> set[int]:
