@@ -227,7 +227,7 @@ def runpytest(pytester: pytest.Pytester, *args: str, timeout: float = 300, fresh
         os.kill(pid, signal.SIGKILL)
         server.read(30)
         raise pytester.TimeoutExpired(f"{timeout} second timeout expired running: pytest {' '.join(argv)}")
-    request.unlink()
+    request.unlink(missing_ok=True)  # pytest clears its --basetemp as it starts
     outlines = out.read_text(encoding="utf-8", errors="replace").splitlines()
     errlines = err.read_text(encoding="utf-8", errors="replace").splitlines()
     print("\n".join(outlines))  # shown with a failing test, as runpytest_subprocess shows it
