@@ -53,3 +53,13 @@ def test_a_run_past_its_timeout_is_killed(pytester: pytest.Pytester) -> None:
     # the warm process serves the next run
     pytester.makepyfile(test_slow="def test_quick():\n    pass\n")
     warm.runpytest(pytester).assert_outcomes(passed=1)
+
+
+def test_what_needs_a_fresh_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_PROCESS", "COV_CORE"))}
+    monkeypatch.setattr(warm, "FRESH", False)
+    assert not warm.needs_fresh({**env, "PYTHONPATH": "/elsewhere"})  # taken per run
+    assert warm.needs_fresh({**env, "PYTHONWARNINGS": "error::UserWarning:nowhere"})  # read as the interpreter starts
+    assert warm.needs_fresh({**env, "COVERAGE_PROCESS_CONFIG": "{}"})  # coverage starts with the interpreter
+    monkeypatch.setattr(warm, "FRESH", True)  # INTERLLM_TEST_FRESH=1 as the suite started
+    assert warm.needs_fresh(env)
