@@ -403,7 +403,9 @@ def test_an_mcp_tool_call_is_a_step_of_the_trajectory(pytester: pytest.Pytester,
     command = json.dumps(sys.executable)
     server = f'command = {command}\nargs = ["{project.path / "echo.py"}"]\nstartup_timeout_sec = 120\n'
     write(home / "config.toml", f"[mcp_servers.echo]\n{server}")  # a loaded machine may take a while to start it
-    write(project.path / "examples" / "solutions" / "ping.patch", '! echo.ping {"text": "hi"}\n')
+    # A command first: codex starts its MCP servers while the turn begins, and a tool is offered to the model only once
+    # its server is up (a loaded machine once took longer than the turn's first request).
+    write(project.path / "examples" / "solutions" / "ping.patch", '$ sleep 2\n! echo.ping {"text": "hi"}\n')
     write(project.path / "examples" / "Ping.md", "1. Ping the echo server\n")
     write(project.path / "scenarios" / "Ping.yaml", "1:\n  workspace: repo\n  solution: solutions/ping.patch\n")
     result = run(
