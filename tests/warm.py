@@ -102,7 +102,7 @@ def child(request):
     importlib.invalidate_caches()
     sys.argv = [request["argv0"], *request["args"]]
     try:
-        code = pytest.console_main()
+        code = int(pytest.main())  # console_main is deprecated since pytest 9.1 and warns
     except SystemExit as exc:
         code = exc.code
     except BaseException:
