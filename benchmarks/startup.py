@@ -2,15 +2,23 @@
 run`'s wall clock beside its scenarios' durations, and one reused codex server vs one per scenario.
 
 Each round runs them all once (serial, then `-n 4`, then the example list as `make run` runs it, then the server
-reuse); each figure is the median [min–max] over the rounds. The last scenario's end is the timing plugin's last
-teardown report; the exit is when the child process has ended (report written, codex stopped).
+reuse, then the floor below); each figure is the median [min–max] over the rounds. The last scenario's end is the
+timing plugin's last teardown report; the exit is when the child process has ended (report written, codex stopped).
+
+The floor beside the start-up figure, measured in the same rounds: what any pytest run and any MCP client of codex
+pay before a first request, with no pytest-interllm — `pytest --collect-only` of an empty project with the same
+installed plugins (launch to exit), plus a bare script that imports mcp, spawns `codex mcp-server` through mcp's
+own stdio client, completes the handshake and calls the `codex` tool (launch to codex's first request, caught by a
+plain socket). The start-up figure less that floor is what the plugin itself adds.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +26,50 @@ from typing import Any
 from common import HERE, project, pytest_run, scenario_list, update_summary, write_result
 from figures import per_round, rounds, spread, text
 
+from pytest_interllm.codex.config import config_toml
 from pytest_interllm.codex.locate import locate
 from pytest_interllm.settings import Settings
 from pytest_interllm.wiring import make_executor
 
 CALLS = 8
+
+# The bare MCP client: launch → codex's first model request, seen by a plain socket (argv: codex, its home, cwd).
+BARE_CLIENT = r"""
+import asyncio, os, socket, sys, threading, time
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+codex, home, cwd = sys.argv[1:4]
+listener = socket.create_server(("127.0.0.1", 0))
+seen = threading.Event()
+first = []
+
+def accept():
+    conn, _ = listener.accept()
+    first.append(time.time())
+    seen.set()
+    conn.close()
+
+threading.Thread(target=accept, daemon=True).start()
+url = "http://127.0.0.1:%d/v1" % listener.getsockname()[1]
+with open(os.path.join(home, "config.toml"), "w") as fh:
+    fh.write(sys.stdin.read().replace("URL", url))
+
+async def main():
+    env = {"HOME": home, "CODEX_HOME": home, "INTERLLM_PROVIDER_KEY": "bare", "PATH": os.environ["PATH"]}
+    params = StdioServerParameters(command=codex, args=["mcp-server"], env=env, cwd=cwd)
+    with open(os.devnull, "w") as devnull:
+        async with stdio_client(params, errlog=devnull) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            arguments = {"prompt": "hi", "cwd": cwd, "model": "gpt-5-codex"}
+            call = asyncio.ensure_future(session.call_tool("codex", arguments))
+            while not seen.is_set() and not call.done():
+                await asyncio.sleep(0.001)
+            call.cancel()
+
+asyncio.run(main())
+print(first[0])
+"""
 
 
 EXAMPLE = HERE.parent / "input" / "DataTransferScenarioList.md"
@@ -97,9 +144,41 @@ def reuse_vs_fresh(root: Path) -> tuple[float, float]:
     return reused, fresh
 
 
+def bare_client(root: Path) -> float:
+    """The bare MCP client's seconds from launch to codex's first model request."""
+    home = Path(tempfile.mkdtemp(prefix="interllm-bare-"))
+    try:
+        start = time.time()
+        done = subprocess.run(
+            [sys.executable, "-c", BARE_CLIENT, locate(None).path, str(home), str(root)],
+            input=config_toml("URL", "gpt-5-codex"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return float(done.stdout.strip().splitlines()[-1]) - start
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def bare_pytest(empty: Path) -> float:
+    """Seconds from launch to exit of `pytest --collect-only` in an empty project (the installed plugins, not ours)."""
+    start = time.time()
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:interllm", "-p", "no:cacheprovider"],
+        cwd=empty,
+        capture_output=True,
+        timeout=60,
+        check=False,  # exit 5: no tests, as expected
+    )
+    return time.time() - start
+
+
 def main() -> int:
     root = project(scenario_list(4))
     example = project(EXAMPLE.read_text(), stem="DataTransferScenarioList", cache=True)
+    empty = Path(tempfile.mkdtemp(prefix="interllm-bench-empty-"))
     shutil.copy(EXAMPLE.parent / "prompt_template.txt", example / "input")
     shutil.copytree(HERE.parent / "scenarios", example / "scenarios", dirs_exist_ok=True)
     values: dict[str, list[float]] = {}
@@ -115,7 +194,14 @@ def main() -> int:
         reused, fresh = reuse_vs_fresh(root)
         values.setdefault("per_scenario_reused_s", []).append(reused)
         values.setdefault("per_scenario_fresh_s", []).append(fresh)
+        pytest_alone, client = bare_pytest(empty), bare_client(root)
+        values.setdefault("floor_pytest_s", []).append(pytest_alone)
+        values.setdefault("floor_mcp_client_s", []).append(client)
+        values.setdefault("startup_floor_s", []).append(pytest_alone + client)
+        over = values["startup_first_request_s"][-1] - pytest_alone - client
+        values.setdefault("startup_over_floor_s", []).append(over)
     shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(empty, ignore_errors=True)
     shutil.rmtree(example, ignore_errors=True)
     figures = {key: spread(v) for key, v in values.items()}
     figures["server_reuse_speedup"] = spread(
@@ -132,6 +218,10 @@ def main() -> int:
         "per_scenario_reused_s": "per scenario, one reused codex server",
         "per_scenario_fresh_s": "per scenario, a new codex server each time",
         "server_reuse_speedup": "server reuse speed-up (fresh / reused)",
+        "floor_pytest_s": "floor: pytest --collect-only, empty project",
+        "floor_mcp_client_s": "floor: bare mcp client → codex's first request",
+        "startup_floor_s": "floor: the two together",
+        "startup_over_floor_s": "start-up (serial) less the floor, same round",
     }
     print(f"{'measure':52} {'seconds: median [min–max] (rounds)':>40}")
     for key, label in labels.items():
@@ -147,13 +237,17 @@ def main() -> int:
                 "teardown_s_n4",
                 "make_run_overhead_s",
                 "server_reuse_speedup",
+                "startup_floor_s",
+                "startup_over_floor_s",
             )
         }
     )
     print(
         f"start-up to first request: {text(figures['startup_first_request_s'])} s (target <= 1.0); teardown "
         f"{text(figures['teardown_s'])} s (target <= 0.5); make run: wall − scenarios "
-        f"{text(figures['make_run_overhead_s'])} s (target <= 2.0)"
+        f"{text(figures['make_run_overhead_s'])} s (target <= 2.0); the floor (pytest alone + a bare mcp client to "
+        f"codex's first request) {text(figures['startup_floor_s'])} s, start-up over it "
+        f"{text(figures['startup_over_floor_s'])} s"
     )
     return 0
 

@@ -33,6 +33,8 @@ ROWS = (
     ("collect.py", "collect_ratio_10k_cold", "collect 10k vs parametrise, cold"),
     ("memory.py", "mb_per_scenario", "MB per concurrent scenario, `-n 4` (worker + codex)"),
     ("startup.py", "startup_first_request_s", "pytest launch → first model request, serial (s)"),
+    ("startup.py", "startup_floor_s", "floor: pytest alone + a bare mcp client to codex's first request (s)"),
+    ("startup.py", "startup_over_floor_s", "start-up less that floor, same round (s)"),
     ("startup.py", "startup_first_request_s_n4", "pytest launch → first model request, `-n 4` (s)"),
     ("startup.py", "teardown_s", "last scenario's end → process exit, serial (s)"),
     ("startup.py", "teardown_s_n4", "last scenario's end → process exit, `-n 4` (s)"),

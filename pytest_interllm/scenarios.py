@@ -21,16 +21,17 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import markdown_it
 import yaml
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 from pytest_interllm import list_cache, plain_lists
 from pytest_interllm.bounds import SECONDS
 from pytest_interllm.redact import MASK, Redactor
+
+if TYPE_CHECKING:  # markdown-it is imported when a list needs it: a plain list is read without it
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 FRONT_MATTER_KEYS = frozenset({"model", "timeout", "template", "title"})
 _FRONT_MATTER_TEXT = {"model": "a model name", "template": "a path"}  # keys whose value is a string
@@ -204,14 +205,25 @@ def front_matter(path: Path) -> dict[str, Any]:
         return {}  # collection reports it, at its line
 
 
+def _markdown() -> MarkdownIt:
+    """markdown-it for CommonMark, its inline rules off (see `_Inline`)."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark")
+    md.disable("inline")
+    return md
+
+
 class _Inline:
     """Inline text of paragraphs and headings; markdown-it's inline parser runs only on text with markup."""
 
-    def __init__(self, md: MarkdownIt, env: dict[str, Any]) -> None:
-        self.md = md
+    def __init__(self, md: MarkdownIt | None, env: dict[str, Any]) -> None:
+        self.md = md  # made on first use when the block parser did not run (a plain list)
         self.env = env  # carries the link reference definitions found by the block parser
 
     def _children(self, content: str) -> list[Token]:
+        if self.md is None:
+            self.md = _markdown()
         children: list[Token] = []
         self.md.inline.parse(content, self.md, self.env, children)
         return children
@@ -270,11 +282,10 @@ def _body(lines: list[str], start: int, end: int) -> str:
 def _parse_text(path: Path, text: str, redactor: Redactor | None = None) -> ScenarioList:
     """The list; with a redactor (it holds a secret), items are named from masked titles."""
     front, rest, offset = _split_front_matter(path, text)
-    md = MarkdownIt("commonmark")
-    md.disable("inline")  # see `_Inline`
     env: dict[str, Any] = {}
     plain = plain_lists.outline(rest) if redactor is None else None
-    tokens = md.parse(rest, env) if plain is None else []
+    md = _markdown() if plain is None else None
+    tokens = md.parse(rest, env) if md is not None else []
     inline = _Inline(md, env)
     lines = rest.splitlines(keepends=True)
     section = ""
@@ -374,7 +385,11 @@ def parse_scenarios(path: Path, cache_dir: Path | None = None, redactor: Redacto
     redactor = redactor or Redactor()
     text = _read_text(path)
     secret = redactor.masks(text)
-    key = hashlib.sha256(f"{PARSER_VERSION}\0{markdown_it.__version__}\0{text}".encode()).hexdigest()
+    key = ""
+    if cache_dir is not None:
+        import markdown_it  # its version is part of the key (the cache is kept per parser)
+
+        key = hashlib.sha256(f"{PARSER_VERSION}\0{markdown_it.__version__}\0{text}".encode()).hexdigest()
     if cache_dir is not None and not secret:
         cached = _from_data(path, list_cache.read(cache_dir, path, key))
         if cached is not None and not redactor.masks(_shown(cached)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -338,3 +340,25 @@ def test_a_plain_list_reads_the_same_without_markdown_it(monkeypatch: pytest.Mon
         fast, slow = both(text)
         assert fast == slow, text
     assert taken > 200, taken  # the line reader took a good share of the random lists
+
+
+def test_a_plain_list_is_read_without_importing_markdown_it(tmp_path: Path) -> None:
+    """Start-up: the plugin and a plain list's parse leave markdown-it unimported; a title with markup imports it
+    and still reads as markdown-it reads it (a fresh interpreter: this one has it imported)."""
+    write(tmp_path / "plain.md", "# Jobs\n\n1. Copy the bucket\n   - verify the count\n2. Archive the logs\n")
+    write(tmp_path / "marked.md", "- Copy **the** `bucket`\n")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import pytest_interllm.plugin\n"
+        "from pytest_interllm.scenarios import parse_scenarios\n"
+        "titles = [s.title for s in parse_scenarios(Path(sys.argv[1]) / 'plain.md').scenarios]\n"
+        "print(titles, 'markdown_it' in sys.modules)\n"
+        "titles = [s.title for s in parse_scenarios(Path(sys.argv[1]) / 'marked.md').scenarios]\n"
+        "print(titles, 'markdown_it' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "['Copy the bucket', 'Archive the logs'] False",
+        "['Copy the bucket'] True",
+    ], done.stderr

@@ -92,8 +92,7 @@ def check(path: str, interface: str = "mcp-server", timeout: float = 30.0) -> Co
     if not path or not Path(path).is_file():
         raise CodexMissing(f"{path or '(none)'}: no such file")
     try:
-        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=timeout)
-        helped = subprocess.run([path, interface, "--help"], capture_output=True, text=True, timeout=timeout)
+        version, helped = _run_together([[path, "--version"], [path, interface, "--help"]], timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CodexMissing(f"{path}: cannot run it ({exc})") from exc
     if version.returncode != 0:
@@ -106,6 +105,29 @@ def check(path: str, interface: str = "mcp-server", timeout: float = 30.0) -> Co
     if interface == "app-server" and version_tuple(name) and version_tuple(name) < APP_SERVER_MINIMUM:
         raise CodexMissing(f"{path} ({name}): too old for the SDK (app-server needs codex 0.151 or newer)")
     return CodexBinary(path=path, version=name)
+
+
+def _run_together(commands: list[list[str]], timeout: float) -> list[subprocess.CompletedProcess[str]]:
+    """The commands run at the same time (each start-up waits on the slowest, not on their sum); on a failure or a
+    timeout none is left running."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for command in commands:
+            procs.append(
+                subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+            )
+        done = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        return done
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate()
 
 
 def locate(explicit: str | None, interface: str = "mcp-server") -> CodexBinary:

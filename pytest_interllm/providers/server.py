@@ -18,6 +18,13 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.wake = asyncio.Event()
+        self.ready = asyncio.Event()  # set once it listens (or failed to): no polling of `started`
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
 
     async def main_loop(self) -> None:
         counter = 0
@@ -65,17 +72,20 @@ class LocalServer:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            ws="none",  # plain HTTP: uvicorn's websockets protocol is not imported
             timeout_graceful_shutdown=1,  # a stalled stream (the `stall` fault) must not hold up the end of a run
         )
         server = _Server(config)
         logging.getLogger("uvicorn.error").propagate = False
         self._server = server
         self._task = asyncio.create_task(server.serve())
-        while not server.started:
+        ready = asyncio.ensure_future(server.ready.wait())
+        await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if not server.started:
             if self._task.done():
                 self._task.result()
-                raise RuntimeError("the local model server stopped while starting")
-            await asyncio.sleep(0.01)
+            raise RuntimeError("the local model server stopped while starting")
         self.port = int(server.servers[0].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
