@@ -129,3 +129,24 @@ def test_install_codex_reports_no_conflict_for_its_own_directory(tmp_path: Path)
     assert "ERROR" not in done.stderr and "conflict" not in done.stderr, done.stderr
     assert done.stdout == f"codex 0.0.1 is at {codex} (cache: {cache}; ${CACHE_ENV} moves it)\n"
     assert subprocess.run([codex, "--version"], capture_output=True, text=True).stdout == "codex-cli 0.0.1\n"
+
+
+def test_the_version_and_help_checks_run_at_the_same_time(tmp_path: Path) -> None:
+    """Start-up waits on the slower of `codex --version` and `codex mcp-server --help`, not on both in turn: the
+    second starts before the first ends."""
+    from pytest_interllm.codex.locate import check
+
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "codex"
+    write(
+        fake,
+        "#!/bin/sh\n"
+        f'echo "start $1" >> {log}\n'
+        "sleep 0.5\n"
+        f'echo "end $1" >> {log}\n'
+        'if [ "$1" = "--version" ]; then echo "codex-cli 0.153.4"; else echo "Usage: codex mcp-server [OPTIONS]"; fi\n',
+    )
+    fake.chmod(0o755)
+    assert check(str(fake)).version == "codex-cli 0.153.4"
+    events = [line.split()[0] for line in log.read_text().splitlines()]
+    assert events == ["start", "start", "end", "end"], log.read_text()

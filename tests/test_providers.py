@@ -374,3 +374,24 @@ def test_a_fixed_provider_token_reaches_codex_through_the_proxy(
     result = run(project, "--interllm", "input/list.md", "--interllm-provider", "record", "-k", "scenario_001")
     result.assert_outcomes(passed=1, deselected=2)
     assert (project.path / "seen.txt").read_text() == "token ok\n"
+
+
+def test_a_local_model_server_listens_when_its_start_returns_without_websockets() -> None:
+    """The server says when it listens (no polling): a connection right after `start` is accepted, and uvicorn's
+    websockets protocol is never imported (a fresh interpreter: this one may have it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, socket, sys\n"
+        "from pytest_interllm.providers.scripted import ScriptedModel\n"
+        "async def main():\n"
+        "    model = ScriptedModel()\n"
+        "    await model.start()\n"
+        "    socket.create_connection(('127.0.0.1', model.port), timeout=1).close()\n"
+        "    await model.stop()\n"
+        "    print(model.port > 0, any(m == 'websockets' or m.startswith('websockets.') for m in sys.modules))\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "False"], done.stderr
