@@ -144,13 +144,14 @@ def reuse_vs_fresh(root: Path) -> tuple[float, float]:
     return reused, fresh
 
 
-def bare_client(root: Path) -> float:
-    """The bare MCP client's seconds from launch to codex's first model request."""
+def bare_client(root: Path, codex: str) -> float:
+    """The bare MCP client's seconds from launch to codex's first model request (`codex` located beforehand: its
+    checks are not the client's)."""
     home = Path(tempfile.mkdtemp(prefix="interllm-bare-"))
     try:
         start = time.time()
         done = subprocess.run(
-            [sys.executable, "-c", BARE_CLIENT, locate(None).path, str(home), str(root)],
+            [sys.executable, "-c", BARE_CLIENT, codex, str(home), str(root)],
             input=config_toml("URL", "gpt-5-codex"),
             capture_output=True,
             text=True,
@@ -179,6 +180,7 @@ def main() -> int:
     root = project(scenario_list(4))
     example = project(EXAMPLE.read_text(), stem="DataTransferScenarioList", cache=True)
     empty = Path(tempfile.mkdtemp(prefix="interllm-bench-empty-"))
+    codex = locate(None).path
     shutil.copy(EXAMPLE.parent / "prompt_template.txt", example / "input")
     shutil.copytree(HERE.parent / "scenarios", example / "scenarios", dirs_exist_ok=True)
     values: dict[str, list[float]] = {}
@@ -194,7 +196,7 @@ def main() -> int:
         reused, fresh = reuse_vs_fresh(root)
         values.setdefault("per_scenario_reused_s", []).append(reused)
         values.setdefault("per_scenario_fresh_s", []).append(fresh)
-        pytest_alone, client = bare_pytest(empty), bare_client(root)
+        pytest_alone, client = bare_pytest(empty), bare_client(root, codex)
         values.setdefault("floor_pytest_s", []).append(pytest_alone)
         values.setdefault("floor_mcp_client_s", []).append(client)
         values.setdefault("startup_floor_s", []).append(pytest_alone + client)
