@@ -146,7 +146,7 @@ def test_a_sub_agent_on_another_model_is_caught_by_the_provider_audit(project: p
     )
     result.stdout.fnmatch_lines(
         [
-            "  provider request 3 at ??:??:??: POST */v1/responses model='gpt-5.6-luna' status=200 thread=* "
+            "  provider request ? at ??:??:??: POST */v1/responses model='gpt-5.6-luna' status=200 thread=* "
             "(not the session's thread)",
         ]
     )
