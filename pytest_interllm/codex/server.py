@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from pytest_interllm.codex import process, stdio
+from pytest_interllm.codex import mcp_import, process, stdio
 from pytest_interllm.codex.events import CallResult, event_from_params
 from pytest_interllm.outcome import CodexEvent
 from pytest_interllm.runtime import collector_paused
@@ -62,6 +62,7 @@ class CodexServer:
         server = await stdio.spawn(self.command, ["mcp-server"], self.env, self.cwd, self._stderr)
         self.pid = server.pid
         with collector_paused():
+            mcp_import.defer_package_inits()  # mcp's client side only (codex/mcp_import.py)
             from mcp.client.extension import NotificationBinding
             from mcp.client.session import ClientSession
             from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher

@@ -1,7 +1,8 @@
 """`codex mcp-server` spawned before mcp is imported, and mcp's session streams over its pipes.
 
-Importing mcp takes about half a second of the plugin's start-up (its types and its server side, which its
-client package imports), and codex takes about a tenth of a second to start and answer. mcp's own
+Importing mcp's client side takes about a third of a second of the plugin's start-up (its protocol types; its
+server side, which its packages' `__init__`s would import, is left out: codex/mcp_import.py), and codex takes
+about a tenth of a second to start and answer. mcp's own
 `stdio_client` spawns the server only once mcp is imported; here codex is spawned first, so it starts on another
 core while mcp is imported, and `streams` then carries mcp's `SessionMessage`s over its pipes, newline-delimited
 JSON-RPC as mcp's stdio transport does (its public message types, nothing private), for mcp's `ClientSession`.

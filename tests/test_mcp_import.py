@@ -1,0 +1,80 @@
+"""A codex session imports mcp's client side only, and the `mcp` package stays whole for everyone else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import run, write
+
+# What the state of mcp's modules is when the run ends, written by the project's conftest.
+REPORT_STATE = """\
+import json, sys
+
+def pytest_unconfigure(config):
+    mcp = sys.modules.get("mcp")
+    state = {
+        "server_imported": "mcp.server" in sys.modules,
+        "init_deferred": mcp is not None and "__getattr__" in vars(mcp),
+    }
+    with open("mcp-state.json", "w") as fh:
+        json.dump(state, fh)
+"""
+
+
+def test_a_codex_session_does_not_import_mcps_server_side(project: pytest.Pytester) -> None:
+    """mcp's server side (a third of mcp's import time) is not on the way to the first scenario."""
+    write(project.path / "conftest.py", REPORT_STATE)
+    result = run(project, "--interllm", "input/list.md", "-k", "scenario_001", fresh=True)
+    result.assert_outcomes(passed=1, deselected=2)
+    state = (project.path / "mcp-state.json").read_text()
+    assert state == '{"server_imported": false, "init_deferred": true}', state
+
+
+# After a session's imports, every way of reaching the `mcp` package finds what its __init__ defines.
+WHOLE = """\
+import importlib, sys
+from pytest_interllm.codex import mcp_import
+
+mcp_import.defer_package_inits()
+from mcp.client.extension import NotificationBinding
+from mcp.client.session import ClientSession
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp import types
+assert "mcp.server" not in sys.modules
+assert types is sys.modules["mcp.types"] and "__getattr__" in vars(sys.modules["mcp"])  # a submodule: no __init__
+
+import mcp
+assert mcp.ClientSession is ClientSession  # the first name only __init__ defines runs it, into the same module
+assert "__getattr__" not in vars(mcp) and "mcp.server" in sys.modules
+from mcp import Client, ServerSession, stdio_client
+from mcp.client import Client as ClientAgain, IncomingMessage
+assert Client is ClientAgain and mcp.client.ClientSession is ClientSession
+namespace = {}
+exec("from mcp import *", namespace)
+missing = [name for name in mcp.__all__ if name not in namespace]
+assert not missing, missing
+assert not hasattr(mcp, "no_such_name")
+import agents.mcp  # openai-agents imports names from mcp's __init__
+print("whole")
+"""
+
+# mcp imported before the plugin runs (a user's conftest): left exactly as it is.
+ALREADY = """\
+import sys
+import mcp
+before = dict(vars(mcp))
+from pytest_interllm.codex import mcp_import
+mcp_import.defer_package_inits()
+assert sys.modules["mcp"] is mcp and vars(mcp) == before
+print("untouched")
+"""
+
+
+@pytest.mark.parametrize(("script", "said"), [(WHOLE, "whole"), (ALREADY, "untouched")], ids=["deferred", "imported"])
+def test_the_mcp_package_is_whole_for_every_other_importer(script: str, said: str) -> None:
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [said]
