@@ -78,3 +78,25 @@ def test_the_mcp_package_is_whole_for_every_other_importer(script: str, said: st
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [said]
+
+
+# An __init__ that fails when it is finally run: its error where the name was asked for, every time.
+BROKEN = """\
+import sys, types
+from pytest_interllm.codex import mcp_import
+
+mcp_import.defer_package_inits()
+import mcp.types
+sys.modules["mcp.server"] = None  # the server side cannot be imported: mcp's __init__ fails
+for attempt in range(2):
+    try:
+        from mcp import ClientSession
+    except ImportError as exc:
+        print("ImportError", "mcp.server" in str(exc))
+"""
+
+
+def test_an_mcp_init_that_fails_raises_where_a_name_is_looked_up() -> None:
+    done = subprocess.run([sys.executable, "-c", BROKEN], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["ImportError True", "ImportError True"], done.stdout

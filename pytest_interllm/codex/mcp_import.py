@@ -7,9 +7,10 @@ and none of it needed by a client session. Python runs a package's `__init__` be
 path) with only their `__init__` code held back; the submodules the client needs then import as usual.
 
 Nothing is missing for anyone: a submodule is imported when it is looked up (`from mcp import types`), as usual,
-and the first lookup of a name either package's `__init__` defines (`from mcp import
-Client`, `mcp.ClientSession`, `from mcp import *`, openai-agents' `agents.mcp`) runs that `__init__` into the same
-module object, once, and answers it. If `mcp` is already imported, nothing changes.
+and the first lookup of a name either package's `__init__` defines (`from mcp import Client`, `mcp.ClientSession`,
+`from mcp import *`, openai-agents' `agents.mcp`) runs that `__init__` into the same module object, once, and
+answers it; if the `__init__` fails, its error is raised there, and again on the next lookup. If `mcp` is already
+imported, nothing changes.
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ def _init_on_first_lookup(module: ModuleType) -> Any:
             if "__getattr__" in module.__dict__:
                 del module.__dict__["__getattr__"]
                 assert module.__spec__ is not None and module.__spec__.loader is not None
-                module.__spec__.loader.exec_module(module)
+                try:
+                    module.__spec__.loader.exec_module(module)
+                except BaseException:
+                    module.__dict__["__getattr__"] = __getattr__  # not half a package: the next lookup tries again
+                    raise
         try:
             return module.__dict__[attr]
         except KeyError:
