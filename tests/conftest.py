@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -86,6 +88,11 @@ def assert_nothing_left_open(result: pytest.RunResult) -> None:
     """A passing run exited 0, with no ResourceWarning raised at exit."""
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert "ResourceWarning" not in result.stdout.str() + result.stderr.str()
+
+
+def fresh_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter (nothing imported by this test process): its exit code and output."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
 
 
 def write(path: Path, text: str) -> Path:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import run, write
+from tests.conftest import fresh_python, run, write
 
 # What the state of mcp's modules is when the run ends, written by the project's conftest.
 REPORT_STATE = """\
@@ -35,7 +32,7 @@ def test_a_codex_session_does_not_import_mcps_server_side(project: pytest.Pytest
 
 # After a session's imports, every way of reaching the `mcp` package finds what its __init__ defines.
 WHOLE = """\
-import importlib, sys
+import sys
 from pytest_interllm.codex import mcp_import
 
 mcp_import.defer_package_inits()
@@ -75,20 +72,20 @@ print("untouched")
 
 @pytest.mark.parametrize(("script", "said"), [(WHOLE, "whole"), (ALREADY, "untouched")], ids=["deferred", "imported"])
 def test_the_mcp_package_is_whole_for_every_other_importer(script: str, said: str) -> None:
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = fresh_python(script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [said]
 
 
 # An __init__ that fails when it is finally run: its error where the name was asked for, every time.
 BROKEN = """\
-import sys, types
+import sys
 from pytest_interllm.codex import mcp_import
 
 mcp_import.defer_package_inits()
 import mcp.types
 sys.modules["mcp.server"] = None  # the server side cannot be imported: mcp's __init__ fails
-for attempt in range(2):
+for _ in range(2):
     try:
         from mcp import ClientSession
     except ImportError as exc:
@@ -97,6 +94,6 @@ for attempt in range(2):
 
 
 def test_an_mcp_init_that_fails_raises_where_a_name_is_looked_up() -> None:
-    done = subprocess.run([sys.executable, "-c", BROKEN], capture_output=True, text=True, timeout=120)
+    done = fresh_python(BROKEN)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["ImportError True", "ImportError True"], done.stdout

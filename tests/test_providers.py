@@ -17,7 +17,7 @@ from pytest_interllm.providers.proxy import AuditProxy, Cassettes
 from pytest_interllm.providers.scripted import ScriptedModel
 from pytest_interllm.redact import Redactor
 from pytest_interllm.runtime import LoopRunner
-from tests.conftest import StandIn, jsonl, run, write
+from tests.conftest import StandIn, fresh_python, jsonl, run, write
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "input" / "DataTransferScenarioList.md"
 
@@ -379,9 +379,6 @@ def test_a_fixed_provider_token_reaches_codex_through_the_proxy(
 def test_a_local_model_server_listens_when_its_start_returns_without_websockets() -> None:
     """The server says when it listens (no polling): a connection right after `start` is accepted, and uvicorn's
     websockets protocol is never imported (a fresh interpreter: this one may have it)."""
-    import subprocess
-    import sys
-
     code = (
         "import asyncio, socket, sys\n"
         "from pytest_interllm.providers.scripted import ScriptedModel\n"
@@ -393,5 +390,5 @@ def test_a_local_model_server_listens_when_its_start_returns_without_websockets(
         "    print(model.port > 0, any(m == 'websockets' or m.startswith('websockets.') for m in sys.modules))\n"
         "asyncio.run(main())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = fresh_python(code, timeout=60)
     assert done.stdout.split() == ["True", "False"], done.stderr
