@@ -150,3 +150,57 @@ def test_the_version_and_help_checks_run_at_the_same_time(tmp_path: Path) -> Non
     assert check(str(fake)).version == "codex-cli 0.153.4"
     events = [line.split()[0] for line in log.read_text().splitlines()]
     assert events == ["start", "start", "end", "end"], log.read_text()
+
+
+ASKED_CODEX = (
+    "#!/bin/sh\n"
+    'echo "$*" >> "$(dirname "$0")/calls.log"\n'
+    'case "$1" in\n'
+    '  --version) echo "codex-cli {version}" ;;\n'
+    '  debug) echo \'{{"models": [{{"slug": "gpt-b", "priority": 2}}, {{"slug": "gpt-a", "priority": 1}}]}}\' ;;\n'
+    '  *) echo "{help}" ;;\n'
+    "esac\n"
+)
+
+
+def test_a_binary_that_passed_is_not_asked_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every run checks codex and reads its catalog; the same binary's passing answers are kept for the next run,
+    and a changed binary (or one that failed) is asked again."""
+    from pytest_interllm.codex.catalog import bundled_catalog
+    from pytest_interllm.codex.locate import CodexMissing, check
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    fake, log = tmp_path / "codex", tmp_path / "calls.log"
+
+    def asked() -> list[str]:
+        return log.read_text().splitlines() if log.exists() else []
+
+    def catalog() -> tuple[str, ...] | None:
+        bundled_catalog.cache_clear()  # the in-process cache: this is about the next run
+        found = bundled_catalog(str(fake), "v")
+        return found.listed if found is not None else None
+
+    write(fake, ASKED_CODEX.format(version="0.153.4", help="Usage: codex mcp-server [OPTIONS]"))
+    fake.chmod(0o755)
+    for _ in range(3):
+        assert check(str(fake)).version == "codex-cli 0.153.4"
+        assert catalog() == ("gpt-a", "gpt-b")
+    assert sorted(asked()) == ["--version", "debug models --bundled", "mcp-server --help"]  # once each
+
+    write(fake, ASKED_CODEX.format(version="0.153.3", help="Usage: codex mcp-server [OPTIONS]"))  # upgraded in place
+    assert check(str(fake)).version == "codex-cli 0.153.3"
+    assert len(asked()) == 5
+
+    (tmp_path / "cache" / "answers.json").write_text("{not json")  # a broken file: as if there were none
+    assert check(str(fake)).version == "codex-cli 0.153.3"
+    assert len(asked()) == 7
+    assert check(str(fake)).version == "codex-cli 0.153.3"
+    assert len(asked()) == 7
+
+    write(fake, ASKED_CODEX.format(version="0.153.3", help="no such command"))  # fails: never kept
+    for _ in range(2):
+        with pytest.raises(CodexMissing, match="has no `mcp-server` command"):
+            check(str(fake))
+    assert len(asked()) == 11

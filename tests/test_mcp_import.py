@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import fresh_python, run, write
@@ -12,9 +14,15 @@ import json, sys
 
 def pytest_unconfigure(config):
     mcp = sys.modules.get("mcp")
+    from pydantic._internal._config import config_defaults
+    import mcp_types
+
     state = {
         "server_imported": "mcp.server" in sys.modules,
         "init_deferred": mcp is not None and "__getattr__" in vars(mcp),
+        "unused_model_built": mcp_types.ElicitRequest.__pydantic_complete__,
+        "used_model_built": mcp_types.CallToolResult.__pydantic_complete__,
+        "defaults_restored": config_defaults["defer_build"] is False,
     }
     with open("mcp-state.json", "w") as fh:
         json.dump(state, fh)
@@ -22,12 +30,19 @@ def pytest_unconfigure(config):
 
 
 def test_a_codex_session_does_not_import_mcps_server_side(project: pytest.Pytester) -> None:
-    """mcp's server side (a third of mcp's import time) is not on the way to the first scenario."""
+    """mcp's server side (a third of mcp's import time) is not on the way to the first scenario, and mcp's models are
+    built when first used."""
     write(project.path / "conftest.py", REPORT_STATE)
     result = run(project, "--interllm", "input/list.md", "-k", "scenario_001", fresh=True)
     result.assert_outcomes(passed=1, deselected=2)
     state = (project.path / "mcp-state.json").read_text()
-    assert state == '{"server_imported": false, "init_deferred": true}', state
+    assert json.loads(state) == {
+        "server_imported": False,
+        "init_deferred": True,
+        "unused_model_built": False,  # mcp's models are built when used ...
+        "used_model_built": True,
+        "defaults_restored": True,  # ... and only mcp's: pydantic's default is back for everyone else
+    }
 
 
 # After a session's imports, every way of reaching the `mcp` package finds what its __init__ defines.
@@ -97,3 +112,32 @@ def test_an_mcp_init_that_fails_raises_where_a_name_is_looked_up() -> None:
     done = fresh_python(BROKEN)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["ImportError True", "ImportError True"], done.stdout
+
+
+def test_models_built_on_first_use_nests_and_leaves_pydantic_as_it_was() -> None:
+    from pydantic import BaseModel
+    from pydantic._internal._config import config_defaults
+
+    from pytest_interllm.codex import mcp_import
+
+    with pytest.raises(KeyError), mcp_import.models_built_on_first_use():
+        with mcp_import.models_built_on_first_use():
+
+            class Inner(BaseModel):
+                x: int
+
+        class Outer(BaseModel):  # the inner block's end is not the outer one's
+            y: int
+
+        raise KeyError("an error inside the block")
+
+    class After(BaseModel):
+        z: int
+
+    assert (Inner.__pydantic_complete__, Outer.__pydantic_complete__, After.__pydantic_complete__) == (
+        False,
+        False,
+        True,
+    )
+    assert config_defaults["defer_build"] is False
+    assert Inner.model_validate({"x": "1"}).x == 1 and Inner.__pydantic_complete__  # built when used, as usual

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_interllm.codex import answers
 from pytest_interllm.workdirs import Workdir
 
 FALLBACK_MODEL = "gpt-5-codex"  # when no codex can be asked: the field report's model
@@ -38,6 +39,10 @@ class Catalog:
 @functools.lru_cache(maxsize=8)
 def bundled_catalog(codex: str, version: str = "") -> Catalog | None:
     """The catalog of the codex at `codex` (None when it cannot tell: an older codex, a broken binary)."""
+    known = answers.recall(codex, "debug models --bundled")
+    if isinstance(known, dict) and isinstance(known.get("listed"), list) and isinstance(known.get("hidden"), list):
+        listed, hidden = tuple(map(str, known["listed"])), tuple(map(str, known["hidden"]))
+        return Catalog(version, listed, hidden, listed[0] if listed else None)  # asked in an earlier run
     workdir = Workdir("catalog")  # locked: a run killed meanwhile leaves it to the next run to remove
     home = str(workdir.path)
     env = {"HOME": home, "CODEX_HOME": home, "PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
@@ -65,6 +70,7 @@ def bundled_catalog(codex: str, version: str = "") -> Catalog | None:
     )
     listed = tuple(str(m["slug"]) for m in entries if m.get("visibility", "list") == "list")
     hidden = tuple(str(m["slug"]) for m in entries if m.get("visibility", "list") != "list")
+    answers.keep(codex, "debug models --bundled", {"listed": listed, "hidden": hidden})
     return Catalog(version, listed, hidden, listed[0] if listed else None)
 
 

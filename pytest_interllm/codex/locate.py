@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from pytest_interllm.codex import answers
 from pytest_interllm.codex.install import MCP_VERSION, cache_root, installed
 
 APP_SERVER_MINIMUM = (0, 151, 0)  # the oldest runtime OpenAI's SDK drives
@@ -88,9 +89,13 @@ def mcp_default_available(explicit: str | None) -> str | None:
 
 
 def check(path: str, interface: str = "mcp-server", timeout: float = 30.0) -> CodexBinary:
-    """Run `codex --version` and `codex <interface> --help`; raise `CodexMissing` with the reason."""
+    """Run `codex --version` and `codex <interface> --help` (unless this binary passed before); raise `CodexMissing`
+    with the reason."""
     if not path or not Path(path).is_file():
         raise CodexMissing(f"{path or '(none)'}: no such file")
+    known = answers.recall(path, f"check {interface}")
+    if isinstance(known, str):
+        return CodexBinary(path=path, version=known)  # this very binary passed in an earlier run (codex/answers.py)
     try:
         version, helped = _run_together([[path, "--version"], [path, interface, "--help"]], timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -104,6 +109,7 @@ def check(path: str, interface: str = "mcp-server", timeout: float = 30.0) -> Co
         raise CodexMissing(f"{path} ({name}): has no `{interface}` command ({why})")
     if interface == "app-server" and version_tuple(name) and version_tuple(name) < APP_SERVER_MINIMUM:
         raise CodexMissing(f"{path} ({name}): too old for the SDK (app-server needs codex 0.151 or newer)")
+    answers.keep(path, f"check {interface}", name)
     return CodexBinary(path=path, version=name)
 
 

@@ -11,18 +11,28 @@ and the first lookup of a name either package's `__init__` defines (`from mcp im
 `from mcp import *`, openai-agents' `agents.mcp`) runs that `__init__` into the same module object, once, and
 answers it; if the `__init__` fails, its error is raised there, and again on the next lookup. If `mcp` is already
 imported, nothing changes.
+
+`models_built_on_first_use` is the other half of mcp's import time: `mcp_types` defines some 500 pydantic models
+(its own and two protocol versions'), and pydantic builds each one's validator as the class is created. While the
+client's modules are imported, the models created are marked as pydantic's documented `defer_build` marks them: built
+the first time one is used (a session uses a few dozen), with the same behaviour. pydantic keeps its config defaults
+in a private dict (`pydantic._internal._config.config_defaults`); where that dict is not there, or not as expected,
+nothing is changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import threading
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 _PACKAGES = ("mcp", "mcp.client")
 _lock = threading.RLock()
+_deferring = 0  # models_built_on_first_use blocks running
 
 
 def defer_package_inits() -> None:
@@ -63,3 +73,30 @@ def _init_on_first_lookup(module: ModuleType) -> Any:
             raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}") from None
 
     return __getattr__
+
+
+@contextlib.contextmanager
+def models_built_on_first_use() -> Iterator[None]:
+    """pydantic models created inside the block build their validators on first use (pydantic's `defer_build`)."""
+    defaults: dict[str, Any] | None
+    found: object
+    try:
+        from pydantic._internal._config import config_defaults as found
+    except ImportError:
+        found = None
+    global _deferring
+    with _lock:  # not held while the block runs: blocks in other threads nest
+        if isinstance(found, dict) and (_deferring or found.get("defer_build") is False):
+            defaults = cast(dict[str, Any], found)
+            _deferring += 1
+            defaults["defer_build"] = True
+        else:
+            defaults = None  # not the pydantic this was measured with: models are built as usual
+    try:
+        yield
+    finally:
+        if defaults is not None:
+            with _lock:
+                _deferring -= 1
+                if not _deferring:
+                    defaults["defer_build"] = False

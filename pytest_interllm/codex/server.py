@@ -61,8 +61,8 @@ class CodexServer:
         # codex first: it starts on another core while mcp is imported below (codex/stdio.py)
         server = await stdio.spawn(self.command, ["mcp-server"], self.env, self.cwd, self._stderr)
         self.pid = server.pid
-        with collector_paused():
-            mcp_import.defer_package_inits()  # mcp's client side only (codex/mcp_import.py)
+        with collector_paused(), mcp_import.models_built_on_first_use():
+            mcp_import.defer_package_inits()  # mcp's client side only, its models built when used (mcp_import.py)
             from mcp.client.extension import NotificationBinding
             from mcp.client.session import ClientSession
             from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher

@@ -6,11 +6,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pytest_interllm.outcome import AuditRecord
 from pytest_interllm.providers.scripted import CallContext, ScriptedModel
-from pytest_interllm.providers.service import ProxyClient
 from pytest_interllm.runtime import LoopRunner
+
+if TYPE_CHECKING:  # the proxy's client is given by the run that has one; httpx is not imported for the others
+    from pytest_interllm.providers.service import ProxyClient
 
 
 @dataclass

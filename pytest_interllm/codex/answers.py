@@ -1,0 +1,70 @@
+"""What a codex binary answered to the questions every run asks it before its first scenario (`--version` and
+`<interface> --help` to check it, `debug models --bundled` for its catalog), kept per binary so that the next run
+does not start three codex processes to ask again.
+
+A binary is known by its resolved path, size, inode and modification time: reinstalled, upgraded or replaced, it is
+a new binary and is asked again. Only answers that passed are kept (a binary that failed a check is checked every
+time), in one small JSON file beside the installed codex versions (`$INTERLLM_CODEX_CACHE`), written whole by a
+rename so that runs in parallel never read half of it; the newest `LIMIT` binaries are kept. A file that cannot be
+read or written is ignored: every question is then asked, as without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_interllm.codex.install import cache_root
+
+FILE = "answers.json"
+LIMIT = 32  # binaries remembered (tests and upgrades leave old ones behind)
+
+
+def _identity(path: str) -> str | None:
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}"
+
+
+def _read(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recall(path: str, question: str) -> Any | None:
+    """The answer this binary gave to `question` in an earlier run, or None."""
+    key = _identity(path)
+    entry = _read(cache_root() / FILE).get(key) if key is not None else None
+    return entry.get("answers", {}).get(question) if isinstance(entry, dict) else None
+
+
+def keep(path: str, question: str, answer: Any) -> None:
+    """Remember the binary's (passing) answer to `question` for the next runs."""
+    key = _identity(path)
+    if key is None:
+        return
+    file = cache_root() / FILE
+    data = _read(file)
+    entry = data.get(key)
+    earlier = entry.get("answers") if isinstance(entry, dict) else None
+    answers = dict(earlier) if isinstance(earlier, dict) else {}
+    data[key] = {"answers": {**answers, question: answer}, "kept": time.time()}
+    newest = sorted(data, key=lambda k: data[k].get("kept", 0) if isinstance(data[k], dict) else 0)[-LIMIT:]
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".answers-", dir=file.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({k: data[k] for k in newest}, fh)
+        os.replace(tmp, file)
+    except OSError:
+        return
