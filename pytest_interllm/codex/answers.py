@@ -11,6 +11,7 @@ read or written is ignored: every question is then asked, as without it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -60,6 +61,7 @@ def keep(path: str, question: str, answer: Any) -> None:
     answers = dict(earlier) if isinstance(earlier, dict) else {}
     data[key] = {"answers": {**answers, question: answer}, "kept": time.time()}
     newest = sorted(data, key=lambda k: data[k].get("kept", 0) if isinstance(data[k], dict) else 0)[-LIMIT:]
+    tmp = None
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".answers-", dir=file.parent)
@@ -67,4 +69,6 @@ def keep(path: str, question: str, answer: Any) -> None:
             json.dump({k: data[k] for k in newest}, fh)
         os.replace(tmp, file)
     except OSError:
-        return
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # our own temporary file, never the answers of another run
