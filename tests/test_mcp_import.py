@@ -23,13 +23,14 @@ def pytest_unconfigure(config):
         "unused_model_built": mcp_types.ElicitRequest.__pydantic_complete__,
         "used_model_built": mcp_types.CallToolResult.__pydantic_complete__,
         "defaults_restored": config_defaults["defer_build"] is False,
+        "httpx_imported": "httpx2" in sys.modules,
     }
     with open("mcp-state.json", "w") as fh:
         json.dump(state, fh)
 """
 
 
-def test_a_codex_session_does_not_import_mcps_server_side(project: pytest.Pytester) -> None:
+def test_a_codex_session_does_not_import_mcps_server_side_nor_httpx(project: pytest.Pytester) -> None:
     """mcp's server side (a third of mcp's import time) is not on the way to the first scenario, and mcp's models are
     built when first used."""
     write(project.path / "conftest.py", REPORT_STATE)
@@ -42,6 +43,7 @@ def test_a_codex_session_does_not_import_mcps_server_side(project: pytest.Pytest
         "unused_model_built": False,  # mcp's models are built when used ...
         "used_model_built": True,
         "defaults_restored": True,  # ... and only mcp's: pydantic's default is back for everyone else
+        "httpx_imported": False,  # the audit proxy's client: not for a run without the proxy
     }
 
 
