@@ -172,7 +172,9 @@ def test_a_binary_that_passed_is_not_asked_again_until_it_changes(
     from pytest_interllm.codex.locate import CodexMissing, check
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    fake, log = tmp_path / "codex", tmp_path / "calls.log"
+    fake = tmp_path / "codex_cli_bin" / "bin" / "codex"  # where OpenAI's wheel keeps its codex
+    log = fake.parent / "calls.log"
+    fake.parent.mkdir(parents=True)
 
     def asked() -> list[str]:
         return log.read_text().splitlines() if log.exists() else []
@@ -204,3 +206,19 @@ def test_a_binary_that_passed_is_not_asked_again_until_it_changes(
         with pytest.raises(CodexMissing, match="has no `mcp-server` command"):
             check(str(fake))
     assert len(asked()) == 11
+
+
+def test_a_codex_outside_openais_wheel_is_asked_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A codex named by --interllm-codex or found on PATH may be a wrapper or a version manager's shim that runs
+    another codex tomorrow: its answers are never kept."""
+    from pytest_interllm.codex.locate import check
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    shim = tmp_path / "shims" / "codex"
+    shim.parent.mkdir()
+    write(shim, ASKED_CODEX.format(version="0.153.4", help="Usage: codex mcp-server [OPTIONS]"))
+    shim.chmod(0o755)
+    for _ in range(2):
+        assert check(str(shim)).version == "codex-cli 0.153.4"
+    assert len((shim.parent / "calls.log").read_text().splitlines()) == 4
+    assert not (tmp_path / "cache" / "answers.json").exists()

@@ -2,7 +2,10 @@
 `<interface> --help` to check it, `debug models --bundled` for its catalog), kept per binary so that the next run
 does not start three codex processes to ask again.
 
-A binary is known by its resolved path, size, inode and modification time: reinstalled, upgraded or replaced, it is
+Only the native codex of OpenAI's wheel (`openai-codex-cli-bin`: `…/codex_cli_bin/bin/codex`, as `install-codex`
+puts it in the cache and pip in an environment) is remembered: any other file named by `--interllm-codex` or found
+on PATH may be a wrapper or a version manager's shim that runs another codex tomorrow, and is asked every run. A
+binary is known by its resolved path, size, inode and modification time: reinstalled, upgraded or replaced, it is
 a new binary and is asked again. Only answers that passed are kept (a binary that failed a check is checked every
 time), in one small JSON file beside the installed codex versions (`$INTERLLM_CODEX_CACHE`), written whole by a
 rename so that runs in parallel never read half of it; the newest `LIMIT` binaries are kept. A file that cannot be
@@ -23,13 +26,17 @@ from pytest_interllm.codex.install import cache_root
 
 FILE = "answers.json"
 LIMIT = 32  # binaries remembered (tests and upgrades leave old ones behind)
+WHEEL_DIRS = ("codex_cli_bin", "bin")  # where openai-codex-cli-bin keeps its native codex
 
 
 def _identity(path: str) -> str | None:
+    """The key of a binary of OpenAI's codex wheel; None for any other file (never remembered)."""
     try:
         real = os.path.realpath(path)
         st = os.stat(real)
     except OSError:
+        return None
+    if Path(real).parts[-3:-1] != WHEEL_DIRS:
         return None
     return f"{real}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}"
 
