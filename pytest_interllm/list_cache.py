@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from pytest_interllm.jsonfile import read_object, write_whole
 
 
 def list_cache_dir(config: Any) -> Path | None:
@@ -34,11 +35,8 @@ def forget(cache_dir: Path, path: Path) -> None:
 
 def read(cache_dir: Path, path: Path, key: str) -> dict[str, Any] | None:
     """What was kept of the list under `key`; None when missing, stale or unreadable (parse again)."""
-    try:
-        data = json.loads(_file(cache_dir, path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("key") == key else None
+    data = read_object(_file(cache_dir, path))
+    return data if data is not None and data.get("key") == key else None
 
 
 def keep(cache_dir: Path, path: Path, key: str, data: dict[str, Any]) -> None:
@@ -48,13 +46,4 @@ def keep(cache_dir: Path, path: Path, key: str, data: dict[str, Any]) -> None:
     except (TypeError, ValueError):
         forget(cache_dir, path)
         return
-    target = _file(cache_dir, path)
-    # A private temporary name and an atomic rename: xdist workers may write the same list at once.
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(payload, encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    write_whole(_file(cache_dir, path), payload)  # xdist workers may write the same list at once

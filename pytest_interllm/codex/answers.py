@@ -14,15 +14,14 @@ read or written is ignored: every question is then asked, as without it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from pytest_interllm.codex.install import cache_root
+from pytest_interllm.jsonfile import read_object, write_whole
 
 FILE = "answers.json"
 LIMIT = 32  # binaries remembered (tests and upgrades leave old ones behind)
@@ -41,18 +40,10 @@ def _identity(path: str) -> str | None:
     return f"{real}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}"
 
 
-def _read(file: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def recall(path: str, question: str) -> Any | None:
     """The answer this binary gave to `question` in an earlier run, or None."""
     key = _identity(path)
-    entry = _read(cache_root() / FILE).get(key) if key is not None else None
+    entry = (read_object(cache_root() / FILE) or {}).get(key) if key is not None else None
     return entry.get("answers", {}).get(question) if isinstance(entry, dict) else None
 
 
@@ -62,20 +53,10 @@ def keep(path: str, question: str, answer: Any) -> None:
     if key is None:
         return
     file = cache_root() / FILE
-    data = _read(file)
+    data = read_object(file) or {}
     entry = data.get(key)
     earlier = entry.get("answers") if isinstance(entry, dict) else None
     answers = dict(earlier) if isinstance(earlier, dict) else {}
     data[key] = {"answers": {**answers, question: answer}, "kept": time.time()}
     newest = sorted(data, key=lambda k: data[k].get("kept", 0) if isinstance(data[k], dict) else 0)[-LIMIT:]
-    tmp = None
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".answers-", dir=file.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({k: data[k] for k in newest}, fh)
-        os.replace(tmp, file)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)  # our own temporary file, never the answers of another run
+    write_whole(file, json.dumps({k: data[k] for k in newest}))

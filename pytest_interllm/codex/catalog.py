@@ -41,8 +41,18 @@ def bundled_catalog(codex: str, version: str = "") -> Catalog | None:
     """The catalog of the codex at `codex` (None when it cannot tell: an older codex, a broken binary)."""
     known = answers.recall(codex, "debug models --bundled")
     if isinstance(known, dict) and isinstance(known.get("listed"), list) and isinstance(known.get("hidden"), list):
-        listed, hidden = tuple(map(str, known["listed"])), tuple(map(str, known["hidden"]))
-        return Catalog(version, listed, hidden, listed[0] if listed else None)  # asked in an earlier run
+        listed, hidden = tuple(map(str, known["listed"])), tuple(map(str, known["hidden"]))  # asked in an earlier run
+    else:
+        asked = _ask(codex)
+        if asked is None:
+            return None
+        listed, hidden = asked
+        answers.keep(codex, "debug models --bundled", {"listed": listed, "hidden": hidden})
+    return Catalog(version, listed, hidden, listed[0] if listed else None)
+
+
+def _ask(codex: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """`codex debug models --bundled`: the listed models by priority, and the hidden ones."""
     workdir = Workdir("catalog")  # locked: a run killed meanwhile leaves it to the next run to remove
     home = str(workdir.path)
     env = {"HOME": home, "CODEX_HOME": home, "PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
@@ -70,8 +80,7 @@ def bundled_catalog(codex: str, version: str = "") -> Catalog | None:
     )
     listed = tuple(str(m["slug"]) for m in entries if m.get("visibility", "list") == "list")
     hidden = tuple(str(m["slug"]) for m in entries if m.get("visibility", "list") != "list")
-    answers.keep(codex, "debug models --bundled", {"listed": listed, "hidden": hidden})
-    return Catalog(version, listed, hidden, listed[0] if listed else None)
+    return listed, hidden
 
 
 def user_model(environ: Mapping[str, str]) -> tuple[str, Path] | None:
